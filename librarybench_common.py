@@ -1,0 +1,556 @@
+"""What the toolkit's scripts share: loading problems, code extraction, running tests on an
+executor (the remote API at ``CYBER_URL`` or the embedded sandbox), feedback formatting, atomic
+writes, and the two global semaphores (LLM calls, executions).
+
+The seed's helpers keep their names and positional signatures so existing notebooks work:
+``extract_code``, ``create_test_cases_from_input_output``, ``run_unit_tests``,
+``run_unit_tests_async``, ``format_feedback``, ``get_model_feedback``.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import json
+import logging
+import os
+import random
+import re
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable, Protocol, Sequence
+
+import httpx
+
+from errors import ConfigError, ExecutionError, InputError
+from records import VERDICTS, StdioTest, Test, TestResult, Verdict
+
+log = logging.getLogger("librarybench")
+
+DEFAULT_TIMEOUT = 10.0  # seconds per test
+DEFAULT_FEEDBACK_BUDGET = 6000  # characters of feedback shown to a model
+DEFAULT_LLM_CONCURRENCY = 5
+DEFAULT_EXEC_CONCURRENCY = 50
+
+# --------------------------------------------------------------------------------------------
+# The two global semaphores. asyncio primitives belong to one event loop, so each is created
+# lazily for the running loop; the limits are process-wide and resizable from the CLI.
+# --------------------------------------------------------------------------------------------
+
+_limits = {"llm": DEFAULT_LLM_CONCURRENCY, "exec": DEFAULT_EXEC_CONCURRENCY}
+_semaphores: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Semaphore]] = {}
+
+
+def set_semaphore_limits(*, llm: int | None = None, exec: int | None = None) -> None:
+    """Resize the global semaphores (takes effect for semaphores created afterwards)."""
+    for name, value in (("llm", llm), ("exec", exec)):
+        if value is not None:
+            if value < 1:
+                raise ConfigError(f"--{name}-semaphore must be at least 1, got {value}")
+            _limits[name] = value
+            _semaphores.pop(name, None)
+
+
+def semaphore_limit(name: str) -> int:
+    return _limits[name]
+
+
+def _semaphore(name: str) -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    current = _semaphores.get(name)
+    if current is None or current[0] is not loop:
+        current = (loop, asyncio.Semaphore(_limits[name]))
+        _semaphores[name] = current
+    return current[1]
+
+
+def llm_semaphore() -> asyncio.Semaphore:
+    """Bounds concurrent model calls across all problems of a run."""
+    return _semaphore("llm")
+
+
+def exec_semaphore() -> asyncio.Semaphore:
+    """Bounds concurrent test executions across all problems of a run."""
+    return _semaphore("exec")
+
+
+# --------------------------------------------------------------------------------------------
+# Loading solution files
+# --------------------------------------------------------------------------------------------
+
+
+def load_problems(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Read a solution file: a JSON list of problem records."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read: {exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    if not isinstance(data, list):
+        raise InputError(f"{path}: expected a JSON list of problem records, got {type(data).__name__}")
+    return data
+
+
+def parse_input_output(input_output: Any) -> dict[str, Any]:
+    """``input_output`` is a JSON string in TACO files and sometimes already a dict."""
+    if isinstance(input_output, str):
+        try:
+            input_output = json.loads(input_output)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"input_output is not valid JSON ({exc.msg} at position {exc.pos})") from None
+    if not isinstance(input_output, dict):
+        raise InputError(f"input_output must be an object with inputs and outputs, got {type(input_output).__name__}")
+    return input_output
+
+
+def create_test_cases_from_input_output(input_output: Any) -> list[StdioTest]:
+    """Convert ``{"inputs": [...], "outputs": [...]}`` into stdin/stdout tests (seed signature)."""
+    io = parse_input_output(input_output)
+    inputs, outputs = io.get("inputs"), io.get("outputs")
+    if inputs is None or outputs is None:
+        if "fn_name" in io:
+            raise InputError("call-based problem (fn_name) is not supported: only stdin/stdout tests")
+        raise InputError("input_output has no inputs/outputs")
+    if not isinstance(inputs, list) or not isinstance(outputs, list):
+        raise InputError("input_output inputs and outputs must be lists")
+    if len(inputs) != len(outputs):
+        raise InputError(f"input_output has {len(inputs)} inputs but {len(outputs)} outputs")
+    return [{"stdin": _as_text(i), "stdout": _as_text(o)} for i, o in zip(inputs, outputs)]
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "\n".join(str(v) for v in value)
+    return str(value)
+
+
+def problem_tests(record: Any, index: int, path: str | os.PathLike[str] = "<records>") -> list[StdioTest]:
+    """The tests of one record, or an ``InputError`` naming the file and problem index."""
+    where = f"{path}: problem {index}"
+    if not isinstance(record, dict):
+        raise InputError(f"{where}: record is not a JSON object")
+    if "input_output" not in record or record["input_output"] in (None, "", {}):
+        raise InputError(f"{where}: no tests (missing input_output)")
+    try:
+        tests = create_test_cases_from_input_output(record["input_output"])
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
+    if not tests:
+        raise InputError(f"{where}: no tests (input_output has empty inputs)")
+    return tests
+
+
+def solution_keys(records: Iterable[Any], include_human: bool = False) -> list[str]:
+    """Every ``*_solution`` key in the records (model answers), in first-seen order."""
+    keys: list[str] = []
+    for record in records:
+        if isinstance(record, dict):
+            for key in record:
+                if key.endswith("_solution") and key not in keys:
+                    keys.append(key)
+    if not include_human:
+        keys = [k for k in keys if k != "human_solution"]
+    elif "human_solution" in keys:
+        keys = [k for k in keys if k != "human_solution"] + ["human_solution"]
+    return keys
+
+
+def resolve_model_key(record: dict[str, Any], model_name: str | None) -> str:
+    """Map a seed-style model name (``o3_mini``, ``claude``) or a full key to the record's key."""
+    if model_name:
+        for key in (model_name, f"{model_name}_solution"):
+            if key in record:
+                return key
+        raise InputError(f"model key {model_name!r} not found (record has {', '.join(solution_keys([record], True)) or 'no *_solution keys'})")
+    keys = solution_keys([record])
+    if not keys:
+        raise InputError("record has no *_solution key")
+    return keys[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Code extraction
+# --------------------------------------------------------------------------------------------
+
+_DASHED = re.compile(r"^-{5,}[ \t]*\n(.*?)^-{5,}[ \t]*$", re.DOTALL | re.MULTILINE)
+_FENCE = re.compile(r"^[ \t]*```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)^[ \t]*```", re.DOTALL | re.MULTILINE)
+_PY_TAGS = {"python", "py", "python3", "py3", ""}
+_READS_INPUT = re.compile(r"\binput\s*\(|sys\.stdin|open\(\s*0")
+_WRITES_OUTPUT = re.compile(r"\bprint\s*\(|sys\.stdout|\bwrite\s*\(")
+
+
+def _parses(code: str) -> bool:
+    try:
+        ast.parse(code)
+    except (SyntaxError, ValueError):
+        return False
+    return True
+
+
+def is_complete_program(code: str) -> bool:
+    """A block that parses, reads stdin and writes output: a whole program, not a fragment."""
+    return _parses(code) and bool(_READS_INPUT.search(code)) and bool(_WRITES_OUTPUT.search(code))
+
+
+def code_blocks(solution: str) -> list[str]:
+    """Python code blocks of an answer in order: fenced (python/py/bare) or between dashed lines."""
+    fenced = [m.group(2) for m in _FENCE.finditer(solution) if m.group(1).lower() in _PY_TAGS]
+    if fenced:
+        return fenced
+    return [m.group(1) for m in _DASHED.finditer(solution)]
+
+
+def extract_code(solution: str | None) -> str:
+    """Extract the program from a model's answer.
+
+    Rule: collect the Python blocks (fenced with ```python, ```py, ```python3 or bare ```;
+    otherwise o3-mini's blocks between lines of five or more dashes). Among the blocks that are
+    complete programs (they parse, read stdin and print), take the *last* one: models revise
+    ("wait, there is an issue... corrected version") and put the final program last, while
+    fragments (a helper, an example) are not complete. If no block is complete, take the
+    longest block that parses, else the longest block. An answer without blocks is returned
+    whole when it parses as Python (a bare program), otherwise ``""`` (no code).
+    """
+    if not solution:
+        return ""
+    blocks = [b.strip("\n") for b in code_blocks(solution)]
+    blocks = [b for b in blocks if b.strip()]
+    if not blocks:
+        stripped = solution.strip()
+        return stripped + "\n" if stripped and _parses(stripped) and is_complete_program(stripped) else ""
+    complete = [b for b in blocks if is_complete_program(b)]
+    if complete:
+        return complete[-1] + "\n"
+    parseable = [b for b in blocks if _parses(b)]
+    return max(parseable or blocks, key=len) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Executors
+# --------------------------------------------------------------------------------------------
+
+
+class Executor(Protocol):
+    name: str
+
+    async def run_tests(self, code: str, tests: list[Test], *, timeout: float | None = None) -> list[TestResult]: ...
+
+
+def verdict_of(result: dict[str, Any]) -> Verdict:
+    """A verdict for a remote result (which has none): same rule as the embedded executor."""
+    if result.get("verdict") in VERDICTS:
+        return result["verdict"]
+    if result.get("passed"):
+        return "passed"
+    run = (result.get("exec_output") or {}).get("run_output") or {}
+    if run.get("timeout_expired"):
+        return "timeout"
+    if "MemoryError" in (run.get("stderr") or ""):
+        return "memory_limit"
+    if run.get("exit_code") not in (0, None):
+        return "runtime_error"
+    return "wrong_answer"
+
+
+class RemoteExecutor:
+    """Client of the execution API at ``CYBER_URL``: one POST per (program, test).
+
+    Transport errors, 429 and 5xx responses, and bodies that are not JSON are retried with
+    exponential backoff; when the retries are used up an ``ExecutionError`` is raised: an error
+    of the run, never a failed test.
+    """
+
+    name = "remote"
+
+    def __init__(self, url: str, *, retries: int = 4, backoff: float = 0.5, request_timeout_margin: float = 30.0) -> None:
+        if not url:
+            raise ConfigError("CYBER_URL is not set: set it to the execution API's URL or use --executor local")
+        self.url = url
+        self.retries = retries
+        self.backoff = backoff
+        self.margin = request_timeout_margin
+        self._client: httpx.AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def isolation(self) -> str:
+        return f"remote execution API at {self.url}"
+
+    def _get_client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            n = semaphore_limit("exec")
+            self._client = httpx.AsyncClient(limits=httpx.Limits(max_connections=n, max_keepalive_connections=n))
+            self._loop = loop
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def run_test(self, code: str, test: Test, *, timeout: float | None = None) -> TestResult:
+        timeout = timeout or DEFAULT_TIMEOUT
+        params = {
+            "language": "python",
+            "environment": "default",
+            "timeout": f"{timeout:g}",
+            "generation_formatting": "true",
+            "fill_missing_imports": "true",
+        }
+        client = self._get_client()
+        problem = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                await asyncio.sleep(self.backoff * 2 ** (attempt - 1) * (0.5 + random.random()))
+            try:
+                response = await client.post(
+                    self.url, params=params, json={"code": code, "test": test}, timeout=timeout + self.margin
+                )
+            except httpx.HTTPError as exc:
+                problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                continue
+            if response.status_code == 429 or response.status_code >= 500:
+                problem = f"HTTP {response.status_code}"
+                continue
+            if response.status_code >= 400:
+                raise ExecutionError(f"execution API at {self.url} rejected the request: HTTP {response.status_code}: {response.text[:200]}")
+            try:
+                result = response.json()
+            except ValueError:
+                problem = "response body is not JSON"
+                continue
+            if not isinstance(result, dict) or "passed" not in result:
+                problem = "response JSON has no 'passed' field"
+                continue
+            result["verdict"] = verdict_of(result)
+            return result  # type: ignore[return-value]
+        raise ExecutionError(f"execution API at {self.url} failed after {self.retries + 1} attempts: {problem}")
+
+    async def run_tests(self, code: str, tests: list[Test], *, timeout: float | None = None) -> list[TestResult]:
+        return list(await asyncio.gather(*(self.run_test(code, t, timeout=timeout) for t in tests)))
+
+
+_local_executor: Any = None
+
+
+def local_executor() -> Any:
+    """The process-wide embedded executor (its warm workers are shared by every caller)."""
+    global _local_executor
+    if _local_executor is None:
+        from sandbox import LocalExecutor
+
+        _local_executor = LocalExecutor()
+    return _local_executor
+
+
+def get_executor(kind: str | None = None) -> Any:
+    """``remote`` when ``CYBER_URL`` is set, else ``local``; ``kind`` overrides."""
+    url = os.environ.get("CYBER_URL", "").strip()
+    kind = kind or ("remote" if url else "local")
+    if kind == "local":
+        return local_executor()
+    if kind == "remote":
+        return RemoteExecutor(url)
+    raise ConfigError(f"unknown executor {kind!r}: use local or remote")
+
+
+async def run_tests(code: str, tests: Sequence[Test], *, timeout: float | None = None, executor: Any = None,
+                    on_result: Any = None) -> list[TestResult]:
+    """Run one program on its tests, each execution under the global execution semaphore."""
+    executor = executor or get_executor()
+    sem = exec_semaphore()
+
+    async def one(test: Test) -> TestResult:
+        async with sem:
+            [result] = await executor.run_tests(code, [test], timeout=timeout)
+        if on_result is not None:
+            on_result(result)
+        return result
+
+    return list(await asyncio.gather(*(one(t) for t in tests)))
+
+
+async def run_unit_tests_async(generations: list[str], stdin_stdout_tests: list[Test], *,
+                               timeout: float | None = None, executor: Any = None) -> list[list[TestResult]]:
+    """Per generation, one result dict per test (the remote API's shape plus ``verdict``)."""
+    executor = executor or get_executor()
+    return list(await asyncio.gather(*(run_tests(g, stdin_stdout_tests, timeout=timeout, executor=executor) for g in generations)))
+
+
+def run_unit_tests(generations: list[str], stdin_stdout_tests: list[Test], *, timeout: float | None = None,
+                   executor: Any = None) -> list[list[TestResult]]:
+    """Blocking wrapper of ``run_unit_tests_async`` for scripts and notebooks."""
+    return asyncio.run(run_unit_tests_async(generations, stdin_stdout_tests, timeout=timeout, executor=executor))
+
+
+def count_passed(results: Iterable[dict[str, Any]]) -> int:
+    return sum(1 for r in results if r.get("passed"))
+
+
+def count_verdicts(results: Iterable[dict[str, Any]]) -> dict[str, int]:
+    counts = Counter(verdict_of(r) for r in results)
+    return {v: counts[v] for v in VERDICTS if counts[v]}
+
+
+# --------------------------------------------------------------------------------------------
+# Feedback for a model's prompt
+# --------------------------------------------------------------------------------------------
+
+
+def cut_middle(text: str, limit: int) -> str:
+    """Keep the head and tail of ``text`` within ``limit`` characters, saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    keep = max(limit - 40, 20)
+    head, tail = text[: keep // 2], text[len(text) - keep // 2 :]
+    return f"{head}\n... [{len(text) - len(head) - len(tail)} characters cut] ...\n{tail}"
+
+
+def first_difference(expected: str, actual: str) -> str | None:
+    """Where actual stdout first departs from expected, by the service's comparison rule."""
+    exp = [line.rstrip() for line in expected.rstrip().split("\n")]
+    act = [line.rstrip() for line in actual.rstrip().split("\n")]
+    for i, (e, a) in enumerate(zip(exp, act), 1):
+        if e != a:
+            return f"line {i}: expected {cut_middle(e, 200)!r}, got {cut_middle(a, 200)!r}"
+    if len(exp) != len(act):
+        n = min(len(exp), len(act)) + 1
+        if len(exp) > len(act):
+            return f"line {n}: expected {cut_middle(exp[n - 1], 200)!r}, got end of output ({len(act)} lines, expected {len(exp)})"
+        return f"line {n}: expected end of output ({len(exp)} lines), got {cut_middle(act[n - 1], 200)!r}"
+    return None
+
+
+def traceback_tail(stderr: str, lines: int = 8) -> str:
+    return "\n".join(stderr.rstrip().split("\n")[-lines:])
+
+
+def _describe_test(index: int, test: Test, result: dict[str, Any], field_limit: int) -> str:
+    verdict = verdict_of(result)
+    run = (result.get("exec_output") or {}).get("run_output") or {}
+    stdout, stderr = run.get("stdout") or "", run.get("stderr") or ""
+    parts = [f"Test #{index}: FAILED ({verdict})"]
+    if isinstance(test, str):
+        parts.append(f"Test code:\n{cut_middle(test, field_limit)}")
+    else:
+        parts.append(f"Input:\n{cut_middle(test['stdin'], field_limit)}")
+        parts.append(f"Expected output:\n{cut_middle(test['stdout'], field_limit)}")
+        parts.append(f"Actual output:\n{cut_middle(stdout, field_limit)}")
+        if verdict == "wrong_answer":
+            diff = first_difference(test["stdout"], stdout)
+            if diff:
+                parts.append(f"First difference: {diff}")
+    if verdict == "timeout":
+        parts.append(f"The program did not finish within the time limit ({run.get('elapsed_time', '?')} s elapsed).")
+    if stderr.strip():
+        parts.append(f"Error (last lines):\n{cut_middle(traceback_tail(stderr), field_limit)}")
+    return "\n".join(parts) + "\n" + "-" * 40 + "\n"
+
+
+def format_feedback(test_results: list[dict[str, Any]], test_cases: list[Test], passed_count: int,
+                    total_count: int, *, budget: int = DEFAULT_FEEDBACK_BUDGET) -> str:
+    """Feedback that fits a prompt: failing tests first, long fields cut in the middle, within ``budget`` characters."""
+    verdicts = count_verdicts(test_results)
+    summary = ", ".join(f"{v}: {n}" for v, n in verdicts.items())
+    out = f"Test Results: {passed_count}/{total_count} tests passed ({summary})\n\n"
+    failing = [(i, t, r) for i, (t, r) in enumerate(zip(test_cases, test_results), 1) if not r.get("passed")]
+    field_limit = max(80, min(600, budget // 8))
+    shown = 0
+    for i, test, result in failing:
+        section = _describe_test(i, test, result, field_limit)
+        remaining = len(failing) - shown - 1
+        reserve = 80 if remaining else 0
+        if len(out) + len(section) + reserve > budget:
+            if shown == 0:  # always show one failure, squeezed into the budget
+                section = _describe_test(i, test, result, max(40, (budget - len(out) - 200) // 5))
+                out += section[: max(0, budget - len(out) - reserve)]
+                shown = 1
+            break
+        out += section
+        shown += 1
+    if shown < len(failing):
+        out += f"... {len(failing) - shown} more failing tests not shown (feedback budget {budget} characters)\n"
+    passing = [i for i, r in enumerate(test_results, 1) if r.get("passed")]
+    if passing and len(out) < budget - 60:
+        listed = ", ".join(f"#{i}" for i in passing)
+        out += f"Passed: {cut_middle(listed, max(20, budget - len(out) - 20))}\n"
+    return out[:budget] if len(out) > budget else out
+
+
+def get_model_feedback(solution_file: str, problem_id: int | None = None, model_name: str | None = None, *,
+                       timeout: float | None = None, executor: Any = None,
+                       budget: int = DEFAULT_FEEDBACK_BUDGET) -> tuple[str, list[list[TestResult]]]:
+    """Run a model's answers in a solution file and return (feedback text, results per problem)."""
+    records = load_problems(solution_file)
+    indices = range(len(records)) if problem_id is None else [problem_id]
+    feedbacks: list[str] = []
+    all_results: list[list[TestResult]] = []
+    for index in indices:
+        if not 0 <= index < len(records):
+            raise InputError(f"{solution_file}: problem {index} does not exist ({len(records)} problems)")
+        record = records[index]
+        try:
+            tests = problem_tests(record, index, solution_file)
+            key = resolve_model_key(record, model_name)
+        except InputError as exc:
+            log.error("%s", exc)
+            continue
+        code = extract_code(record.get(key) or "")
+        [results] = run_unit_tests([code], tests, timeout=timeout, executor=executor)
+        passed = count_passed(results)
+        feedbacks.append(format_feedback(results, tests, passed, len(tests), budget=budget))
+        all_results.append(results)
+    return "\n".join(feedbacks), all_results
+
+
+# --------------------------------------------------------------------------------------------
+# Files
+# --------------------------------------------------------------------------------------------
+
+
+def write_atomic_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write via a temporary file in the same folder and rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_atomic_json(path: str | os.PathLike[str], data: Any) -> None:
+    write_atomic_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def parse_problem_selection(problem_id: int | None = None, problem_ids: str | None = None,
+                            range_spec: str | None = None) -> list[int] | None:
+    """``--problem-id 3``, ``--problem-ids 1,4,7`` or ``--range 0-9`` (inclusive); None means all."""
+    if problem_id is not None:
+        return [problem_id]
+    if problem_ids:
+        try:
+            return [int(x) for x in problem_ids.split(",") if x.strip()]
+        except ValueError:
+            raise ConfigError(f"--problem-ids expects comma-separated integers, got {problem_ids!r}") from None
+    if range_spec:
+        m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", range_spec)
+        if not m or int(m.group(1)) > int(m.group(2)):
+            raise ConfigError(f"--range expects START-END with START <= END, got {range_spec!r}")
+        return list(range(int(m.group(1)), int(m.group(2)) + 1))
+    return None
