@@ -3,23 +3,49 @@
 Owns: process isolation, resource limits, the import header, output comparison and verdicts.
 Results have the remote execution API's shape (see ``records.TestResult``).
 
-NOTE: this first version starts one fresh ``python3`` per test (the benchmark's baseline);
-the warm forking workers and namespace isolation replace its internals behind the same API.
+Design (why it is fast): starting ``python3`` and importing the header (numpy) costs ~250 ms per
+test, far more than most programs run. ``LocalExecutor`` therefore keeps one pre-warmed *worker*
+process per core that has imported the header modules once. Per test the worker ``fork()``s a
+child that drops privileges, sets resource limits, moves into a fresh temporary directory,
+redirects stdin/stdout/stderr to in-memory files and executes the program as ``__main__`` from
+``main.py``; the fork costs about a millisecond and the header's imports hit ``sys.modules``.
+
+Design (why it is contained): each worker runs under bubblewrap in its own pid, network, mount,
+IPC and UTS namespaces with a read-only view of the host and a private tmpfs ``/tmp``. The worker
+keeps a handful of capabilities so that each test child can switch to an unprivileged uid that is
+unique to the worker: the child then cannot signal the worker, ``kill(-1)`` only reaches its own
+processes, and ``RLIMIT_NPROC`` applies to it (it does not apply to root). After every test the
+worker kills every remaining process of the namespace, so nothing a program started survives it.
+Without bubblewrap the same worker runs with rlimits, a new session, a scrubbed environment, a
+temporary directory and (when the toolkit runs as root) the same uid switch; ``.isolation`` says
+which ran.
+
+``run_one_fresh`` (one fresh interpreter per test) stays as the benchmark's baseline.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import json
 import os
+import queue
 import resource
+import select
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
+from errors import ExecutionError
 from records import RunOutput, Test, TestResult, Verdict
 
 IMPORT_HEADER = """from collections import *
@@ -42,12 +68,18 @@ import sys
 
 @dataclass(frozen=True)
 class SandboxLimits:
-    """Per-test limits. ``cpu_time`` defaults to the wall-clock timeout plus one second."""
+    """Per-test limits. ``cpu_time`` defaults to the wall-clock timeout plus one second.
+
+    ``output_bytes`` caps stdout and stderr each (and any file the program writes);
+    ``max_processes`` caps processes and threads of one test (applies when the sandbox can give
+    the program its own unprivileged uid, i.e. under bubblewrap or when the toolkit runs as root).
+    """
 
     timeout: float = 10.0
     cpu_time: float | None = None
     memory_mb: int = 1024
     output_bytes: int = 1_000_000
+    max_processes: int = 64
 
 
 def normalize_output(text: str) -> str:
@@ -61,6 +93,12 @@ def outputs_match(actual: str, expected: str) -> bool:
 
 def with_header(code: str, import_header: bool = True) -> str:
     return IMPORT_HEADER + code if import_header else code
+
+
+def program_for(code: str, test: Test, import_header: bool = True) -> str:
+    """The exact source that runs: header + program, plus the assert-style test if any."""
+    full = with_header(code, import_header)
+    return full + ("\n" + test if isinstance(test, str) else "")
 
 
 def classify(run: RunOutput, test: Test, output_capped: bool, memory_exceeded: bool) -> Verdict:
@@ -87,6 +125,23 @@ def make_result(code: str, test: Test, run: RunOutput, verdict: Verdict) -> Test
         "uncaught_exception": "None",
         "verdict": verdict,
     }
+
+
+def memory_exceeded(exit_code: int | None, stderr: str, max_rss_bytes: int, limit_bytes: int) -> bool:
+    """Did the run fail for lack of memory?
+
+    A failed allocation under ``RLIMIT_AS`` raises ``MemoryError`` (numpy's
+    ``_ArrayMemoryError`` too), which ends the traceback; an allocation that fails inside C code
+    may instead end the process by a signal, which counts when the peak RSS came near the limit.
+    A run that exits 0 never counts, whatever it printed.
+    """
+    if exit_code == 0 or exit_code is None:
+        return False
+    tail = stderr[-2000:]
+    if "MemoryError" in tail:
+        return True
+    fatal = {-signal.SIGKILL, -signal.SIGSEGV, -signal.SIGABRT, -signal.SIGBUS}
+    return exit_code in fatal and max_rss_bytes >= 0.8 * limit_bytes
 
 
 def _limit_child(limits: SandboxLimits, timeout: float) -> None:
@@ -137,34 +192,849 @@ def run_one_fresh(code: str, test: Test, limits: SandboxLimits, import_header: b
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+# ---------------------------------------------------------------------------------------------
+# Shared between the toolkit and its workers
+# ---------------------------------------------------------------------------------------------
+
+_THIS_FILE = os.path.abspath(__file__)
+_PROJECT_DIR = os.path.dirname(_THIS_FILE)
+_HEADER_LEN = struct.Struct(">I")
+
+# What the program sees as its environment: the same as the baseline's (HOME is its workdir).
+_PROGRAM_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
+# The worker's own environment. Built from scratch (never copied from os.environ) so that the
+# toolkit's secrets never reach the worker's memory, which every forked test child inherits.
+# One BLAS thread: a forked child only keeps the forking thread, so the worker must have one.
+_WORKER_ENV = {
+    **_PROGRAM_ENV,
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
+# Modules the worker imports once so that programs find them in sys.modules. Only speed
+# depends on this list; a program importing something else just imports it itself.
+_PRELOAD = ("bisect", "random", "fractions", "decimal", "array", "operator", "io",
+            "threading", "traceback", "linecache", "importlib.machinery")
+_WORKER_BOOTSTRAP = (
+    "import sys; sys.path.insert(0, sys.argv[1]); import sandbox; sandbox.worker_main(sys.argv[2])"
+)
+
+
+def _send_message(fd: int, message: dict[str, Any]) -> None:
+    """Write one length-prefixed JSON message (the protocol between toolkit and worker)."""
+    body = json.dumps(message).encode()
+    data = memoryview(_HEADER_LEN.pack(len(body)) + body)
+    while data:
+        written = os.write(fd, data)
+        data = data[written:]
+
+
+def _read_exact(fd: int, size: int, deadline: float | None) -> bytes | None:
+    """Read exactly ``size`` bytes; None on EOF; TimeoutError when ``deadline`` passes."""
+    chunks: list[bytes] = []
+    remaining = size
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    while remaining:
+        if deadline is not None:
+            wait_ms = int(max(0.0, deadline - time.monotonic()) * 1000)
+            if not poller.poll(wait_ms):
+                raise TimeoutError("no answer from the sandbox worker")
+        chunk = os.read(fd, min(remaining, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def _receive_message(fd: int, deadline: float | None = None) -> dict[str, Any] | None:
+    head = _read_exact(fd, _HEADER_LEN.size, deadline)
+    if head is None:
+        return None
+    body = _read_exact(fd, _HEADER_LEN.unpack(head)[0], deadline)
+    return None if body is None else json.loads(body)
+
+
+# ---------------------------------------------------------------------------------------------
+# Worker side: runs inside the sandbox, forks one child per test
+# ---------------------------------------------------------------------------------------------
+
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+
+
+@dataclass
+class _WorkerConfig:
+    """How a worker isolates its children; sent by the toolkit as JSON on the command line."""
+
+    uid: int | None          # the unprivileged uid of test children (None: keep our own)
+    pid_namespace: bool      # alone in a pid namespace: kill(-1) reaches only test processes
+    base_path: list[str] | None = None
+
+
+class _Worker:
+    """State of the running worker process (one per sandbox)."""
+
+    def __init__(self, config: _WorkerConfig) -> None:
+        self.config = config
+        self.compiled_source: str | None = None
+        self.compiled: Any = None
+        import ctypes
+        self.libc = ctypes.CDLL(None, use_errno=True)
+
+
+def worker_main(config_json: str) -> None:
+    """Entry point of a worker process: warm up, say ready, then serve jobs until EOF."""
+    config = _WorkerConfig(**json.loads(config_json))
+    channel_in, channel_out = _take_channel()
+    worker = _Worker(config)
+    if not config.pid_namespace:
+        worker.libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        worker.libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    _preload_modules()
+    config.base_path = [p for p in sys.path if p not in ("", _PROJECT_DIR)]
+    import gc
+    gc.collect()
+    gc.freeze()  # forked children then leave the warm heap's pages shared instead of copying
+    _send_message(channel_out, {"ready": True, "probe": _probe_isolation()})
+    while True:
+        job = _receive_message(channel_in)
+        if job is None:
+            break
+        try:
+            answer = _run_job(worker, job)
+        except Exception as error:  # reported to the toolkit as an infrastructure failure
+            answer = {"error": f"{type(error).__name__}: {error}"}
+        _send_message(channel_out, answer)
+    _kill_leftovers(worker, None)
+    os._exit(0)
+
+
+def _take_channel() -> tuple[int, int]:
+    """Move the protocol pipes off fds 0/1 so stray prints cannot corrupt the protocol."""
+    channel_in, channel_out = os.dup(0), os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    os.dup2(2, 1)
+    return channel_in, channel_out
+
+
+def _preload_modules() -> None:
+    """Import the header (its text runs in a throwaway namespace) and a few common modules."""
+    exec(compile(IMPORT_HEADER, "<header>", "exec"), {"__name__": "__warmup__"})
+    import importlib
+    for name in _PRELOAD:
+        importlib.import_module(name)
+
+
+def _probe_isolation() -> dict[str, Any]:
+    """What the worker can observe about its own isolation (checked by the start-up self-test)."""
+    try:
+        with open("/proc/self/net/dev") as fh:
+            interfaces = sorted(line.split(":")[0].strip() for line in fh.readlines()[2:])
+    except OSError:
+        interfaces = []
+    root_read_only = bool(os.statvfs("/").f_flag & os.ST_RDONLY)
+    return {"pid": os.getpid(), "uid": os.getuid(), "interfaces": interfaces,
+            "root_read_only": root_read_only}
+
+
+def _compiled(worker: _Worker, source: str) -> Any:
+    """Compile once per distinct program (a batch reuses it); a SyntaxError is kept to re-raise."""
+    if worker.compiled_source != source:
+        try:
+            worker.compiled = compile(source, "main.py", "exec", dont_inherit=True)
+        except (SyntaxError, ValueError) as error:
+            worker.compiled = error
+        worker.compiled_source = source
+    return worker.compiled
+
+
+def _memfd(name: str, data: bytes = b"") -> int:
+    fd = os.memfd_create(name, 0)
+    if data:
+        os.write(fd, data)
+        os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def _run_job(worker: _Worker, job: dict[str, Any]) -> dict[str, Any]:
+    """Run one program on one stdin in a forked child and report what happened."""
+    uid = worker.config.uid
+    workdir = tempfile.mkdtemp(prefix="run-")
+    fds: list[int] = []
+    try:
+        main_path = os.path.join(workdir, "main.py")
+        with open(main_path, "w") as fh:
+            fh.write(job["source"])
+        if uid is not None:
+            os.chown(workdir, uid, uid)
+            os.chown(main_path, uid, uid)
+        fds = [_memfd("stdin", job["stdin"].encode()), _memfd("stdout"), _memfd("stderr")]
+        code = _compiled(worker, job["source"])
+        start = time.monotonic()
+        pid = os.fork()
+        if pid == 0:
+            _child_main(worker, job, code, workdir, fds)
+        finished, timed_out = _wait_for_exit(pid, job["timeout"])
+        elapsed = time.monotonic() - start
+        _kill_leftovers(worker, pid)
+        _, status, usage = os.wait4(pid, 0)
+        _reap_orphans()
+        return _job_report(job, status, usage, fds, elapsed, timed_out)
+    finally:
+        for fd in fds:
+            os.close(fd)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _wait_for_exit(pid: int, timeout: float) -> tuple[bool, bool]:
+    """Wait up to ``timeout`` seconds for the child; returns (finished, timed_out)."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False, True
+            if poller.poll(int(remaining * 1000) + 1):
+                return True, False
+    finally:
+        os.close(pidfd)
+
+
+def _kill_leftovers(worker: _Worker, child: int | None) -> None:
+    """Kill the test child and everything it started, including setsid'ed double forks.
+
+    In a pid namespace of its own, the worker's ``kill(-1)`` reaches exactly the test processes
+    (never pid 1, bubblewrap's reaper, nor the worker itself). Outside one, a helper switches to
+    the children's private uid and calls ``kill(-1)``, which reaches only that uid's processes.
+    Without a private uid, the process group and the orphans reparented to this subreaper are
+    all that can be found.
+    """
+    config = worker.config
+    if config.pid_namespace:
+        _signal_all(signal.SIGKILL)
+    elif config.uid is not None:
+        helper = os.fork()
+        if helper == 0:
+            try:
+                os.setresgid(config.uid, config.uid, config.uid)
+                os.setresuid(config.uid, config.uid, config.uid)
+                _signal_all(signal.SIGKILL)
+            finally:
+                os._exit(0)
+        os.waitpid(helper, 0)
+    else:
+        if child is not None:
+            _signal_group(child)
+        for orphan in _orphans_of(os.getpid()):
+            _signal_group(orphan)
+            _signal_pid(orphan)
+
+
+def _signal_all(signum: int) -> None:
+    try:
+        os.kill(-1, signum)
+    except OSError:
+        pass
+
+
+def _signal_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def _signal_pid(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def _orphans_of(parent: int) -> list[int]:
+    """Pids whose parent is ``parent`` (orphans reparented to this subreaper)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent:
+            found.append(int(entry))
+    return found
+
+
+def _reap_orphans() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _job_report(job: dict[str, Any], status: int, usage: Any, fds: list[int], elapsed: float,
+                timed_out: bool) -> dict[str, Any]:
+    cap = job["output_bytes"]
+    stdout, stdout_capped = _read_capped(fds[1], cap)
+    stderr, stderr_capped = _read_capped(fds[2], cap)
+    signum = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
+    exit_code = -signum if signum else os.WEXITSTATUS(status)
+    return {
+        "stdout": stdout,
+        "stderr": stderr,
+        "exit_code": exit_code,
+        "timeout_expired": timed_out or signum == signal.SIGXCPU,
+        "elapsed_time": elapsed,
+        "output_capped": stdout_capped or stderr_capped or signum == signal.SIGXFSZ,
+        "max_rss_bytes": usage.ru_maxrss * 1024,
+    }
+
+
+def _read_capped(fd: int, cap: int) -> tuple[str, bool]:
+    size = os.fstat(fd).st_size
+    data = os.pread(fd, min(size, cap), 0)
+    return data.decode("utf-8", "replace"), size > cap
+
+
+# --- inside the forked test child ------------------------------------------------------------
+
+def _child_main(worker: _Worker, job: dict[str, Any], code: Any, workdir: str,
+                fds: list[int]) -> None:
+    """Become the sandboxed program: limits, privileges, fresh interpreter state, run, exit."""
+    status = 70
+    try:
+        os.setsid()
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+        os.closerange(3, _max_fd())
+        _set_limits(job, worker.config)
+        _drop_privileges(worker)
+        os.chdir(workdir)
+        os.umask(0o022)
+        _reset_interpreter(workdir, worker.config.base_path or [])
+        status = _run_program(code, os.path.join(workdir, "main.py"))
+    except BaseException as error:  # a failure of the sandbox itself, before the program ran
+        try:
+            os.write(2, f"sandbox: the test process could not start: {error!r}\n".encode())
+        except OSError:
+            pass
+    finally:
+        os._exit(status)
+
+
+def _max_fd() -> int:
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def _set_limits(job: dict[str, Any], config: _WorkerConfig) -> None:
+    cpu = int(job["cpu_time"])
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    memory = job["memory_bytes"]
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    # One byte above the cap: reaching it proves the program tried to write more than the cap.
+    resource.setrlimit(resource.RLIMIT_FSIZE, (job["output_bytes"] + 1, job["output_bytes"] + 1))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if config.uid is not None:
+        nproc = job["max_processes"]
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+
+
+def _drop_privileges(worker: _Worker) -> None:
+    """Switch to the private uid (losing all capabilities) and forbid regaining privileges."""
+    uid = worker.config.uid
+    if uid is not None:
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+    worker.libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+
+
+def _reset_interpreter(workdir: str, base_path: list[str]) -> None:
+    """Undo what the child inherited from the warm worker, so it looks like ``python3 main.py``."""
+    import atexit as child_atexit
+    import linecache
+    import random
+    import types
+
+    sys.stdin = sys.__stdin__ = _stdio(0, "r", "strict")
+    sys.stdout = sys.__stdout__ = _stdio(1, "w", "strict")
+    sys.stderr = sys.__stderr__ = _stdio(2, "w", "backslashreplace", line_buffering=True)
+    sys.argv = ["main.py"]
+    sys.path[:] = [workdir, *base_path]
+    os.environ.clear()
+    os.environ.update({**_PROGRAM_ENV, "HOME": workdir})
+    sys.setrecursionlimit(1000)
+    _reset_signals()
+    child_atexit._clear()
+    linecache.clearcache()
+    random.seed()
+    numpy_random = sys.modules.get("numpy.random")
+    if numpy_random is not None:
+        numpy_random.seed()
+    main = types.ModuleType("__main__")
+    main.__file__ = os.path.join(workdir, "main.py")
+    main.__cached__ = None
+    main.__builtins__ = __builtins__
+    sys.modules["__main__"] = main
+
+
+def _stdio(fd: int, mode: str, errors: str, line_buffering: bool = False) -> Any:
+    """A text stream configured as CPython configures sys.std* for a non-tty on POSIX."""
+    import io
+    raw = io.open(fd, mode + "b", buffering=-1, closefd=False)
+    return io.TextIOWrapper(raw, encoding="utf-8", errors=errors, newline="\n",
+                            line_buffering=line_buffering)
+
+
+def _reset_signals() -> None:
+    """CPython's defaults, except SIGXFSZ: it kills at once a program that passes the output cap."""
+    for signum in (signal.SIGTERM, signal.SIGCHLD, signal.SIGALRM, signal.SIGHUP, signal.SIGUSR1,
+                   signal.SIGUSR2, signal.SIGQUIT, signal.SIGXFSZ):
+        signal.signal(signum, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def _run_program(code: Any, path: str) -> int:
+    """Execute the program as ``__main__`` and finish like the interpreter does; returns the status."""
+    main = sys.modules["__main__"]
+    try:
+        if isinstance(code, BaseException):
+            raise code
+        exec(code, main.__dict__)
+        status = 0
+    except SystemExit as exit_request:
+        status = _exit_status(exit_request)
+    except BaseException as error:
+        _print_program_exception(error)
+        status = 1
+    return _finalize(status)
+
+
+def _exit_status(exit_request: SystemExit) -> int:
+    """The status ``python3`` exits with for an uncaught ``SystemExit``."""
+    code = exit_request.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    try:
+        print(code, file=sys.stderr)
+    except Exception:
+        pass
+    return 1
+
+
+def _print_program_exception(error: BaseException) -> None:
+    """Print the traceback as ``python3 main.py`` would: without the sandbox's own frames."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == _THIS_FILE:
+        tb = tb.tb_next
+    try:
+        sys.excepthook(type(error), error.with_traceback(tb), tb)
+    except Exception:
+        pass
+
+
+def _finalize(status: int) -> int:
+    """Interpreter shutdown: join non-daemon threads, run atexit handlers, flush std streams."""
+    try:
+        threading._shutdown()  # type: ignore[attr-defined]
+    except BaseException:
+        pass
+    import atexit as child_atexit
+    child_atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            if status == 0:
+                status = 120
+    return status
+
+
+# ---------------------------------------------------------------------------------------------
+# Toolkit side
+# ---------------------------------------------------------------------------------------------
+
+ISOLATION_MODES = ("auto", "bwrap", "none")
+_BWRAP_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN", "CAP_DAC_OVERRIDE",
+               "CAP_FOWNER")
+_SPAWN_ATTEMPTS = 3
+_ANSWER_GRACE = 15.0
+_TMPFS_BYTES = 256 * 1024 * 1024
+
+
+class _WorkerFailure(Exception):
+    """A worker died, hung or answered nonsense: an infrastructure failure, not a verdict."""
+
+
+def _bwrap_command(python: list[str]) -> list[str]:
+    """Run the worker in new pid/net/mount/ipc/uts namespaces with a read-only host view.
+
+    No user namespace: as root, bubblewrap keeps the capabilities listed in ``_BWRAP_CAPS`` so
+    that the worker can give each test child a private unprivileged uid.
+    """
+    command = ["bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+               "--unshare-cgroup-try", "--die-with-parent", "--new-session",
+               "--ro-bind", "/", "/", "--size", str(_TMPFS_BYTES), "--tmpfs", "/tmp",
+               "--proc", "/proc", "--dev", "/dev", "--chdir", "/tmp", "--clearenv"]
+    for name, value in _WORKER_ENV.items():
+        command += ["--setenv", name, value]
+    command += ["--cap-drop", "ALL"]
+    for cap in _BWRAP_CAPS:
+        command += ["--cap-add", cap]
+    return command + ["--", *python]
+
+
+def _kill_uid(uid: int) -> None:
+    """Fallback clean-up when a worker was killed: end every process of its private uid."""
+    try:
+        subprocess.run(["kill", "-9", "-1"], user=uid, group=uid, extra_groups=[],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        pass
+
+
+def _private_uid(slot: int) -> int:
+    """A uid that no real account uses, distinct per (toolkit process, worker slot)."""
+    return 200_000 + (os.getpid() % 100_000) * 64 + slot % 64
+
+
+class _WorkerHandle:
+    """The toolkit's end of one worker process."""
+
+    def __init__(self, slot: int, mode: str) -> None:
+        self.slot = slot
+        self.mode = mode
+        self.probe: dict[str, Any] = {}
+        uid = _private_uid(slot) if (mode == "bwrap" or os.geteuid() == 0) else None
+        self.uid = uid
+        config = {"uid": uid, "pid_namespace": mode == "bwrap"}
+        python = [sys.executable, "-c", _WORKER_BOOTSTRAP, _PROJECT_DIR, json.dumps(config)]
+        command = _bwrap_command(python) if mode == "bwrap" else python
+        self.proc = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            env=dict(_WORKER_ENV), cwd="/", start_new_session=True, close_fds=True,
+        )
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """The handshake: the worker answers once its imports are done."""
+        try:
+            hello = _receive_message(self.proc.stdout.fileno(), time.monotonic() + timeout)
+        except (TimeoutError, OSError, ValueError) as error:
+            raise _WorkerFailure(f"worker did not start: {error}") from error
+        if not hello or not hello.get("ready"):
+            raise _WorkerFailure(f"worker did not start (exit code {self.proc.poll()})")
+        self.probe = hello["probe"]
+
+    def run(self, job: dict[str, Any], answer_timeout: float) -> dict[str, Any]:
+        try:
+            _send_message(self.proc.stdin.fileno(), job)
+            answer = _receive_message(self.proc.stdout.fileno(), time.monotonic() + answer_timeout)
+        except (TimeoutError, OSError, ValueError) as error:
+            raise _WorkerFailure(f"worker failed: {error}") from error
+        if answer is None:
+            raise _WorkerFailure(f"worker died (exit code {self.proc.poll()})")
+        if "error" in answer:
+            raise _WorkerFailure(f"worker error: {answer['error']}")
+        return answer
+
+    def stop(self, grace: float = 1.0) -> None:
+        """Ask the worker to clean up and exit (EOF), then kill what is left of its sandbox."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        self.proc.wait()
+        self.proc.stdout.close()
+        if self.mode == "none" and self.uid is not None:
+            _kill_uid(self.uid)
+
+
+_SPAWNER: ThreadPoolExecutor | None = None
+_SPAWNER_LOCK = threading.Lock()
+
+
+def _spawner() -> ThreadPoolExecutor:
+    """The one long-lived thread that starts every worker.
+
+    Workers die with the *thread* that started them (bubblewrap's ``--die-with-parent`` and the
+    fallback's ``PR_SET_PDEATHSIG`` are per thread on Linux), so starting them from a short-lived
+    thread, such as ``asyncio.to_thread``'s pool that ``asyncio.run`` shuts down, would kill them.
+    """
+    global _SPAWNER
+    with _SPAWNER_LOCK:
+        if _SPAWNER is None:
+            _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawner")
+        return _SPAWNER
+
+
+_LIVE_EXECUTORS: "weakref.WeakSet[LocalExecutor]" = weakref.WeakSet()
+
+
+def _close_all_executors() -> None:
+    for executor in list(_LIVE_EXECUTORS):
+        executor.close()
+
+
+atexit.register(_close_all_executors)
+
+
+def _isolation_mode(requested: str | None) -> str:
+    mode = requested or os.environ.get("LIBRARYBENCH_ISOLATION") or "auto"
+    if mode not in ISOLATION_MODES:
+        raise ExecutionError(
+            f"unknown sandbox isolation {mode!r} (LIBRARYBENCH_ISOLATION or isolation=): "
+            f"expected one of {', '.join(ISOLATION_MODES)}")
+    return mode
+
+
 class LocalExecutor:
-    """The embedded executor. Thread-safe; ``run_tests`` is the async entry point."""
+    """The embedded executor: warm forking workers, one per core. Thread-safe.
+
+    ``run_test`` blocks; ``run_tests`` is the async entry point and preserves the order of tests.
+    ``isolation`` is ``"auto"`` (bubblewrap when it passes a start-up self-test, else the
+    fallback), ``"bwrap"`` (required: ``ExecutionError`` when unavailable) or ``"none"``
+    (fallback only); it defaults to ``$LIBRARYBENCH_ISOLATION`` or ``"auto"``. Workers start
+    on first use. Use as a context manager or call ``close()``; leftovers are also closed at exit.
+    """
 
     name = "local"
 
-    def __init__(self, *, workers: int | None = None, limits: SandboxLimits = SandboxLimits(),
-                 import_header: bool = True) -> None:
+    def __init__(self, workers: int | None = None, limits: SandboxLimits = SandboxLimits(),
+                 import_header: bool = True, *, isolation: str | None = None,
+                 memory_mb: int | None = None, output_bytes: int | None = None) -> None:
         self.workers = workers or os.cpu_count() or 1
+        if memory_mb is not None:
+            limits = _replace_limits(limits, memory_mb=memory_mb)
+        if output_bytes is not None:
+            limits = _replace_limits(limits, output_bytes=output_bytes)
         self.limits = limits
         self.import_header = import_header
+        self._requested = _isolation_mode(isolation)
+        self._mode: str | None = None
+        self._probe: dict[str, Any] = {}
+        self._idle: queue.Queue[_WorkerHandle] = queue.Queue()
+        self._all: list[_WorkerHandle] = []
+        self._lock = threading.RLock()  # _respawn may run while _ensure_started holds it
+        self._closed = False
         self._slots: asyncio.Semaphore | None = None
+        _LIVE_EXECUTORS.add(self)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def __enter__(self) -> "LocalExecutor":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop every worker; each kills its test processes, then its sandbox is torn down."""
+        with self._lock:
+            self._closed = True
+            handles, self._all = self._all, []
+        for handle in handles:
+            handle.stop()
+        _LIVE_EXECUTORS.discard(self)
 
     @property
     def isolation(self) -> str:
-        return "rlimits+setsid (fresh interpreter per test)"
+        """Which isolation actually runs (starts the workers if needed)."""
+        self._ensure_started()
+        return _describe_isolation(self._mode or "none", self._probe)
+
+    def _ensure_started(self) -> None:
+        with self._lock:
+            if self._closed:
+                raise ExecutionError("the local executor is closed")
+            if self._mode is not None:
+                return
+            mode = self._start_mode()
+            handles = [self._spawn(slot, mode) for slot in range(1, self.workers)]
+            for handle in handles:
+                self._ready_or_fail(handle)
+            self._mode = mode
+
+    def _start_mode(self) -> str:
+        """Start worker 0, trying bubblewrap first in auto mode (the self-test is its handshake)."""
+        modes = {"auto": ["bwrap", "none"], "bwrap": ["bwrap"], "none": ["none"]}[self._requested]
+        errors = []
+        for mode in modes:
+            if mode == "bwrap" and shutil.which("bwrap") is None:
+                errors.append("bwrap is not installed")
+                continue
+            try:
+                handle = self._spawn(0, mode)
+                handle.wait_ready()
+            except (_WorkerFailure, OSError) as error:
+                errors.append(f"{mode}: {error}")
+                continue
+            if mode == "bwrap" and not _probe_is_isolated(handle.probe):
+                handle.stop()
+                self._all.remove(handle)
+                errors.append(f"bwrap: self-test found no isolation ({handle.probe})")
+                continue
+            self._probe = handle.probe
+            self._idle.put(handle)
+            return mode
+        raise ExecutionError("cannot start the sandbox: " + "; ".join(errors))
+
+    def _spawn(self, slot: int, mode: str) -> _WorkerHandle:
+        handle = _spawner().submit(_WorkerHandle, slot, mode).result()
+        self._all.append(handle)
+        return handle
+
+    def _ready_or_fail(self, handle: _WorkerHandle) -> None:
+        try:
+            handle.wait_ready()
+        except _WorkerFailure:
+            handle = self._respawn(handle)
+        self._idle.put(handle)
+
+    def _respawn(self, handle: _WorkerHandle) -> _WorkerHandle:
+        """Replace a failed worker; repeated start-up failures are an ``ExecutionError``."""
+        handle.stop(grace=0.0)
+        last_error: Exception | None = None
+        for _ in range(_SPAWN_ATTEMPTS):
+            with self._lock:
+                if self._closed:
+                    raise ExecutionError("the local executor is closed")
+                if handle in self._all:
+                    self._all.remove(handle)
+                fresh = self._spawn(handle.slot, handle.mode)
+            try:
+                fresh.wait_ready()
+                return fresh
+            except _WorkerFailure as error:
+                last_error = error
+                fresh.stop(grace=0.0)
+                handle = fresh
+        raise ExecutionError(f"sandbox worker {handle.slot} failed to start "
+                             f"{_SPAWN_ATTEMPTS} times: {last_error}")
+
+    # -- running ---------------------------------------------------------------------------
 
     def run_test(self, code: str, test: Test, *, timeout: float | None = None) -> TestResult:
-        return run_one_fresh(code, test, self.limits, self.import_header, timeout)
+        """Run one test on an idle worker (blocks until one is free)."""
+        self._ensure_started()
+        timeout = timeout or self.limits.timeout
+        source = program_for(code, test, self.import_header)
+        job = self._job(source, test, timeout)
+        answer = self._run_on_worker(job, timeout)
+        return self._result(code, test, answer)
 
-    async def run_tests(self, code: str, tests: list[Test], *, timeout: float | None = None) -> list[TestResult]:
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self.workers)
+    async def run_tests(self, code: str, tests: list[Test], *,
+                        timeout: float | None = None) -> list[TestResult]:
+        """Run a batch concurrently (one test per worker at a time); results in test order."""
+        await asyncio.to_thread(self._ensure_started)
+        slots = asyncio.Semaphore(self.workers)
 
         async def one(test: Test) -> TestResult:
-            async with self._slots:
+            async with slots:
                 return await asyncio.to_thread(self.run_test, code, test, timeout=timeout)
 
         return list(await asyncio.gather(*(one(t) for t in tests)))
 
-    def close(self) -> None:
-        pass
+    def _job(self, source: str, test: Test, timeout: float) -> dict[str, Any]:
+        limits = self.limits
+        return {
+            "source": source,
+            "stdin": "" if isinstance(test, str) else test["stdin"],
+            "timeout": timeout,
+            "cpu_time": max(1, int(limits.cpu_time or timeout + 1)),
+            "memory_bytes": limits.memory_mb * 1024 * 1024,
+            "output_bytes": limits.output_bytes,
+            "max_processes": limits.max_processes,
+        }
+
+    def _run_on_worker(self, job: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Run the job, replacing a worker that dies; a program that kills two is its fault.
+
+        A worker that dies while a test runs is replaced and the test retried once. If the
+        fresh worker dies on the same test too, a trivial health check on a third worker
+        decides: healthy means the program is to blame (``runtime_error`` with an explanation),
+        unhealthy means the infrastructure is broken (``ExecutionError``).
+        """
+        handle = self._idle.get()
+        try:
+            for _ in range(2):
+                try:
+                    return handle.run(job, timeout + _ANSWER_GRACE)
+                except _WorkerFailure:
+                    handle = self._respawn(handle)
+            health = dict(job, source="pass", stdin="", timeout=10.0, cpu_time=11)
+            try:
+                handle.run(health, 10.0 + _ANSWER_GRACE)
+            except _WorkerFailure as error:
+                handle = self._respawn(handle)
+                raise ExecutionError(f"sandbox workers keep failing: {error}") from error
+            return _killed_worker_answer()
+        finally:
+            self._idle.put(handle)
+
+    def _result(self, code: str, test: Test, answer: dict[str, Any]) -> TestResult:
+        full = with_header(code, self.import_header)
+        run: RunOutput = {
+            "stdout": answer["stdout"],
+            "stderr": answer["stderr"],
+            "exit_code": answer["exit_code"],
+            "timeout_expired": answer["timeout_expired"],
+            "elapsed_time": round(answer["elapsed_time"], 4),
+        }
+        memory = memory_exceeded(run["exit_code"], run["stderr"], answer["max_rss_bytes"],
+                                 self.limits.memory_mb * 1024 * 1024)
+        return make_result(full, test, run, classify(run, test, answer["output_capped"], memory))
+
+
+def _killed_worker_answer() -> dict[str, Any]:
+    return {"stdout": "", "exit_code": -signal.SIGKILL, "timeout_expired": False,
+            "stderr": "sandbox: the program's executor process died while it ran "
+                      "(the program killed its parent or the whole process tree)\n",
+            "elapsed_time": 0.0, "output_capped": False, "max_rss_bytes": 0}
+
+
+def _replace_limits(limits: SandboxLimits, **changes: Any) -> SandboxLimits:
+    from dataclasses import replace
+    return replace(limits, **changes)
+
+
+def _probe_is_isolated(probe: dict[str, Any]) -> bool:
+    """bwrap's self-test: a new pid namespace, a read-only root and only a loopback interface."""
+    return (probe.get("pid", 0) <= 3 and probe.get("root_read_only", False)
+            and probe.get("interfaces") == ["lo"])
+
+
+def _describe_isolation(mode: str, probe: dict[str, Any]) -> str:
+    if mode == "bwrap":
+        return ("bwrap: pid+net+mount+ipc+uts namespaces, read-only root, private /tmp, "
+                "per-worker unprivileged uid, rlimits (cpu, memory, output, processes)")
+    if os.geteuid() == 0:
+        return ("fallback (no namespaces): rlimits (cpu, memory, output, processes) + setsid "
+                "+ per-worker unprivileged uid + scrubbed env + temp dir; no network or "
+                "filesystem isolation")
+    return ("fallback (no namespaces): rlimits (cpu, memory, output) + setsid + scrubbed env "
+            "+ temp dir; same uid as the toolkit, no network or filesystem isolation")
