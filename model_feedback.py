@@ -1,0 +1,362 @@
+"""Run every model answer in solution files against its stdin/stdout tests; print feedback and a summary.
+
+    uv run python model_feedback.py                      # the sample files in data/, embedded executor
+    uv run python model_feedback.py --solution-file ../shared/data/librarybench/o3mini_search_solutions.json \
+        --include-human --extract first --output results.json
+
+Exit status: 0 when every selected problem was evaluated, 1 when a problem had an input error
+(bad record) or an execution error (executor failure), 2 on a usage error (bad flag, missing or
+unreadable file, ``--executor remote`` without ``CYBER_URL``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+from tqdm import tqdm
+
+import librarybench_common as common
+from errors import ExecutionError, InputError, LibraryBenchError
+
+HERE = Path(__file__).resolve().parent
+SAMPLE_DIR = HERE / "data"
+log = logging.getLogger("librarybench.model_feedback")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one ``error: ...`` line on stderr and exit status 2 (no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        description="Evaluate model answers against their stdin/stdout tests and print feedback and a summary.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--solution-file", action="append", metavar="PATH",
+                        help="solution file (JSON list of problem records); repeatable. "
+                             "Default: every *.json sample file in data/")
+    parser.add_argument("--model-key", action="append", metavar="KEY",
+                        help="answer key to evaluate, e.g. o3_mini_solution (or its stem o3_mini); repeatable. "
+                             "Default: every *_solution key found except human_solution")
+    parser.add_argument("--include-human", action="store_true",
+                        help="also evaluate human_solution (run verbatim, no extraction)")
+    selection = parser.add_mutually_exclusive_group()
+    selection.add_argument("--problem-id", type=int, metavar="N", help="evaluate only problem N (0-based index)")
+    selection.add_argument("--problem-ids", metavar="N,M,...", help="evaluate only these problems, comma-separated")
+    selection.add_argument("--range", dest="range_spec", metavar="START-END",
+                           help="evaluate problems START..END inclusive, e.g. 0-9")
+    parser.add_argument("--timeout", type=positive_float, default=common.DEFAULT_TIMEOUT,
+                        help="seconds per test before the run is killed (verdict timeout)")
+    parser.add_argument("--exec-semaphore", type=positive_int, default=common.DEFAULT_EXEC_CONCURRENCY,
+                        help="maximum concurrent test executions (and remote connections)")
+    parser.add_argument("--executor", choices=("local", "remote"),
+                        help="where programs run: local (embedded sandbox) or remote (the API at CYBER_URL). "
+                             "Default: remote when CYBER_URL is set, else local")
+    parser.add_argument("--extract", choices=common.EXTRACT_RULES, default="best",
+                        help="how the program is taken from a model answer: best (last complete program "
+                             "among all blocks) or first (the seed's rule: first dashed block, else first "
+                             "```python block)")
+    parser.add_argument("--feedback-budget", type=positive_int, default=common.DEFAULT_FEEDBACK_BUDGET,
+                        help="maximum characters of feedback printed per problem and model")
+    parser.add_argument("--output", metavar="PATH",
+                        help="write per problem and model the result dicts and counts as JSON (atomically)")
+    parser.add_argument("--quiet", action="store_true",
+                        help="print only the summary table: no per-problem feedback, no progress bar")
+    parser.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                        help="logging level (stderr)")
+    return parser
+
+
+@dataclass
+class Job:
+    """One (file, problem, model key) evaluation and what came of it."""
+
+    solution_file: str
+    problem_id: int
+    model_key: str | None
+    name: str = ""
+    code: str = ""
+    tests: list[Any] = field(default_factory=list)
+    status: str = "ok"
+    error: str | None = None
+    results: list[dict[str, Any]] = field(default_factory=list)
+    feedback: str = ""
+
+    @property
+    def passed(self) -> int:
+        return common.count_passed(self.results)
+
+    @property
+    def total(self) -> int:
+        return len(self.tests)
+
+    def fail(self, message: str) -> None:
+        self.status, self.error, self.results = "error", message, []
+
+
+def default_solution_files() -> list[str]:
+    files = sorted(str(p.relative_to(Path.cwd())) if p.is_relative_to(Path.cwd()) else str(p)
+                   for p in SAMPLE_DIR.glob("*.json"))
+    if not files:
+        raise InputError(f"no sample files in {SAMPLE_DIR}: pass --solution-file")
+    return files
+
+
+def load_all(paths: list[str]) -> dict[str, list[Any]]:
+    """Every file is read before anything runs: a missing or broken file is a usage error."""
+    return {path: common.load_problems(path) for path in paths}
+
+
+def select_indices(records: list[Any], selection: list[int] | None) -> list[int]:
+    return list(range(len(records))) if selection is None else selection
+
+
+def keys_for(records: list[Any], args: argparse.Namespace) -> list[str]:
+    if args.model_key:
+        keys = list(args.model_key)
+        if args.include_human and "human_solution" not in keys:
+            keys.append("human_solution")
+        return keys
+    return common.solution_keys(records, include_human=args.include_human)
+
+
+def plan_jobs(files: dict[str, list[Any]], args: argparse.Namespace, selection: list[int] | None) -> list[Job]:
+    """One job per (file, problem, key); bad records become error jobs with a one-line message."""
+    jobs: list[Job] = []
+    for path, records in files.items():
+        keys = keys_for(records, args)
+        for index in select_indices(records, selection):
+            jobs.extend(plan_problem(path, records, index, keys, args.extract))
+    return jobs
+
+
+def plan_problem(path: str, records: list[Any], index: int, keys: list[str], rule: str) -> list[Job]:
+    if not 0 <= index < len(records):
+        job = Job(path, index, None)
+        job.fail(f"{path}: problem {index} does not exist (the file has {len(records)} problems)")
+        return [job]
+    record = records[index]
+    name = str(record.get("name") or "") if isinstance(record, dict) else ""
+    try:
+        tests = common.problem_tests(record, index, path)
+    except InputError as exc:
+        job = Job(path, index, None, name)
+        job.fail(str(exc))
+        return [job]
+    if not keys:
+        job = Job(path, index, None, name)
+        job.fail(f"{path}: problem {index}: no *_solution key to evaluate (use --model-key or --include-human)")
+        return [job]
+    jobs = []
+    for key in keys:
+        job = Job(path, index, key, name, tests=tests)
+        try:
+            job.model_key = common.resolve_model_key(record, key)
+            job.code = common.answer_program(record, job.model_key, rule=rule)
+        except InputError as exc:
+            job.fail(f"{path}: problem {index}: {exc}")
+        jobs.append(job)
+    return jobs
+
+
+async def run_job(job: Job, executor: Any, timeout: float, on_result: Any) -> None:
+    """Run one job's tests; an executor failure marks the job as an error of the run, not as failed tests."""
+    try:
+        job.results = await common.run_tests(job.code, job.tests, timeout=timeout, executor=executor,
+                                             on_result=on_result)
+    except ExecutionError as exc:
+        job.fail(f"{job.solution_file}: problem {job.problem_id} ({job.model_key}): {exc}")
+        report_error(job.error or "")
+
+
+async def run_jobs(jobs: list[Job], executor: Any, timeout: float, quiet: bool) -> None:
+    runnable = [j for j in jobs if j.status == "ok"]
+    total = sum(len(j.tests) for j in runnable)
+    with tqdm(total=total, unit="test", desc="tests", file=sys.stderr, disable=True if quiet else None,
+              dynamic_ncols=True) as bar:
+        def tick(_result: dict[str, Any]) -> None:
+            bar.update(1)
+
+        try:
+            await asyncio.gather(*(run_job(j, executor, timeout, tick) for j in runnable))
+        finally:
+            if hasattr(executor, "aclose"):
+                await executor.aclose()
+
+
+def report_error(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+
+
+def describe_job(job: Job) -> str:
+    title = f"=== {job.solution_file} | problem {job.problem_id}"
+    if job.name:
+        title += f" ({job.name})"
+    if job.model_key:
+        title += f" | {job.model_key}"
+    if job.status == "error":
+        return f"{title}: ERROR\n{job.error}\n"
+    return f"{title}: {job.passed}/{job.total} passed\n{job.feedback}"
+
+
+def ratio(passed: int, total: int) -> str:
+    return f"{100.0 * passed / total:5.1f}%" if total else "    -"
+
+
+def verdict_text(verdicts: dict[str, int]) -> str:
+    return ", ".join(f"{v} {n}" for v, n in verdicts.items())
+
+
+def summarize(jobs: list[Job]) -> dict[str, Any]:
+    """Totals over the jobs that ran, per model key and overall; errors counted apart."""
+    by_model: dict[str, dict[str, Any]] = {}
+    overall = {"passed": 0, "total": 0, "verdicts": {}}
+    for job in jobs:
+        if job.status != "ok":
+            continue
+        bucket = by_model.setdefault(job.model_key or "", {"passed": 0, "total": 0, "verdicts": {}})
+        for target in (bucket, overall):
+            target["passed"] += job.passed
+            target["total"] += job.total
+            for v, n in common.count_verdicts(job.results).items():
+                target["verdicts"][v] = target["verdicts"].get(v, 0) + n
+    for target in [*by_model.values(), overall]:
+        target["verdicts"] = {v: target["verdicts"][v] for v in common.VERDICTS if v in target["verdicts"]}
+    return {
+        "evaluated": sum(1 for j in jobs if j.status == "ok"),
+        "errors": sum(1 for j in jobs if j.status != "ok"),
+        **overall,
+        "by_model": by_model,
+    }
+
+
+def format_table(jobs: list[Job], summary: dict[str, Any]) -> str:
+    """The summary table: one row per file, problem and model, then totals per model and overall."""
+    rows = [("file", "problem", "model", "passed/total", "ratio", "verdicts")]
+    for job in jobs:
+        if job.status == "ok":
+            rows.append((job.solution_file, str(job.problem_id), job.model_key or "-", f"{job.passed}/{job.total}",
+                         ratio(job.passed, job.total), verdict_text(common.count_verdicts(job.results))))
+        else:
+            rows.append((job.solution_file, str(job.problem_id), job.model_key or "-", "-", "ERROR",
+                         (job.error or "")[:100]))
+    for key, totals in summary["by_model"].items():
+        rows.append(("TOTAL", "", key, f"{totals['passed']}/{totals['total']}",
+                     ratio(totals["passed"], totals["total"]), verdict_text(totals["verdicts"])))
+    rows.append(("TOTAL", "", "all", f"{summary['passed']}/{summary['total']}",
+                 ratio(summary["passed"], summary["total"]), verdict_text(summary["verdicts"])))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:5], widths)) + "  " + row[5] for row in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    footer = f"{summary['evaluated']} evaluated, {summary['errors']} errors"
+    return "\n".join(line.rstrip() for line in lines) + "\n" + footer + "\n"
+
+
+def output_document(jobs: list[Job], executor: Any, args: argparse.Namespace, files: list[str],
+                    summary: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "executor": getattr(executor, "name", "?"),
+        "isolation": getattr(executor, "isolation", "?"),
+        "timeout": args.timeout,
+        "extract": args.extract,
+        "files": [
+            {"solution_file": path,
+             "problems": [job_document(j) for j in jobs if j.solution_file == path]}
+            for path in files
+        ],
+        "summary": summary,
+    }
+
+
+def job_document(job: Job) -> dict[str, Any]:
+    return {
+        "problem_id": job.problem_id,
+        "name": job.name,
+        "model_key": job.model_key,
+        "status": job.status,
+        "error": job.error,
+        "passed": job.passed if job.status == "ok" else 0,
+        "total": job.total,
+        "verdicts": common.count_verdicts(job.results),
+        "code": job.code,
+        "results": job.results,
+    }
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """The whole run; raises ``LibraryBenchError`` for usage errors (exit 2)."""
+    common.set_semaphore_limits(exec=args.exec_semaphore)
+    selection = common.parse_problem_selection(args.problem_id, args.problem_ids, args.range_spec)
+    paths = args.solution_file or default_solution_files()
+    files = load_all(paths)
+    executor = common.get_executor(args.executor)
+    if not args.quiet:
+        print(f"Executor: {executor.name} ({executor.isolation}); timeout {args.timeout:g} s per test; "
+              f"extraction rule: {args.extract}\n", flush=True)
+    jobs = plan_jobs(files, args, selection)
+    for job in jobs:
+        if job.status == "error":
+            report_error(job.error or "")
+    asyncio.run(run_jobs(jobs, executor, args.timeout, args.quiet))
+    for job in jobs:
+        if job.status == "ok":
+            job.feedback = common.format_feedback(job.results, job.tests, job.passed, job.total,
+                                                  budget=args.feedback_budget)
+            if not job.code.strip():
+                job.feedback = "(no code found in the answer)\n" + job.feedback
+        if not args.quiet:
+            print(describe_job(job))
+    summary = summarize(jobs)
+    print(format_table(jobs, summary), end="", flush=True)
+    if args.output:
+        common.write_atomic_json(args.output, output_document(jobs, executor, args, list(files), summary))
+        if not args.quiet:
+            print(f"Results written to {args.output}")
+    return 1 if summary["errors"] else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return evaluate(args)
+    except LibraryBenchError as exc:
+        report_error(str(exc))
+        return 2
+    except KeyboardInterrupt:
+        report_error("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
