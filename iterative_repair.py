@@ -1,0 +1,793 @@
+"""Repair LLM-written programs with execution feedback: show a model its failing tests, run
+its repaired program, iterate, and keep the best program.
+
+Per problem: evaluate the starting program once; then up to ``--max-iterations`` times send
+feedback (budgeted ``format_feedback``) to the model, extract the program from its answer and
+run it, until the target pass ratio is reached. The conversation is multi-turn: the model sees
+its earlier answers and the feedback on each (so every prompt differs and is cacheable). A
+program is never run twice on the same test (results are cached by program hash).
+
+Runs are resumable: every finished problem is appended to a JSONL checkpoint, every model
+response is stored in a SQLite cache, and the output and summary files are rewritten
+atomically as problems finish and on Ctrl-C. Exit codes: 0 all problems done, 1 some problem
+ended in error (see the summary), 2 usage/configuration error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import logging
+import random
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from errors import ConfigError, InputError, LibraryBenchError
+from librarybench_common import (
+    DEFAULT_FEEDBACK_BUDGET,
+    DEFAULT_TIMEOUT,
+    count_passed,
+    count_verdicts,
+    cut_middle,
+    extract_code,
+    format_feedback,
+    get_executor,
+    llm_semaphore,
+    load_problems,
+    parse_problem_selection,
+    problem_tests,
+    run_tests,
+    set_semaphore_limits,
+    solution_keys,
+    write_atomic_json,
+)
+from llm_clients import (
+    DEFAULT_MODEL,
+    DEFAULT_REQUEST_TIMEOUT,
+    ChatClient,
+    ChatRequest,
+    Completion,
+    ModelSpec,
+    check_credentials,
+    estimate_cost,
+    make_chat_client,
+    price_of,
+    route_model,
+)
+from repair_store import CachedResponse, Checkpoint, ResponseCache, cache_key, sha256_text
+
+log = logging.getLogger("librarybench.repair")
+
+SUMMARY_SCHEMA = "librarybench.repair_summary/1"
+DEFAULT_CACHE_FILE = ".librarybench_cache/responses.sqlite"
+WRITE_INTERVAL_S = 10.0  # rewrite output/summary at most this often while running
+STATEMENT_LIMIT = 20_000  # characters of the problem statement shown to the model
+
+SYSTEM_PROMPT = (
+    "You are an expert competitive programmer who repairs Python 3 programs. A program reads its "
+    "input from standard input and writes its answer to standard output; it is judged by comparing "
+    "its output with the expected output of each test. Reply with the complete corrected program in "
+    "a single ```python code block (no partial snippets, no example usage, no tests)."
+)
+NO_CODE_MESSAGE = (
+    "Your answer contained no Python program. Reply with the complete corrected program in a single "
+    "```python code block."
+)
+TRUNCATED_NOTE = "Note: your previous answer was cut off at the output token limit; keep the answer short.\n\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RepairSettings:
+    """Everything that changes a problem's result: part of the checkpoint fingerprint."""
+
+    max_iterations: int = 3
+    target_ratio: float = 1.0
+    temperature: float | None = None
+    max_tokens: int = 4096
+    timeout: float = DEFAULT_TIMEOUT
+    feedback_tests: str | None = None
+    seed: int = 0
+    feedback_budget: int = DEFAULT_FEEDBACK_BUDGET
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    solution_file: Path
+    output_file: Path
+    summary_file: Path
+    checkpoint_file: Path
+    cache_file: Path | None
+    selection: tuple[int, ...] | None
+    spec: ModelSpec
+    model_key: str | None
+    settings: RepairSettings
+    concurrent_problems: int = 3
+    llm_concurrency: int = 5
+    exec_concurrency: int = 50
+    executor: str | None = None
+    resume: bool = False
+    restart: bool = False
+    max_retries: int = 4
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+    progress: bool = True
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+def ratio(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def feedback_tests_arg(text: str) -> str:
+    """A count (``5``) or a fraction in (0, 1) (``0.5``); validated here, resolved per problem."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expects a count or a fraction, got {text!r}") from None
+    is_count = value.is_integer() and "." not in text
+    if (is_count and value < 1) or (not is_count and not 0 < value < 1):
+        raise argparse.ArgumentTypeError(f"expects a count >= 1 or a fraction between 0 and 1, got {text!r}")
+    return text.strip()
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, like every other user error
+        self.exit(2, f"error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(
+        description="Repair a model's programs with execution feedback, keeping the best program per problem.",
+        epilog=(
+            "Models: claude-* -> Anthropic (ANTHROPIC_API_KEY); gpt-*, o1*, o3*, o4* -> OpenAI (OPENAI_API_KEY); "
+            "or prefix anthropic:/openai:. Other names need --base-url (an OpenAI-compatible server: vLLM, "
+            "Ollama, llama.cpp, LM Studio). Base URLs are also read from ANTHROPIC_BASE_URL / OPENAI_BASE_URL. "
+            "Keys come from the environment or .env; with a base URL a missing key is allowed (the placeholder "
+            "'not-needed' is sent). Exit codes: 0 done, 1 some problem ended in error, 2 usage error, 130 interrupted."
+        ),
+    )
+    p.add_argument("--solution-file", required=True, help="JSON list of problem records with model answers")
+    sel = p.add_mutually_exclusive_group()
+    sel.add_argument("--problem-id", type=int, help="repair one problem (0-based index)")
+    sel.add_argument("--problem-ids", help="comma-separated indices, e.g. 1,4,7")
+    sel.add_argument("--range", dest="range_spec", help="inclusive index range, e.g. 0-9 (default: all problems)")
+    p.add_argument("--model-name", default=DEFAULT_MODEL, help=f"model that repairs (default: {DEFAULT_MODEL})")
+    p.add_argument("--model-key", help="whose answer to repair, e.g. o3_mini or o3_mini_solution "
+                   "(default: the file's only *_solution key other than human_solution)")
+    p.add_argument("--max-iterations", type=non_negative_int, default=3, help="model calls per problem at most (default: 3)")
+    p.add_argument("--target-ratio", type=ratio, default=1.0, help="stop a problem at this pass ratio (default: 1.0)")
+    p.add_argument("--temperature", type=float, default=None, help="sampling temperature (default: the provider's default, not sent)")
+    p.add_argument("--max-tokens", type=positive_int, default=4096, help="output token limit per model call (default: 4096)")
+    p.add_argument("--base-url", help="provider base URL, e.g. http://localhost:8000/v1 for vLLM "
+                   "(default: ANTHROPIC_BASE_URL / OPENAI_BASE_URL, else the provider's API)")
+    p.add_argument("--timeout", type=positive_float, default=DEFAULT_TIMEOUT, help=f"seconds per test (default: {DEFAULT_TIMEOUT:g})")
+    p.add_argument("--feedback-tests", type=feedback_tests_arg, default=None,
+                   help="show the model failures from only K tests (a count, or a fraction like 0.5), chosen with --seed; "
+                        "the rest are held out and scored at the end (default: all tests are shown)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the --feedback-tests split (default: 0)")
+    p.add_argument("--feedback-budget", type=positive_int, default=DEFAULT_FEEDBACK_BUDGET,
+                   help=f"characters of test feedback per prompt (default: {DEFAULT_FEEDBACK_BUDGET})")
+    p.add_argument("--output-file", help="default: improved_<input file name> in the current directory")
+    p.add_argument("--concurrent-problems", type=positive_int, default=3, help="problems in flight (default: 3)")
+    p.add_argument("--llm-semaphore", type=positive_int, default=5, help="concurrent model calls (default: 5)")
+    p.add_argument("--exec-semaphore", type=positive_int, default=50, help="concurrent test executions (default: 50)")
+    p.add_argument("--executor", choices=("local", "remote"), default=None,
+                   help="where programs run (default: remote when CYBER_URL is set, else local)")
+    p.add_argument("--cache-file", default=DEFAULT_CACHE_FILE, help=f"SQLite response cache (default: {DEFAULT_CACHE_FILE})")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the response cache")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint (the default when one exists; "
+                   "with --resume a missing checkpoint is reported)")
+    p.add_argument("--restart", action="store_true", help="discard an existing checkpoint and start over (the cache still applies)")
+    p.add_argument("--max-retries", type=non_negative_int, default=4, help="SDK retries per model call on 408/409/429/5xx (default: 4)")
+    p.add_argument("--request-timeout", type=positive_float, default=DEFAULT_REQUEST_TIMEOUT,
+                   help=f"seconds per model call before the SDK retries (default: {DEFAULT_REQUEST_TIMEOUT:g})")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="default: WARNING")
+    return p
+
+
+def build_config(args: argparse.Namespace) -> RunConfig:
+    """Validate flags into a frozen config; credentials are checked here, before any work."""
+    if args.resume and args.restart:
+        raise ConfigError("--resume and --restart are mutually exclusive")
+    spec = route_model(args.model_name, args.base_url)
+    check_credentials(spec)
+    solution = Path(args.solution_file)
+    output = Path(args.output_file) if args.output_file else Path(f"improved_{solution.name}")
+    selection = parse_problem_selection(args.problem_id, args.problem_ids, args.range_spec)
+    settings = RepairSettings(
+        max_iterations=args.max_iterations, target_ratio=args.target_ratio, temperature=args.temperature,
+        max_tokens=args.max_tokens, timeout=args.timeout, feedback_tests=args.feedback_tests, seed=args.seed,
+        feedback_budget=args.feedback_budget,
+    )
+    return RunConfig(
+        solution_file=solution, output_file=output, summary_file=output.with_name(f"summary_{output.name}"),
+        checkpoint_file=output.with_name(f"{output.name}.checkpoint.jsonl"),
+        cache_file=None if args.no_cache else Path(args.cache_file), selection=tuple(selection) if selection is not None else None,
+        spec=spec, model_key=args.model_key, settings=settings, concurrent_problems=args.concurrent_problems,
+        llm_concurrency=args.llm_semaphore, exec_concurrency=args.exec_semaphore, executor=args.executor,
+        resume=args.resume, restart=args.restart, max_retries=args.max_retries, request_timeout=args.request_timeout,
+        progress=not args.no_progress,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Choosing problems, answer key and test split
+# --------------------------------------------------------------------------------------------
+
+
+def select_problems(records: list[Any], selection: tuple[int, ...] | None, path: Path) -> list[int]:
+    if selection is None:
+        return list(range(len(records)))
+    bad = [i for i in selection if not 0 <= i < len(records)]
+    if bad:
+        raise InputError(f"{path}: problem {bad[0]} does not exist ({len(records)} problems, indices 0-{len(records) - 1})")
+    return list(dict.fromkeys(selection))
+
+
+def infer_model_key(records: list[Any], indices: list[int], requested: str | None, path: Path) -> str:
+    """The record key whose answers are repaired: ``--model-key`` (with or without ``_solution``)
+    or the file's only model answer key."""
+    chosen = [records[i] for i in indices]
+    if requested:
+        for key in (requested, f"{requested}_solution"):
+            if any(isinstance(r, dict) and key in r for r in chosen):
+                return key
+        raise InputError(f"{path}: no selected record has key {requested!r} (keys: {', '.join(solution_keys(chosen, True)) or 'none'})")
+    keys = solution_keys(chosen)
+    if len(keys) == 1:
+        return keys[0]
+    if not keys:
+        raise InputError(f"{path}: the selected records have no *_solution key to repair (use --model-key)")
+    raise InputError(f"{path}: several model answers ({', '.join(keys)}): choose one with --model-key")
+
+
+def feedback_count(spec: str, total: int) -> int:
+    """How many of ``total`` tests the model may see: at least one, and one held out if possible."""
+    value = float(spec)
+    wanted = int(value) if "." not in spec else round(total * value)
+    return max(1, min(wanted, total - 1)) if total > 1 else total
+
+
+def split_tests(total: int, spec: str | None, seed: int, problem_id: int) -> tuple[list[int], list[int]]:
+    """(shown, held-out) 0-based test indices, reproducible from (seed, problem id)."""
+    if spec is None:
+        return list(range(total)), []
+    rng = random.Random(f"{seed}:{problem_id}")
+    shown = sorted(rng.sample(range(total), feedback_count(spec, total)))
+    held = [i for i in range(total) if i not in set(shown)]
+    return shown, held
+
+
+def fingerprint_of(config: RunConfig, model_key: str) -> dict[str, Any]:
+    """What a checkpoint must match to be reused."""
+    data = config.solution_file.read_bytes()
+    return {
+        "solution_file": str(config.solution_file.resolve()),
+        "solution_sha256": hashlib.sha256(data).hexdigest(),
+        "provider": config.spec.provider, "model": config.spec.model, "base_url": config.spec.base_url,
+        "model_key": model_key, "settings": asdict(config.settings),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Running programs and calling the model
+# --------------------------------------------------------------------------------------------
+
+
+def code_hash(code: str) -> str:
+    return sha256_text(code)
+
+
+def counts_block(results: list[dict[str, Any]]) -> dict[str, Any]:
+    passed, total = count_passed(results), len(results)
+    return {"passed": passed, "total": total, "ratio": round(passed / total, 6) if total else None,
+            "verdicts": count_verdicts(results)}
+
+
+class ProgramRunner:
+    """Runs programs of one problem; a (program, test) pair is executed at most once."""
+
+    def __init__(self, tests: list[Any], *, timeout: float, executor: Any) -> None:
+        self.tests = tests
+        self.timeout = timeout
+        self.executor = executor
+        self._results: dict[tuple[str, int], dict[str, Any]] = {}
+        self.executions = 0
+
+    async def results(self, code: str, indices: list[int]) -> list[dict[str, Any]]:
+        digest = code_hash(code)
+        missing = [i for i in indices if (digest, i) not in self._results]
+        if missing:
+            fresh = await run_tests(code, [self.tests[i] for i in missing], timeout=self.timeout, executor=self.executor)
+            self.executions += len(missing)
+            for i, result in zip(missing, fresh):
+                self._results[(digest, i)] = result
+        return [self._results[(digest, i)] for i in indices]
+
+
+@dataclass
+class RunStats:
+    """Live counters for the progress bar and the summary."""
+
+    iterations: int = 0
+    api_calls: int = 0
+    cached_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    new_input_tokens: int = 0
+    new_output_tokens: int = 0
+
+
+class ModelCaller:
+    """One model call: response cache first, else the SDK under the global LLM semaphore."""
+
+    def __init__(self, client: ChatClient, cache: ResponseCache | None, settings: RepairSettings, stats: RunStats,
+                 on_change: Any = None) -> None:
+        self.client = client
+        self.cache = cache
+        self.settings = settings
+        self.stats = stats
+        self.on_change = on_change or (lambda: None)
+
+    async def ask(self, messages: list[dict[str, str]]) -> Completion:
+        spec = self.client.spec
+        request = ChatRequest(SYSTEM_PROMPT, tuple(messages), self.settings.max_tokens, self.settings.temperature)
+        key = cache_key(provider=spec.provider, model=spec.model, base_url=spec.base_url, system=request.system,
+                        messages=request.messages, temperature=request.temperature, max_tokens=request.max_tokens)
+        if self.cache is not None:
+            start = time.monotonic()
+            hit = self.cache.get(key)
+            if hit is not None:
+                self._count(hit.input_tokens, hit.output_tokens, cached=True)
+                return Completion(hit.text, hit.stop_reason, hit.truncated, hit.input_tokens, hit.output_tokens,
+                                  round(time.monotonic() - start, 3), cached=True)
+        async with llm_semaphore():
+            completion = await self.client.complete(request)
+        if self.cache is not None:
+            self.cache.put(key, provider=spec.provider, model=spec.model,
+                           request={"system": request.system, "messages": list(request.messages),
+                                    "temperature": request.temperature, "max_tokens": request.max_tokens,
+                                    "base_url": spec.base_url},
+                           response=CachedResponse(completion.text, completion.stop_reason, completion.truncated,
+                                                   completion.input_tokens, completion.output_tokens, completion.latency_s))
+        self._count(completion.input_tokens, completion.output_tokens, cached=False)
+        return completion
+
+    def _count(self, tokens_in: int, tokens_out: int, *, cached: bool) -> None:
+        s = self.stats
+        s.input_tokens += tokens_in
+        s.output_tokens += tokens_out
+        if cached:
+            s.cached_calls += 1
+        else:
+            s.api_calls += 1
+            s.new_input_tokens += tokens_in
+            s.new_output_tokens += tokens_out
+        self.on_change()
+
+
+# --------------------------------------------------------------------------------------------
+# One problem
+# --------------------------------------------------------------------------------------------
+
+
+def first_prompt(statement: str, code: str, feedback: str) -> str:
+    program = f"```python\n{code.rstrip()}\n```" if code.strip() else "(no program: the original answer contained no code)"
+    return (
+        f"## Problem\n{cut_middle(statement.strip(), STATEMENT_LIMIT)}\n\n## Current program\n{program}\n\n"
+        f"## Test results\n{feedback}\nFix the program so that it passes all tests. "
+        "Reply with the complete corrected program in a single ```python code block."
+    )
+
+
+def followup_prompt(feedback: str, passed: int, total: int, best_passed: int, best_iteration: int,
+                    regressions: list[int], truncated: bool) -> str:
+    note = TRUNCATED_NOTE if truncated else ""
+    if passed < best_passed or regressions:
+        broken = f" It breaks tests that passed before ({', '.join(f'#{i}' for i in regressions[:20])})." if regressions else ""
+        note += (f"This version passes {passed}/{total} tests; the best version so far "
+                 f"(attempt {best_iteration}) passed {best_passed}/{total}.{broken}\n\n")
+    return f"{note}## Test results of your program\n{feedback}\nFix the program. Reply with the complete corrected program in a single ```python code block."
+
+
+def iteration_record(number: int, code: str, shown_results: list[dict[str, Any]] | None,
+                     completion: Completion | None, regressions: list[int], duplicate_of: int | None) -> dict[str, Any]:
+    block = counts_block(shown_results) if shown_results is not None else {"passed": None, "total": None, "ratio": None, "verdicts": {}}
+    return {
+        "iteration": number, **block, "code_sha256": code_hash(code) if code else None, "code": code,
+        "response": completion.text if completion else None,
+        "stop_reason": completion.stop_reason if completion else None,
+        "input_tokens": completion.input_tokens if completion else 0,
+        "output_tokens": completion.output_tokens if completion else 0,
+        "latency_s": completion.latency_s if completion else 0.0,
+        "cached": bool(completion and completion.cached),
+        "truncated": bool(completion and completion.truncated),
+        "no_code": completion is not None and not code,
+        "regressions": regressions, "duplicate_of": duplicate_of,
+    }
+
+
+@dataclass
+class ProblemState:
+    """What is known of a problem so far (kept when it ends in error)."""
+
+    problem_id: int
+    original_code: str = ""
+    iterations: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    records: list[Any]
+    solution_file: Path
+    model_key: str
+    spec: ModelSpec
+    settings: RepairSettings
+    caller: ModelCaller
+    executor: Any
+    stats: RunStats
+    on_change: Any
+
+
+async def repair_problem(ctx: RunContext, state: ProblemState) -> dict[str, Any]:
+    """The repair loop for one problem; returns its summary entry (status ``done``)."""
+    s, pid = ctx.settings, state.problem_id
+    record = ctx.records[pid]
+    tests = problem_tests(record, pid, ctx.solution_file)
+    if ctx.model_key not in record:
+        raise InputError(f"{ctx.solution_file}: problem {pid}: no {ctx.model_key!r} answer")
+    state.original_code = extract_code(record.get(ctx.model_key) or "")
+    shown, held = split_tests(len(tests), s.feedback_tests, s.seed, pid)
+    shown_tests = [tests[i] for i in shown]
+    runner = ProgramRunner(tests, timeout=s.timeout, executor=ctx.executor)
+
+    code = state.original_code
+    results = await runner.results(code, shown)
+    state.iterations.append(iteration_record(0, code, results, None, [], None))
+    best = {"iteration": 0, "code": code, "results": results, "passed": count_passed(results)}
+    seen = {code_hash(code): 0}
+    feedback = format_feedback(results, shown_tests, best["passed"], len(shown), budget=s.feedback_budget)
+    messages = [{"role": "user", "content": first_prompt(str(record.get("problem") or ""), code, feedback)}]
+    stopped = "target" if best["passed"] / len(shown) >= s.target_ratio else "max_iterations"
+
+    for number in range(1, s.max_iterations + 1):
+        if best["passed"] / len(shown) >= s.target_ratio:
+            stopped = "target"
+            break
+        completion = await ctx.caller.ask(messages)
+        code = extract_code(completion.text)
+        messages.append({"role": "assistant", "content": completion.text or "(empty answer)"})
+        if not code:
+            state.iterations.append(iteration_record(number, "", None, completion, [], None))
+            messages.append({"role": "user", "content": (TRUNCATED_NOTE if completion.truncated else "") + NO_CODE_MESSAGE})
+        else:
+            duplicate_of = seen.setdefault(code_hash(code), number)
+            results = await runner.results(code, shown)
+            passed = count_passed(results)
+            regressions = [shown[j] + 1 for j, (old, new) in enumerate(zip(best["results"], results))
+                           if old.get("passed") and not new.get("passed")]
+            state.iterations.append(iteration_record(number, code, results, completion, regressions,
+                                                     duplicate_of if duplicate_of != number else None))
+            if passed > best["passed"]:
+                best = {"iteration": number, "code": code, "results": results, "passed": passed}
+            feedback = format_feedback(results, shown_tests, passed, len(shown), budget=s.feedback_budget)
+            messages.append({"role": "user", "content": followup_prompt(
+                feedback, passed, len(shown), best["passed"], best["iteration"], regressions, completion.truncated)})
+        ctx.stats.iterations += 1
+        ctx.on_change()
+    else:
+        stopped = "target" if best["passed"] / len(shown) >= s.target_ratio else "max_iterations"
+
+    everything = list(range(len(tests)))
+    initial_all = await runner.results(state.original_code, everything)
+    final_all = await runner.results(best["code"], everything)
+    entry = base_entry(ctx, state, status="done", error=None)
+    entry.update({
+        "initial": counts_block(initial_all), "final": counts_block(final_all),
+        "best_iteration": best["iteration"], "best_code": best["code"], "stopped": stopped,
+        "executions": runner.executions,
+    })
+    if s.feedback_tests is not None:
+        entry["feedback"] = subset_block(initial_all, final_all, shown)
+        entry["held_out"] = subset_block(initial_all, final_all, held)
+    return entry
+
+
+def subset_block(initial: list[dict[str, Any]], final: list[dict[str, Any]], indices: list[int]) -> dict[str, Any]:
+    return {"initial": counts_block([initial[i] for i in indices]), "final": counts_block([final[i] for i in indices]),
+            "test_indices": [i + 1 for i in indices]}
+
+
+def base_entry(ctx: RunContext, state: ProblemState, *, status: str, error: str | None) -> dict[str, Any]:
+    """Fields every entry has, done or error; token totals come from the iterations."""
+    its = state.iterations
+    tokens_in = sum(i["input_tokens"] for i in its)
+    tokens_out = sum(i["output_tokens"] for i in its)
+    new_in = sum(i["input_tokens"] for i in its if not i["cached"])
+    new_out = sum(i["output_tokens"] for i in its if not i["cached"])
+    return {
+        "problem_id": state.problem_id, "status": status, "error": error,
+        "initial": None, "final": None, "feedback": None, "held_out": None,
+        "best_iteration": None, "best_code": state.original_code, "iterations": its,
+        "model_calls": sum(1 for i in its if i["response"] is not None),
+        "cached_calls": sum(1 for i in its if i["cached"]),
+        "input_tokens": tokens_in, "output_tokens": tokens_out,
+        "new_input_tokens": new_in, "new_output_tokens": new_out,
+        "cost_usd": estimate_cost(ctx.spec.model, tokens_in, tokens_out),
+        "new_cost_usd": estimate_cost(ctx.spec.model, new_in, new_out),
+    }
+
+
+async def repair_or_error(ctx: RunContext, problem_id: int) -> dict[str, Any]:
+    """A problem's entry; a failure of its model calls, execution or record is an ``error`` entry."""
+    state = ProblemState(problem_id)
+    try:
+        return await repair_problem(ctx, state)
+    except LibraryBenchError as exc:
+        log.warning("problem %d: %s", problem_id, exc)
+        return base_entry(ctx, state, status="error", error=str(exc))
+    except Exception as exc:  # a bug must not take the other problems down
+        log.exception("problem %d: unexpected error", problem_id)
+        return base_entry(ctx, state, status="error", error=f"internal error: {type(exc).__name__}: {exc}")
+
+
+# --------------------------------------------------------------------------------------------
+# Output and summary
+# --------------------------------------------------------------------------------------------
+
+
+def fence(code: str) -> str:
+    return f"```python\n{code.rstrip()}\n```" if code.strip() else "```python\n```"
+
+
+def output_records(records: list[Any], entries: dict[int, dict[str, Any]], model_key: str) -> list[Any]:
+    """The input records with ``improved_<model_key>`` on every finished problem."""
+    out = []
+    for index, record in enumerate(records):
+        entry = entries.get(index)
+        if entry is not None and isinstance(record, dict):
+            record = {**record, f"improved_{model_key}": fence(entry.get("best_code") or "")}
+        out.append(record)
+    return out
+
+
+def average(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return round(sum(present) / len(present), 6) if present else None
+
+
+def exact_ratio(block: dict[str, Any] | None) -> float | None:
+    """passed/total unrounded, so averages and differences do not carry rounding noise."""
+    if not block or not block.get("total"):
+        return None
+    return block["passed"] / block["total"]
+
+
+def sum_costs(values: list[float | None]) -> float | None:
+    return None if any(v is None for v in values) else round(sum(v for v in values if v is not None), 6)
+
+
+def aggregate(entries: list[dict[str, Any]], model: str, held_out: bool) -> dict[str, Any]:
+    done = [e for e in entries if e["status"] == "done"]
+    initial = [exact_ratio(e["initial"]) for e in done]
+    final = [exact_ratio(e["final"]) for e in done]
+    result: dict[str, Any] = {
+        "problems": len(entries), "errors": len(entries) - len(done),
+        "avg_initial_ratio": average(initial), "avg_final_ratio": average(final),
+        "avg_improvement": average([f - i for i, f in zip(initial, final)]),
+        "fully_passing_before": sum(1 for e in done if e["initial"]["passed"] == e["initial"]["total"]),
+        "fully_passing_after": sum(1 for e in done if e["final"]["passed"] == e["final"]["total"]),
+        "model_calls": sum(e["model_calls"] for e in entries), "cached_calls": sum(e["cached_calls"] for e in entries),
+        "input_tokens": sum(e["input_tokens"] for e in entries), "output_tokens": sum(e["output_tokens"] for e in entries),
+        "new_input_tokens": sum(e["new_input_tokens"] for e in entries),
+        "new_output_tokens": sum(e["new_output_tokens"] for e in entries),
+        "estimated_cost_usd": sum_costs([e["cost_usd"] for e in entries]),
+        "new_estimated_cost_usd": sum_costs([e["new_cost_usd"] for e in entries]),
+        "price_per_mtok_usd": list(price_of(model)) if price_of(model) else None,
+        "cost_note": ("estimate from a built-in list-price table (USD per million input/output tokens); "
+                      "cost_usd counts all tokens, new_cost_usd only calls not served from the cache")
+        if price_of(model) else f"no price known for model {model!r}: cost is null",
+        "held_out": None,
+    }
+    if held_out:
+        result["held_out"] = {
+            "avg_initial_ratio": average([exact_ratio(e["held_out"]["initial"]) for e in done]),
+            "avg_final_ratio": average([exact_ratio(e["held_out"]["final"]) for e in done]),
+            "feedback_avg_initial_ratio": average([exact_ratio(e["feedback"]["initial"]) for e in done]),
+            "feedback_avg_final_ratio": average([exact_ratio(e["feedback"]["final"]) for e in done]),
+        }
+    return result
+
+
+def build_summary(config: RunConfig, model_key: str, selected: list[int], entries: dict[int, dict[str, Any]],
+                  complete: bool, elapsed: float, stats: RunStats) -> dict[str, Any]:
+    listed = [entries[i] for i in selected if i in entries]
+    settings = asdict(config.settings)
+    return {
+        "schema": SUMMARY_SCHEMA,
+        "solution_file": str(config.solution_file), "output_file": str(config.output_file),
+        "model": config.spec.model, "provider": config.spec.provider, "base_url": config.spec.base_url,
+        "model_key": model_key,
+        "settings": {**settings, "executor": config.executor, "conversation": "multi-turn"},
+        "scores_on_shown_tests": config.settings.feedback_tests is None,
+        "scores_note": ("every test was shown to the model: the scores are on tests the model saw"
+                        if config.settings.feedback_tests is None else
+                        "iterations are scored on the feedback tests; held_out scores the final program on tests the model never saw"),
+        "complete": complete,
+        "pending": [i for i in selected if i not in entries],
+        "problems": listed,
+        "aggregate": aggregate(listed, config.spec.model, config.settings.feedback_tests is not None),
+        "this_run": {**asdict(stats), "elapsed_s": round(elapsed, 3)},
+    }
+
+
+def write_outputs(config: RunConfig, records: list[Any], model_key: str, selected: list[int],
+                  entries: dict[int, dict[str, Any]], complete: bool, elapsed: float, stats: RunStats) -> None:
+    write_atomic_json(config.output_file, output_records(records, entries, model_key))
+    write_atomic_json(config.summary_file, build_summary(config, model_key, selected, entries, complete, elapsed, stats))
+
+
+# --------------------------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------------------------
+
+
+def make_progress(config: RunConfig, total: int, done: int) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=done, desc="problems", unit="problem", file=sys.stderr,
+                disable=not config.progress, dynamic_ncols=True)
+
+
+def load_checkpoint(config: RunConfig, checkpoint: Checkpoint) -> dict[int, dict[str, Any]]:
+    if config.restart:
+        checkpoint.remove()
+        return {}
+    if config.resume and not checkpoint.exists():
+        log.warning("--resume: no checkpoint at %s, starting from the beginning", checkpoint.path)
+    return checkpoint.load()
+
+
+async def run_repair(config: RunConfig) -> int:
+    """Repair the selected problems; returns the exit code."""
+    started = time.monotonic()
+    records = load_problems(config.solution_file)
+    selected = select_problems(records, config.selection, config.solution_file)
+    model_key = infer_model_key(records, selected, config.model_key, config.solution_file)
+    checkpoint = Checkpoint(config.checkpoint_file, fingerprint_of(config, model_key))
+    finished = {pid: e for pid, e in load_checkpoint(config, checkpoint).items() if pid in set(selected)}
+    pending = [pid for pid in selected if pid not in finished]
+    if finished:
+        log.warning("resuming from %s: %d problem(s) already done, %d to go", checkpoint.path, len(finished), len(pending))
+    set_semaphore_limits(llm=config.llm_concurrency, exec=config.exec_concurrency)
+    executor = get_executor(config.executor)
+    cache = ResponseCache(config.cache_file) if config.cache_file else None
+    client = make_chat_client(config.spec, max_retries=config.max_retries, request_timeout=config.request_timeout)
+    stats = RunStats()
+    entries: dict[int, dict[str, Any]] = dict(finished)
+    progress = make_progress(config, len(selected), len(finished))
+
+    def refresh() -> None:
+        progress.set_postfix(iterations=stats.iterations, calls=stats.api_calls, cached=stats.cached_calls,
+                             tokens=stats.input_tokens + stats.output_tokens, refresh=False)
+        progress.refresh()
+
+    caller = ModelCaller(client, cache, config.settings, stats, refresh)
+    ctx = RunContext(records, config.solution_file, model_key, config.spec, config.settings, caller, executor, stats, refresh)
+    problem_slots = asyncio.Semaphore(config.concurrent_problems)
+
+    async def one(pid: int) -> dict[str, Any]:
+        async with problem_slots:
+            return await repair_or_error(ctx, pid)
+
+    def save(complete: bool) -> None:
+        write_outputs(config, records, model_key, selected, entries, complete, time.monotonic() - started, stats)
+
+    tasks = [asyncio.create_task(one(pid)) for pid in pending]
+    last_write = time.monotonic()
+    try:
+        for next_done in asyncio.as_completed(tasks):
+            entry = await next_done
+            entries[entry["problem_id"]] = entry
+            if entry["status"] == "done":  # errors are retried by the next run
+                checkpoint.append(entry["problem_id"], entry)
+            progress.update(1)
+            refresh()
+            if time.monotonic() - last_write >= WRITE_INTERVAL_S:
+                save(complete=False)
+                last_write = time.monotonic()
+    except asyncio.CancelledError:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        save(complete=False)
+        raise
+    finally:
+        progress.close()
+        await client.aclose()
+        if cache is not None:
+            cache.close()
+        if hasattr(executor, "aclose"):
+            await executor.aclose()
+    save(complete=True)
+    errors = sum(1 for pid in selected if entries[pid]["status"] == "error")
+    log.info("wrote %s and %s (%d problems, %d errors)", config.output_file, config.summary_file, len(selected), errors)
+    if errors:
+        print(f"{errors} of {len(selected)} problem(s) ended in error: see {config.summary_file} "
+              "(run the same command again to retry them)", file=sys.stderr)
+    return 1 if errors else 0
+
+
+async def run_with_signals(config: RunConfig) -> int:
+    """SIGTERM cancels like Ctrl-C does, so partial results are written either way."""
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    if task is not None:
+        try:
+            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        except (NotImplementedError, RuntimeError):
+            pass
+    return await run_repair(config)
+
+
+def load_env_file() -> None:
+    """Keys from ``.env`` (current directory or a parent); the environment wins."""
+    from dotenv import find_dotenv, load_dotenv
+
+    path = find_dotenv(usecwd=True)
+    if path:
+        load_dotenv(path, override=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    load_env_file()
+    config: RunConfig | None = None
+    try:
+        config = build_config(args)
+        return asyncio.run(run_with_signals(config))
+    except LibraryBenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        where = f": partial results in {config.output_file} and {config.summary_file}; run the same command to resume" if config else ""
+        print(f"interrupted{where}", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""A scripted model server on 127.0.0.1 for tests and benchmarks (not collected by pytest).
+
+Speaks the Anthropic Messages API (``POST /v1/messages``) and OpenAI Chat Completions
+(``POST /v1/chat/completions``) well enough for the real ``anthropic`` and ``openai`` SDKs:
+point them at ``server.anthropic_base_url`` / ``server.openai_base_url``. Replies come from a
+handler (a function of the request), may be delayed or fail with any status, and every
+request is logged.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class FakeReply:
+    """What the server answers. ``truncated``: stop at max tokens (``max_tokens``/``length``).
+    Error statuses carry ``retry-after-ms: 1`` by default so SDK retries are instant."""
+
+    text: str = ""
+    status: int = 200
+    truncated: bool = False
+    delay: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+@dataclass
+class LoggedRequest:
+    api: str  # "anthropic" or "openai"
+    path: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+    time: float
+    status: int = 0
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return [m for m in self.body.get("messages", []) if m.get("role") != "system"]
+
+    @property
+    def system(self) -> str:
+        if self.api == "anthropic":
+            system = self.body.get("system") or ""
+            return system if isinstance(system, str) else "".join(b.get("text", "") for b in system)
+        return "".join(m.get("content", "") for m in self.body.get("messages", []) if m.get("role") == "system")
+
+    def text(self) -> str:
+        """All prompt text, for matching a request to a scripted problem."""
+        parts = [self.system]
+        for message in self.messages:
+            content = message.get("content", "")
+            parts.append(content if isinstance(content, str) else "".join(b.get("text", "") for b in content))
+        return "\n".join(parts)
+
+    @property
+    def last_user_text(self) -> str:
+        users = [m for m in self.messages if m.get("role") == "user"]
+        if not users:
+            return ""
+        content = users[-1].get("content", "")
+        return content if isinstance(content, str) else "".join(b.get("text", "") for b in content)
+
+
+Handler = Callable[[LoggedRequest], FakeReply]
+
+
+def _tokens(text: str) -> int:
+    return max(1, len(text) // 4)
+
+
+def anthropic_body(request: LoggedRequest, reply: FakeReply, number: int) -> dict[str, Any]:
+    return {
+        "id": f"msg_fake_{number}", "type": "message", "role": "assistant",
+        "model": request.body.get("model", "fake"),
+        "content": [{"type": "text", "text": reply.text}],
+        "stop_reason": "max_tokens" if reply.truncated else "end_turn", "stop_sequence": None,
+        "usage": {"input_tokens": reply.input_tokens if reply.input_tokens is not None else _tokens(request.text()),
+                  "output_tokens": reply.output_tokens if reply.output_tokens is not None else _tokens(reply.text)},
+    }
+
+
+def openai_body(request: LoggedRequest, reply: FakeReply, number: int) -> dict[str, Any]:
+    prompt = reply.input_tokens if reply.input_tokens is not None else _tokens(request.text())
+    completion = reply.output_tokens if reply.output_tokens is not None else _tokens(reply.text)
+    return {
+        "id": f"chatcmpl-fake-{number}", "object": "chat.completion", "created": int(time.time()),
+        "model": request.body.get("model", "fake"),
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.text},
+                     "finish_reason": "length" if reply.truncated else "stop", "logprobs": None}],
+        "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+    }
+
+
+def error_body(api: str, status: int) -> dict[str, Any]:
+    kind = {429: "rate_limit_error", 500: "api_error", 529: "overloaded_error"}.get(status, "invalid_request_error")
+    message = f"fake server scripted HTTP {status}"
+    if api == "anthropic":
+        return {"type": "error", "error": {"type": kind, "message": message}}
+    return {"error": {"message": message, "type": kind, "code": None, "param": None}}
+
+
+class FakeLLMServer:
+    """A threaded HTTP server; use as a context manager or call ``start``/``stop``."""
+
+    def __init__(self, handler: Handler | None = None, *, delay: float = 0.0) -> None:
+        self.handler: Handler = handler or (lambda request: FakeReply("I have no code for you."))
+        self.delay = delay
+        self.requests: list[LoggedRequest] = []
+        self._lock = threading.Lock()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._httpd is not None, "server not started"
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    @property
+    def anthropic_base_url(self) -> str:
+        return self.url
+
+    @property
+    def openai_base_url(self) -> str:
+        return self.url + "/v1"
+
+    def start(self) -> "FakeLLMServer":
+        server = self
+
+        class RequestHandler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # quiet
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+                length = int(self.headers.get("content-length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                try:
+                    body = json.loads(raw or b"{}")
+                except ValueError:
+                    body = {}
+                path = self.path.split("?", 1)[0]
+                api = "anthropic" if path.endswith("/messages") else "openai" if path.endswith("/chat/completions") else ""
+                request = LoggedRequest(api, path, body, {k.lower(): v for k, v in self.headers.items()}, time.time())
+                with server._lock:
+                    server.requests.append(request)
+                    number = len(server.requests)
+                if not api:
+                    self._send(404, {"error": {"message": f"no route {path}"}}, {})
+                    request.status = 404
+                    return
+                reply = server.handler(request)
+                if server.delay or reply.delay:
+                    time.sleep(server.delay + reply.delay)
+                request.status = reply.status
+                if reply.status != 200:
+                    headers = {"retry-after-ms": "1", **reply.headers}
+                    self._send(reply.status, error_body(api, reply.status), headers)
+                    return
+                payload = anthropic_body(request, reply, number) if api == "anthropic" else openai_body(request, reply, number)
+                self._send(200, payload, reply.headers)
+
+            def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
+                data = json.dumps(payload).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(data)))
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client went away (killed or cancelled)
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), RequestHandler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-llm-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> "FakeLLMServer":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def count(self, predicate: Callable[[LoggedRequest], bool] = lambda r: True) -> int:
+        with self._lock:
+            return sum(1 for r in self.requests if predicate(r))
+
+
+def fenced(code: str) -> str:
+    return f"Here is the corrected program.\n\n```python\n{code.strip()}\n```\n"
