@@ -30,6 +30,7 @@ from typing import Any
 from errors import ConfigError, InputError, LibraryBenchError
 from librarybench_common import (
     DEFAULT_FEEDBACK_BUDGET,
+    answer_program,
     DEFAULT_TIMEOUT,
     count_passed,
     count_verdicts,
@@ -469,7 +470,7 @@ async def repair_problem(ctx: RunContext, state: ProblemState) -> dict[str, Any]
     tests = problem_tests(record, pid, ctx.solution_file)
     if ctx.model_key not in record:
         raise InputError(f"{ctx.solution_file}: problem {pid}: no {ctx.model_key!r} answer")
-    state.original_code = extract_code(record.get(ctx.model_key) or "")
+    state.original_code = answer_program(record, ctx.model_key)
     shown, held = split_tests(len(tests), s.feedback_tests, s.seed, pid)
     shown_tests = [tests[i] for i in shown]
     runner = ProgramRunner(tests, timeout=s.timeout, executor=ctx.executor)
@@ -773,7 +774,10 @@ def load_env_file() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed as one line
+        return int(exc.code or 0)
     logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
     load_env_file()
     config: RunConfig | None = None

@@ -205,3 +205,43 @@ class FakeLLMServer:
 
 def fenced(code: str) -> str:
     return f"Here is the corrected program.\n\n```python\n{code.strip()}\n```\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Small stdin/stdout problems with a buggy starting answer and the repair a scripted model gives.
+# --------------------------------------------------------------------------------------------
+
+SUM_FIXED = "a, b = map(int, input().split())\nprint(a + b)"
+MAX_FIXED = "a, b = map(int, input().split())\nprint(max(a, b))"
+
+SAMPLE_PROBLEMS: list[dict[str, Any]] = [
+    {"problem": "PROBLEM-SUM: read two integers a and b, print a + b.",
+     "input_output": json.dumps({"inputs": ["1 2\n", "5 5\n", "0 0\n"], "outputs": ["3\n", "10\n", "0\n"]}),
+     "sample_solution": "Easy.\n```python\na, b = map(int, input().split())\nprint(a - b)\n```"},
+    {"problem": "PROBLEM-MAX: read two integers, print the larger.",
+     "input_output": {"inputs": ["1 2\n", "7 3\n"], "outputs": ["2\n", "7\n"]},
+     "sample_solution": "```python\na, b = map(int, input().split())\nprint(min(a, b))\n```"},
+    {"problem": "PROBLEM-ECHO: print the input line unchanged.",
+     "input_output": {"inputs": ["hi\n"], "outputs": ["hi\n"]},
+     "sample_solution": "```python\nprint(input())\n```"},
+]
+
+REPAIRS = {"PROBLEM-SUM": SUM_FIXED, "PROBLEM-MAX": MAX_FIXED, "PROBLEM-ECHO": "print(input())"}
+
+
+def problem_tag(request: LoggedRequest) -> str | None:
+    """Which sample problem a request is about (the tag is in the first user message)."""
+    text = request.text()
+    return next((tag for tag in REPAIRS if tag in text), None)
+
+
+def repairing_handler(request: LoggedRequest) -> FakeReply:
+    """Answers every sample problem with its correct program."""
+    tag = problem_tag(request)
+    return FakeReply(fenced(REPAIRS[tag])) if tag else FakeReply("I cannot help.")
+
+
+def write_problems(path: Any, problems: list[dict[str, Any]] | None = None) -> Any:
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(problems if problems is not None else SAMPLE_PROBLEMS, fh)
+    return path
