@@ -78,14 +78,14 @@ def new_figure(width: float, height: float) -> Figure:
 
 def png_data_url(fig: Figure) -> str:
     buffer = io.BytesIO()
-    with matplotlib.rc_context({"text.parse_math": False}):  # names like "$x$" stay literal
-        fig.savefig(buffer, format="png", dpi=100)
+    fig.savefig(buffer, format="png", dpi=100)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def label_of(row: dict[str, Any]) -> str:
-    name = row.get("name") or ""
-    return f"#{row['problem_id']} {name[:24]}".strip()
+    """Tick label; "$" is escaped so matplotlib does not read an untrusted name as mathtext."""
+    name = (row.get("name") or "")[:24].replace("$", r"\$")
+    return f"#{row['problem_id']} {name}".strip()
 
 
 def plotted_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -220,7 +220,7 @@ def headline_html(r: dict[str, Any]) -> str:
     return '<div class="cards">' + "".join([
         card("problems improved / unchanged / worse",
              f"{r['improved_problems']} / {r['unchanged_problems']} / {r['worse_problems']}",
-             f"{n} compared, {r['error_problems']} errors, {r['no_improved_answer_problems']} without an improved answer"),
+             f"{n} compared · errors: {r['error_problems']} · without an improved answer: {r['no_improved_answer_problems']}"),
         card("total pass ratio", f"{r['original_overall_ratio']:.3f} → {r['improved_overall_ratio']:.3f}",
              f"{r['original_total_passed']}/{r['original_total_tests']} → {r['improved_total_passed']}/{r['improved_total_tests']} tests "
              f"({r['overall_ratio_change']:+.3f})", tone_of(r["overall_ratio_change"])),
