@@ -7,7 +7,7 @@ and the tokens/cost recorded by the repair run's summary. Output: a terminal tab
 (``--output-file``) and a self-contained HTML report with plots (``--report``).
 
 Exit status: 0 on success, 1 when some problems could not be measured (errors of the run, listed
-in the output), 2 on a user error (one line ``error: ...`` on stderr).
+in the output), 2 on a user error (one line ``error: ...`` on stderr), 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -487,6 +487,10 @@ def build_comparison(rows: list[dict[str, Any]], summary: dict[str, Any] | None,
     if no_answer:
         warnings.append(f"{len(no_answer)} problem(s) have no improved answer and are counted as unchanged: "
                         + ", ".join(map(str, no_answer)))
+    no_original = [r["problem_id"] for r in ok if r["no_original_answer"]]
+    if no_original:
+        warnings.append(f"{len(no_original)} problem(s) have no original answer (run as an empty program): "
+                        + ", ".join(map(str, no_original)))
     errors = [{"problem_id": r["problem_id"], "error": r["error"]} for r in rows if r["status"] == "error"]
     if errors:
         warnings.append(f"{len(errors)} problem(s) could not be measured and are left out of every figure: "
@@ -558,6 +562,8 @@ def format_table(result: dict[str, Any]) -> str:
         note = r["status"]
         if r["no_improved_answer"]:
             note += " (no improved answer)"
+        if r["no_original_answer"]:
+            note += " (no original answer)"
         if r["error"]:
             note += f": {r['error'][:60]}"
         lines.append(f"{r['problem_id']:>7}  {r['name'][:28]:<28}  "
@@ -664,6 +670,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LibraryBenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
     if args.quiet:
         for warning in result["warnings"]:
             log.warning("%s", warning)

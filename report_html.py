@@ -262,6 +262,8 @@ def table_html(rows: Sequence[dict[str, Any]]) -> str:
         notes = []
         if r.get("no_improved_answer"):
             notes.append("no improved answer (counted as unchanged)")
+        if r.get("no_original_answer"):
+            notes.append("no original answer (run as an empty program)")
         if r.get("same_program"):
             notes.append("same program")
         if r.get("error"):

@@ -389,3 +389,30 @@ def test_problem_without_tests_is_reported(tmp_path, monkeypatch):
     d = json.loads(out.read_text())
     assert d["errors"][0]["problem_id"] == 0 and "no tests" in d["errors"][0]["error"]
     assert d["total_problems"] == 0 and "no problem could be compared" in d["warnings"]
+
+
+class EchoExecutor:
+    """Passes every test of a non-empty program, fails the empty one (no programs run)."""
+
+    name = "fake"
+    isolation = "none"
+
+    async def run_tests(self, code, tests, *, timeout=None):
+        ok = bool(code.strip())
+        return [{"passed": ok, "verdict": "passed" if ok else "wrong_answer", "exec_output": {"run_output": {}}} for _ in tests]
+
+
+def test_missing_original_answer_is_said(tmp_path, monkeypatch, capsys):
+    original, improved = write_case(tmp_path)
+    records = json.loads(original.read_text())
+    del records[1][KEY]
+    original.write_text(json.dumps(records))
+    monkeypatch.setattr(cmi.common, "get_executor", lambda kind=None: EchoExecutor())
+    out = tmp_path / "c.json"
+    assert cmi.main(["--original-file", str(original), "--improved-file", str(improved), "--problem-id", "1",
+                     "--output-file", str(out)]) == 0
+    d = json.loads(out.read_text())
+    row = d["problem_details"][0]
+    assert row["no_original_answer"] is True and row["status"] == "improved" and row["original_passed"] == 0
+    assert any("no original answer" in w for w in d["warnings"])
+    assert "(no original answer)" in capsys.readouterr().out
