@@ -25,7 +25,6 @@ which ran.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import json
 import os
@@ -35,17 +34,23 @@ import select
 import shutil
 import signal
 import struct
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import weakref
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+# asyncio, subprocess and concurrent.futures are imported where the toolkit side uses them: the
+# worker imports this module too, and every megabyte of its heap makes each per-test fork slower.
+from typing import TYPE_CHECKING
+
 from errors import ExecutionError
+
+if TYPE_CHECKING:
+    import subprocess
+    from concurrent.futures import ThreadPoolExecutor
 from records import RunOutput, Test, TestResult, Verdict
 
 IMPORT_HEADER = """from collections import *
@@ -155,6 +160,7 @@ def _limit_child(limits: SandboxLimits, timeout: float) -> None:
 def run_one_fresh(code: str, test: Test, limits: SandboxLimits, import_header: bool = True,
                   timeout: float | None = None) -> TestResult:
     """Run one test in a fresh interpreter (the baseline: ~250 ms of start-up per test)."""
+    import subprocess
     timeout = timeout or limits.timeout
     full = with_header(code, import_header)
     program = full + ("\n" + test if isinstance(test, str) else "")
@@ -213,8 +219,7 @@ _WORKER_ENV = {
 }
 # Modules the worker imports once so that programs find them in sys.modules. Only speed
 # depends on this list; a program importing something else just imports it itself.
-_PRELOAD = ("bisect", "random", "fractions", "decimal", "array", "operator", "io",
-            "threading", "traceback", "linecache", "importlib.machinery")
+_PRELOAD = ("bisect", "random", "array", "operator", "io", "threading", "linecache")
 _WORKER_BOOTSTRAP = (
     "import sys; sys.path.insert(0, sys.argv[1]); import sandbox; sandbox.worker_main(sys.argv[2])"
 )
@@ -566,7 +571,6 @@ def _reset_interpreter(workdir: str, base_path: list[str]) -> None:
     """Undo what the child inherited from the warm worker, so it looks like ``python3 main.py``."""
     import atexit as child_atexit
     import linecache
-    import random
     import types
 
     sys.stdin = sys.__stdin__ = _stdio(0, "r", "strict")
@@ -580,7 +584,7 @@ def _reset_interpreter(workdir: str, base_path: list[str]) -> None:
     _reset_signals()
     child_atexit._clear()
     linecache.clearcache()
-    random.seed()
+    # random reseeds itself after fork (os.register_at_fork); numpy's global state does not.
     numpy_random = sys.modules.get("numpy.random")
     if numpy_random is not None:
         numpy_random.seed()
@@ -703,6 +707,7 @@ def _bwrap_command(python: list[str]) -> list[str]:
 
 def _kill_uid(uid: int) -> None:
     """Fallback clean-up when a worker was killed: end every process of its private uid."""
+    import subprocess
     try:
         subprocess.run(["kill", "-9", "-1"], user=uid, group=uid, extra_groups=[],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10)
@@ -719,6 +724,7 @@ class _WorkerHandle:
     """The toolkit's end of one worker process."""
 
     def __init__(self, slot: int, mode: str) -> None:
+        import subprocess
         self.slot = slot
         self.mode = mode
         self.probe: dict[str, Any] = {}
@@ -756,6 +762,7 @@ class _WorkerHandle:
 
     def stop(self, grace: float = 1.0) -> None:
         """Ask the worker to clean up and exit (EOF), then kill what is left of its sandbox."""
+        import subprocess
         try:
             self.proc.stdin.close()
         except OSError:
@@ -785,6 +792,7 @@ def _spawner() -> ThreadPoolExecutor:
     fallback's ``PR_SET_PDEATHSIG`` are per thread on Linux), so starting them from a short-lived
     thread, such as ``asyncio.to_thread``'s pool that ``asyncio.run`` shuts down, would kill them.
     """
+    from concurrent.futures import ThreadPoolExecutor
     global _SPAWNER
     with _SPAWNER_LOCK:
         if _SPAWNER is None:
@@ -841,7 +849,6 @@ class LocalExecutor:
         self._all: list[_WorkerHandle] = []
         self._lock = threading.RLock()  # _respawn may run while _ensure_started holds it
         self._closed = False
-        self._slots: asyncio.Semaphore | None = None
         _LIVE_EXECUTORS.add(self)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -950,6 +957,7 @@ class LocalExecutor:
     async def run_tests(self, code: str, tests: list[Test], *,
                         timeout: float | None = None) -> list[TestResult]:
         """Run a batch concurrently (one test per worker at a time); results in test order."""
+        import asyncio
         await asyncio.to_thread(self._ensure_started)
         slots = asyncio.Semaphore(self.workers)
 
