@@ -215,6 +215,7 @@ def test_split_cost_and_summary_checks(split_run):
     for key in ("original_file", "improved_file", "model_key", "executor", "timeout", "exec_semaphore"):
         assert key in d
     assert d["model_key"] == KEY and d["timeout"] == 1.0
+    assert (split_run["folder"] / "comparison.json").stat().st_mode & 0o044  # readable by others
 
 
 def test_terminal_table(split_run):
