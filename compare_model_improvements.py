@@ -110,10 +110,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output-file", default=None, help="write the full comparison as JSON to this file")
     parser.add_argument("--report", default=None, metavar="FILE.html",
                         help="write a self-contained HTML report with plots (works offline)")
-    parser.add_argument("--summary-file", default=None,
-                        help="the repair run's summary JSON (default: summary_<improved file name> beside the "
-                             "improved file, when it exists)")
-    parser.add_argument("--no-summary", action="store_true", help="ignore the repair summary even when one is found")
+    summary = parser.add_mutually_exclusive_group()
+    summary.add_argument("--summary-file", default=None,
+                         help="the repair run's summary JSON (default: summary_<improved file name> beside the "
+                              "improved file, when it exists)")
+    summary.add_argument("--no-summary", action="store_true", help="ignore the repair summary even when one is found")
     parser.add_argument("--timeout", type=float, default=common.DEFAULT_TIMEOUT,
                         help=f"seconds per test, the same for both programs (default {common.DEFAULT_TIMEOUT:g})")
     parser.add_argument("--exec-semaphore", type=int, default=common.DEFAULT_EXEC_CONCURRENCY,
