@@ -270,6 +270,9 @@ PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 
 
+_WORKER_CONFIG_UID: int | None = None
+
+
 @dataclass
 class _WorkerConfig:
     """How a worker isolates its children; sent by the toolkit as JSON on the command line."""
@@ -292,7 +295,9 @@ class _Worker:
 
 def worker_main(config_json: str) -> None:
     """Entry point of a worker process: warm up, say ready, then serve jobs until EOF."""
+    global _WORKER_CONFIG_UID
     config = _WorkerConfig(**json.loads(config_json))
+    _WORKER_CONFIG_UID = config.uid
     channel_in, channel_out = _take_channel()
     worker = _Worker(config)
     if not config.pid_namespace:
@@ -344,6 +349,7 @@ def _probe_isolation() -> dict[str, Any]:
         interfaces = []
     root_read_only = bool(os.statvfs("/").f_flag & os.ST_RDONLY)
     return {"pid": os.getpid(), "uid": os.getuid(), "interfaces": interfaces,
+            "child_uid": _WORKER_CONFIG_UID,
             "root_read_only": root_read_only}
 
 
@@ -691,18 +697,91 @@ def _bwrap_command(python: list[str]) -> list[str]:
     """Run the worker in new pid/net/mount/ipc/uts namespaces with a read-only host view.
 
     No user namespace: as root, bubblewrap keeps the capabilities listed in ``_BWRAP_CAPS`` so
-    that the worker can give each test child a private unprivileged uid.
+    that the worker can give each test child a private unprivileged uid. The project directory
+    (where a ``.env`` with API keys may live) and directories closed to other users (``/root``)
+    are replaced by empty tmpfs mounts into which only the interpreter, its libraries and the
+    worker's own modules are bound back, read-only.
     """
     command = ["bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
                "--unshare-cgroup-try", "--die-with-parent", "--new-session",
                "--ro-bind", "/", "/", "--size", str(_TMPFS_BYTES), "--tmpfs", "/tmp",
-               "--proc", "/proc", "--dev", "/dev", "--chdir", "/tmp", "--clearenv"]
+               "--proc", "/proc", "--dev", "/dev"]
+    masks, exposed = _masked_view()
+    for mask in masks:
+        command += ["--perms", "0755", "--tmpfs", mask]
+    for directory in _directories_between(masks, exposed):
+        command += ["--perms", "0755", "--dir", directory]  # bwrap would make them 0700
+    for path in exposed:
+        command += ["--ro-bind", path, path]
+    command += ["--chdir", "/tmp", "--clearenv"]
     for name, value in _WORKER_ENV.items():
         command += ["--setenv", name, value]
     command += ["--cap-drop", "ALL"]
     for cap in _BWRAP_CAPS:
         command += ["--cap-add", cap]
     return command + ["--", *python]
+
+
+def _interpreter_paths() -> list[str]:
+    """Real paths the interpreter and its imports need: prefixes and existing sys.path entries."""
+    candidates = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+                  os.path.dirname(os.path.realpath(sys.executable)),
+                  *[p for p in sys.path if p and os.path.abspath(p) != _PROJECT_DIR]]
+    real = {os.path.realpath(p) for p in candidates if p and os.path.exists(p)}
+    return sorted(p for p in real if not any(_inside(p, other) for other in real if other != p))
+
+
+def _inside(path: str, directory: str) -> bool:
+    return path.startswith(directory.rstrip("/") + "/")
+
+
+def _closed_ancestor(path: str) -> str | None:
+    """The outermost directory above ``path`` that other users cannot traverse, if any."""
+    current = "/"
+    for part in path.strip("/").split("/")[:-1]:
+        current = os.path.join(current, part)
+        try:
+            if not os.stat(current).st_mode & 0o001:
+                return current
+        except OSError:
+            return None
+    return None
+
+
+def _masked_view() -> tuple[list[str], list[str]]:
+    """(directories to replace by tmpfs, paths to bind back inside them), outermost first."""
+    interpreter = _interpreter_paths()
+    masks = {_PROJECT_DIR} | {c for c in map(_closed_ancestor, interpreter) if c}
+    masks = {m for m in masks if m != "/"}
+    modules = [os.path.join(_PROJECT_DIR, name) for name in ("sandbox.py", "records.py", "errors.py")]
+    exposed = [p for p in interpreter + modules if any(_inside(p, m) for m in masks)]
+    return sorted(masks, key=lambda m: m.count("/")), exposed
+
+
+def _directories_between(masks: list[str], exposed: list[str]) -> list[str]:
+    """Directories to create inside the masks so that the bound-back paths are reachable."""
+    needed: set[str] = set()
+    for path in exposed:
+        parent = os.path.dirname(path)
+        while any(_inside(parent, mask) for mask in masks):
+            needed.add(parent)
+            parent = os.path.dirname(parent)
+    return sorted(needed, key=lambda d: d.count("/"))
+
+
+def _readable_by_others(path: str) -> bool:
+    """Can an unprivileged uid read ``path`` (every ancestor traversable, itself readable)?"""
+    if _closed_ancestor(path) is not None:
+        return False
+    try:
+        return bool(os.stat(path).st_mode & 0o004)
+    except OSError:
+        return False
+
+
+def _fallback_can_switch_uid() -> bool:
+    """Without namespaces a private uid must be able to read the interpreter's files as they are."""
+    return os.geteuid() == 0 and all(map(_readable_by_others, _interpreter_paths()))
 
 
 def _kill_uid(uid: int) -> None:
@@ -728,7 +807,7 @@ class _WorkerHandle:
         self.slot = slot
         self.mode = mode
         self.probe: dict[str, Any] = {}
-        uid = _private_uid(slot) if (mode == "bwrap" or os.geteuid() == 0) else None
+        uid = _private_uid(slot) if (mode == "bwrap" or _fallback_can_switch_uid()) else None
         self.uid = uid
         config = {"uid": uid, "pid_namespace": mode == "bwrap"}
         python = [sys.executable, "-c", _WORKER_BOOTSTRAP, _PROJECT_DIR, json.dumps(config)]
@@ -1038,11 +1117,12 @@ def _probe_is_isolated(probe: dict[str, Any]) -> bool:
 
 def _describe_isolation(mode: str, probe: dict[str, Any]) -> str:
     if mode == "bwrap":
-        return ("bwrap: pid+net+mount+ipc+uts namespaces, read-only root, private /tmp, "
-                "per-worker unprivileged uid, rlimits (cpu, memory, output, processes)")
-    if os.geteuid() == 0:
+        return ("bwrap: pid+net+mount+ipc+uts namespaces, read-only root, project dir and "
+                "/root hidden, private /tmp, per-worker unprivileged uid, "
+                "rlimits (cpu, memory, output, processes)")
+    if probe.get("child_uid") is not None:
         return ("fallback (no namespaces): rlimits (cpu, memory, output, processes) + setsid "
                 "+ per-worker unprivileged uid + scrubbed env + temp dir; no network or "
                 "filesystem isolation")
     return ("fallback (no namespaces): rlimits (cpu, memory, output) + setsid + scrubbed env "
-            "+ temp dir; same uid as the toolkit, no network or filesystem isolation")
+            "+ temp dir; runs as the toolkit's uid: no network, filesystem or process isolation")

@@ -1,0 +1,142 @@
+"""Benchmark: the warm forking executor against one fresh ``python3`` per test (the baseline).
+
+Runs, in one process, on real LibraryBench data (o3-mini answers, first dashed block):
+  1. LocalExecutor on every test of the file;
+  2. the baseline ``run_one_fresh`` on a sample of those tests, with the same parallelism;
+  3. a trivial program (``pass``) through both, to show the per-test overhead alone.
+and prints tests/s for each, their ratio and the per-test overhead.
+
+    uv run python bench/bench_executor.py [--file PATH] [--baseline-tests N] [--workers N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_DIR))
+
+from records import StdioTest  # noqa: E402
+from sandbox import LocalExecutor, SandboxLimits, run_one_fresh  # noqa: E402
+
+DEFAULT_FILE = PROJECT_DIR.parent / "shared" / "data" / "librarybench" / "o3mini_search_solutions.json"
+DASHED_BLOCK = re.compile(r"[-]{5,}\n(.*?)[-]{5,}", re.DOTALL)
+
+Job = tuple[str, StdioTest]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--file", type=Path, default=DEFAULT_FILE,
+                        help="solutions JSON (default: %(default)s)")
+    parser.add_argument("--answer-key", default="o3_mini_solution",
+                        help="record field with the model answer (code = first dashed block)")
+    parser.add_argument("--baseline-tests", type=int, default=120,
+                        help="how many tests (evenly spread) the slow baseline runs (default: %(default)s)")
+    parser.add_argument("--trivial-tests", type=int, default=400,
+                        help="runs of the trivial program through the executor (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="parallelism of both executors (default: CPU count)")
+    parser.add_argument("--timeout", type=float, default=10.0, help="per-test timeout in seconds")
+    return parser.parse_args(argv)
+
+
+def load_jobs(path: Path, answer_key: str) -> list[Job]:
+    """Every (program, test) pair of the file, in file order."""
+    jobs: list[Job] = []
+    for record in json.loads(path.read_text()):
+        match = DASHED_BLOCK.search(record.get(answer_key) or "")
+        code = match.group(1) if match else record.get(answer_key) or ""
+        io = record["input_output"]
+        io = json.loads(io) if isinstance(io, str) else io
+        jobs += [(code, {"stdin": i, "stdout": o}) for i, o in zip(io["inputs"], io["outputs"])]
+    return jobs
+
+
+def sample(jobs: list[Job], count: int) -> list[Job]:
+    """``count`` jobs spread evenly over the file, so every problem is represented."""
+    if count >= len(jobs):
+        return jobs
+    step = len(jobs) / count
+    return [jobs[int(i * step)] for i in range(count)]
+
+
+def time_executor(executor: LocalExecutor, jobs: list[Job], timeout: float) -> tuple[float, dict[str, int]]:
+    """Run the jobs, one batch per program as the toolkit does; returns (seconds, verdict counts)."""
+    batches: dict[str, list[StdioTest]] = {}
+    for code, test in jobs:
+        batches.setdefault(code, []).append(test)
+
+    async def run_all() -> list[str]:
+        verdicts: list[str] = []
+        for code, tests in batches.items():
+            results = await executor.run_tests(code, tests, timeout=timeout)
+            verdicts += [r["verdict"] for r in results]
+        return verdicts
+
+    start = time.perf_counter()
+    verdicts = asyncio.run(run_all())
+    return time.perf_counter() - start, count(verdicts)
+
+
+def time_baseline(jobs: list[Job], workers: int, timeout: float) -> tuple[float, dict[str, int]]:
+    """The baseline with the same parallelism: ``workers`` fresh interpreters at a time."""
+    limits = SandboxLimits(timeout=timeout)
+    start = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        results = list(pool.map(lambda job: run_one_fresh(job[0], job[1], limits), jobs))
+    return time.perf_counter() - start, count([r["verdict"] for r in results])
+
+
+def count(verdicts: list[str]) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for verdict in verdicts:
+        totals[verdict] = totals.get(verdict, 0) + 1
+    return totals
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not args.file.is_file():
+        print(f"error: no solutions file at {args.file} (use --file)", file=sys.stderr)
+        return 2
+    jobs = load_jobs(args.file, args.answer_key)
+    base_jobs = sample(jobs, args.baseline_tests)
+    trivial: list[Job] = [("pass", {"stdin": "", "stdout": ""})]
+    with LocalExecutor(workers=args.workers) as executor:
+        workers = executor.workers
+        print(f"file: {args.file} ({len(jobs)} tests)")
+        print(f"workers: {workers}; isolation: {executor.isolation}")
+        time_executor(executor, trivial * 20, args.timeout)  # warm-up, not measured
+        fast_s, fast_verdicts = time_executor(executor, jobs, args.timeout)
+        fast_base_s, _ = time_executor(executor, base_jobs, args.timeout)
+        trivial_s, _ = time_executor(executor, trivial * args.trivial_tests, args.timeout)
+    base_s, base_verdicts = time_baseline(base_jobs, workers, args.timeout)
+    base_trivial = max(20, min(args.trivial_tests, 4 * workers * 5))
+    base_trivial_s, _ = time_baseline(trivial * base_trivial, workers, args.timeout)
+
+    fast_rate, base_rate = len(jobs) / fast_s, len(base_jobs) / base_s
+    same_sample_rate = len(base_jobs) / fast_base_s
+    print(f"LocalExecutor: {len(jobs)} tests in {fast_s:.2f} s = {fast_rate:.1f} tests/s  {fast_verdicts}")
+    print(f"baseline (fresh python3 per test, {workers} at a time): {len(base_jobs)} sampled tests "
+          f"in {base_s:.2f} s = {base_rate:.1f} tests/s  {base_verdicts}")
+    print(f"LocalExecutor on the same sample: {same_sample_rate:.1f} tests/s")
+    print(f"throughput ratio (all tests vs baseline sample): {fast_rate / base_rate:.1f}x; "
+          f"same sample: {same_sample_rate / base_rate:.1f}x")
+    # Wall time per test times the parallelism = what one test costs one worker.
+    fast_overhead = trivial_s / args.trivial_tests * workers * 1000
+    base_overhead = base_trivial_s / base_trivial * workers * 1000
+    print(f"per-test overhead of a trivial program ('pass'): LocalExecutor {fast_overhead:.1f} ms, "
+          f"baseline {base_overhead:.1f} ms ({base_overhead / fast_overhead:.0f}x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
