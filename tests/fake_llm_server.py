@@ -135,6 +135,7 @@ class FakeLLMServer:
 
         class RequestHandler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else headers and body in two writes cost a 40 ms delayed ACK
 
             def log_message(self, *args: Any) -> None:  # quiet
                 pass
