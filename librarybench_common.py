@@ -469,13 +469,34 @@ def local_executor() -> Any:
     return _local_executor
 
 
-def get_executor(kind: str | None = None) -> Any:
-    """``remote`` when ``CYBER_URL`` is set, else ``local``; ``kind`` overrides. Executors are shared per process."""
+def get_executor(kind: str | None = None, *, memory_mb: int | None = None, output_bytes: int | None = None,
+                 retries: int | None = None, backoff: float | None = None) -> Any:
+    """``remote`` when ``CYBER_URL`` is set, else ``local``; ``kind`` overrides.
+
+    Without options the executor is shared per process (one warm worker pool, one connection
+    pool). ``memory_mb``/``output_bytes`` give a local executor with those limits (the remote API
+    has no such knobs); ``retries``/``backoff`` tune the remote client.
+    """
     url = os.environ.get("CYBER_URL", "").strip()
     kind = kind or ("remote" if url else "local")
     if kind == "local":
-        return local_executor()
+        if retries is not None or backoff is not None:
+            log.debug("retries/backoff only apply to the remote executor; ignored")
+        if memory_mb is None and output_bytes is None:
+            return local_executor()
+        from sandbox import LocalExecutor
+
+        return LocalExecutor(memory_mb=memory_mb, output_bytes=output_bytes)
     if kind == "remote":
+        if memory_mb is not None or output_bytes is not None:
+            raise ConfigError("--memory-mb and --output-limit apply to the local executor only (the remote API sets its own limits)")
+        if retries is not None or backoff is not None:
+            options: dict[str, Any] = {}
+            if retries is not None:
+                options["retries"] = retries
+            if backoff is not None:
+                options["backoff"] = backoff
+            return RemoteExecutor(url, **options)
         if url not in _remote_executors:
             _remote_executors[url] = RemoteExecutor(url)
         return _remote_executors[url]

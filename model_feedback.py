@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,15 @@ from errors import ExecutionError, InputError, LibraryBenchError
 HERE = Path(__file__).resolve().parent
 SAMPLE_DIR = HERE / "data"
 log = logging.getLogger("librarybench.model_feedback")
+
+
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults that exist (not ``None``/``False``)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False):
+            return action.help or ""
+        return super()._get_help_string(action) or ""
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -57,10 +67,20 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         description="Evaluate model answers against their stdin/stdout tests and print feedback and a summary.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsFormatter,
     )
     parser.add_argument("--solution-file", action="append", metavar="PATH",
                         help="solution file (JSON list of problem records); repeatable. "
@@ -82,6 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--executor", choices=("local", "remote"),
                         help="where programs run: local (embedded sandbox) or remote (the API at CYBER_URL). "
                              "Default: remote when CYBER_URL is set, else local")
+    parser.add_argument("--retries", type=non_negative_int, default=4,
+                        help="remote executor: retries of a request after a connection error, 429 or 5xx")
+    parser.add_argument("--retry-backoff", type=positive_float, default=0.5, metavar="SECONDS",
+                        help="remote executor: first pause between retries (doubles each retry, with jitter)")
+    parser.add_argument("--memory-mb", type=positive_int,
+                        help="local executor: memory limit per test in MB (default: the sandbox's, 1024)")
+    parser.add_argument("--output-limit", type=positive_int, metavar="BYTES",
+                        help="local executor: cap on stdout and stderr per test in bytes (default: the sandbox's)")
     parser.add_argument("--extract", choices=common.EXTRACT_RULES, default="best",
                         help="how the program is taken from a model answer: best (last complete program "
                              "among all blocks) or first (the seed's rule: first dashed block, else first "
@@ -313,13 +341,21 @@ def job_document(job: Job) -> dict[str, Any]:
     }
 
 
+def make_executor(args: argparse.Namespace) -> Any:
+    remote = args.executor == "remote" or (args.executor is None and os.environ.get("CYBER_URL", "").strip())
+    if remote:
+        return common.get_executor(args.executor, memory_mb=args.memory_mb, output_bytes=args.output_limit,
+                                   retries=args.retries, backoff=args.retry_backoff)
+    return common.get_executor(args.executor, memory_mb=args.memory_mb, output_bytes=args.output_limit)
+
+
 def evaluate(args: argparse.Namespace) -> int:
     """The whole run; raises ``LibraryBenchError`` for usage errors (exit 2)."""
     common.set_semaphore_limits(exec=args.exec_semaphore)
     selection = common.parse_problem_selection(args.problem_id, args.problem_ids, args.range_spec)
     paths = args.solution_file or default_solution_files()
     files = load_all(paths)
-    executor = common.get_executor(args.executor)
+    executor = make_executor(args)
     if not args.quiet:
         print(f"Executor: {executor.name} ({executor.isolation}); timeout {args.timeout:g} s per test; "
               f"extraction rule: {args.extract}\n", flush=True)
@@ -327,7 +363,11 @@ def evaluate(args: argparse.Namespace) -> int:
     for job in jobs:
         if job.status == "error":
             report_error(job.error or "")
-    asyncio.run(run_jobs(jobs, executor, args.timeout, args.quiet))
+    try:
+        asyncio.run(run_jobs(jobs, executor, args.timeout, args.quiet))
+    finally:
+        if args.memory_mb is not None or args.output_limit is not None:
+            executor.close()  # made for this run, not the shared one
     for job in jobs:
         if job.status == "ok":
             job.feedback = common.format_feedback(job.results, job.tests, job.passed, job.total,
