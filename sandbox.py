@@ -25,7 +25,6 @@ which ran.
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import queue
@@ -384,7 +383,7 @@ def _run_job(worker: _Worker, job: dict[str, Any]) -> dict[str, Any]:
         if uid is not None:
             os.chown(workdir, uid, uid)
             os.chown(main_path, uid, uid)
-        fds = [_memfd("stdin", job["stdin"].encode()), _memfd("stdout"), _memfd("stderr")]
+        fds = [_memfd("stdin", job["stdin"].encode("utf-8", "surrogatepass")), _memfd("stdout"), _memfd("stderr")]
         code = _compiled(worker, job["source"])
         start = time.monotonic()
         pid = os.fork()
@@ -802,12 +801,13 @@ def _private_uid(slot: int) -> int:
 class _WorkerHandle:
     """The toolkit's end of one worker process."""
 
-    def __init__(self, slot: int, mode: str) -> None:
+    def __init__(self, slot: int, mode: str, fallback_uid: bool) -> None:
         import subprocess
         self.slot = slot
         self.mode = mode
         self.probe: dict[str, Any] = {}
-        uid = _private_uid(slot) if (mode == "bwrap" or _fallback_can_switch_uid()) else None
+        self.fallback_uid = fallback_uid
+        uid = _private_uid(slot) if (mode == "bwrap" or fallback_uid) else None
         self.uid = uid
         config = {"uid": uid, "pid_namespace": mode == "bwrap"}
         python = [sys.executable, "-c", _WORKER_BOOTSTRAP, _PROJECT_DIR, json.dumps(config)]
@@ -879,15 +879,12 @@ def _spawner() -> ThreadPoolExecutor:
         return _SPAWNER
 
 
-_LIVE_EXECUTORS: "weakref.WeakSet[LocalExecutor]" = weakref.WeakSet()
-
-
-def _close_all_executors() -> None:
-    for executor in list(_LIVE_EXECUTORS):
-        executor.close()
-
-
-atexit.register(_close_all_executors)
+def _stop_handles(handles: list[_WorkerHandle]) -> None:
+    """Stop workers; the list is emptied in place so that a second call does nothing."""
+    stopping = list(handles)
+    handles.clear()
+    for handle in stopping:
+        handle.stop()
 
 
 def _isolation_mode(requested: str | None) -> str:
@@ -922,13 +919,15 @@ class LocalExecutor:
         self.limits = limits
         self.import_header = import_header
         self._requested = _isolation_mode(isolation)
+        self._fallback_uid = _fallback_can_switch_uid()  # decided once: respawns stay alike
         self._mode: str | None = None
         self._probe: dict[str, Any] = {}
         self._idle: queue.Queue[_WorkerHandle] = queue.Queue()
         self._all: list[_WorkerHandle] = []
         self._lock = threading.RLock()  # _respawn may run while _ensure_started holds it
         self._closed = False
-        _LIVE_EXECUTORS.add(self)
+        # Runs on close(), when the executor is garbage-collected, or at interpreter exit.
+        self._finalizer = weakref.finalize(self, _stop_handles, self._all)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -942,10 +941,7 @@ class LocalExecutor:
         """Stop every worker; each kills its test processes, then its sandbox is torn down."""
         with self._lock:
             self._closed = True
-            handles, self._all = self._all, []
-        for handle in handles:
-            handle.stop()
-        _LIVE_EXECUTORS.discard(self)
+        self._finalizer()
 
     @property
     def isolation(self) -> str:
@@ -990,7 +986,7 @@ class LocalExecutor:
         raise ExecutionError("cannot start the sandbox: " + "; ".join(errors))
 
     def _spawn(self, slot: int, mode: str) -> _WorkerHandle:
-        handle = _spawner().submit(_WorkerHandle, slot, mode).result()
+        handle = _spawner().submit(_WorkerHandle, slot, mode, self._fallback_uid).result()
         self._all.append(handle)
         return handle
 

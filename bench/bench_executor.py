@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import sys
 import time
@@ -114,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         workers = executor.workers
         print(f"file: {args.file} ({len(jobs)} tests)")
         print(f"workers: {workers}; isolation: {executor.isolation}")
+        print(f"load average before the run: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs "
+              f"(other processes slow both executors alike)")
         time_executor(executor, trivial * 20, args.timeout)  # warm-up, not measured
         fast_s, fast_verdicts = time_executor(executor, jobs, args.timeout)
         fast_base_s, _ = time_executor(executor, base_jobs, args.timeout)
@@ -124,12 +127,14 @@ def main(argv: list[str] | None = None) -> int:
 
     fast_rate, base_rate = len(jobs) / fast_s, len(base_jobs) / base_s
     same_sample_rate = len(base_jobs) / fast_base_s
-    print(f"LocalExecutor: {len(jobs)} tests in {fast_s:.2f} s = {fast_rate:.1f} tests/s  {fast_verdicts}")
-    print(f"baseline (fresh python3 per test, {workers} at a time): {len(base_jobs)} sampled tests "
+    print(f"LocalExecutor, all tests: {len(jobs)} tests in {fast_s:.2f} s = {fast_rate:.1f} tests/s  "
+          f"{fast_verdicts}")
+    print(f"LocalExecutor, baseline sample: {len(base_jobs)} tests in {fast_base_s:.2f} s = "
+          f"{same_sample_rate:.1f} tests/s")
+    print(f"baseline (fresh python3 per test, {workers} at a time), same sample: {len(base_jobs)} tests "
           f"in {base_s:.2f} s = {base_rate:.1f} tests/s  {base_verdicts}")
-    print(f"LocalExecutor on the same sample: {same_sample_rate:.1f} tests/s")
-    print(f"throughput ratio (all tests vs baseline sample): {fast_rate / base_rate:.1f}x; "
-          f"same sample: {same_sample_rate / base_rate:.1f}x")
+    print(f"throughput ratio on the same {len(base_jobs)} tests: {same_sample_rate / base_rate:.1f}x "
+          f"(all {len(jobs)} tests vs the baseline sample: {fast_rate / base_rate:.1f}x)")
     # Wall time per test times the parallelism = what one test costs one worker.
     fast_overhead = trivial_s / args.trivial_tests * workers * 1000
     base_overhead = base_trivial_s / base_trivial * workers * 1000

@@ -56,6 +56,32 @@ def fallback_executor():
         yield executor
 
 
+@pytest.fixture(scope="module")
+def fallback_uid_executor():
+    """The root fallback with its private-uid switch forced on.
+
+    Here that switch is normally off because python lives under /root (closed to other uids),
+    so its children can import only what the worker preloaded: enough for the containment
+    tests, whose programs use only os, signal and time.
+    """
+    if os.geteuid() != 0:
+        pytest.skip("the fallback's uid switch needs root")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sandbox, "_fallback_can_switch_uid", lambda: True)
+        executor = LocalExecutor(isolation="none", limits=SandboxLimits(timeout=5))
+    with executor:
+        assert "unprivileged uid" in executor.isolation
+        yield executor
+
+
+@pytest.fixture(params=["bwrap", "fallback-uid", "none"])
+def hostile_executor(request):
+    """Every isolation path, including the root fallback with a private uid."""
+    names = {"bwrap": "bwrap_executor", "fallback-uid": "fallback_uid_executor",
+             "none": "fallback_executor"}
+    return request.getfixturevalue(names[request.param])
+
+
 @pytest.fixture(params=["bwrap", "none"])
 def any_executor(request):
     """Both isolation paths; the contract must hold for each."""
@@ -230,7 +256,7 @@ def test_auto_prefers_bwrap(monkeypatch):
 
 # --- limits ----------------------------------------------------------------------------------
 
-def test_wall_timeout_kills_double_forked_session(any_executor):
+def test_wall_timeout_kills_double_forked_session(hostile_executor):
     """A grandchild that escapes into its own session still dies with the test."""
     marker = unique_sleep_marker()
     code = (
@@ -244,14 +270,14 @@ def test_wall_timeout_kills_double_forked_session(any_executor):
         "print('started', flush=True)\n"
         "time.sleep(100)\n"
     )
-    result = run(any_executor, code, timeout=1.5)
+    result = run(hostile_executor, code, timeout=1.5)
     assert result["verdict"] == "timeout" and result["exec_output"]["run_output"]["timeout_expired"]
     assert result["exec_output"]["run_output"]["stdout"] == "started\n"
     assert not process_with_marker_alive(marker)
-    assert_still_works(any_executor)
+    assert_still_works(hostile_executor)
 
 
-def test_background_daemon_does_not_survive_a_passing_test(any_executor):
+def test_background_daemon_does_not_survive_a_passing_test(hostile_executor):
     marker = unique_sleep_marker()
     code = (
         "import os\n"
@@ -263,7 +289,7 @@ def test_background_daemon_does_not_survive_a_passing_test(any_executor):
         "os.wait()\n"
         "print('ok')\n"
     )
-    assert run(any_executor, code, stdout="ok")["verdict"] == "passed"
+    assert run(hostile_executor, code, stdout="ok")["verdict"] == "passed"
     assert not process_with_marker_alive(marker)
 
 
@@ -292,8 +318,8 @@ def test_memory_limit_option():
         assert run(executor, "x = bytearray(100 * 1024 ** 2); print('ok')", stdout="ok")["passed"]
 
 
-def test_fork_bomb_is_contained(any_executor):
-    require_containment(any_executor, "a fork bomb (RLIMIT_NPROC does not apply to root)")
+def test_fork_bomb_is_contained(hostile_executor):
+    require_containment(hostile_executor, "a fork bomb (RLIMIT_NPROC does not apply to root)")
     code = (
         "import os\n"
         "while True:\n"
@@ -302,9 +328,9 @@ def test_fork_bomb_is_contained(any_executor):
         "    except OSError:\n"
         "        pass\n"
     )
-    result = run(any_executor, code, timeout=2)
+    result = run(hostile_executor, code, timeout=2)
     assert result["verdict"] in ("timeout", "runtime_error"), result
-    assert_still_works(any_executor)
+    assert_still_works(hostile_executor)
 
 
 def test_output_flood_is_cut_quickly(any_executor):
@@ -386,8 +412,8 @@ def test_no_network(bwrap_executor):
         server.close()
 
 
-def test_cannot_write_outside_its_directory(any_executor, tmp_path):
-    require_containment(any_executor, "writes to the caller's files")
+def test_cannot_write_outside_its_directory(hostile_executor, tmp_path):
+    require_containment(hostile_executor, "writes to the caller's files")
     victim = tmp_path / "victim.txt"
     victim.write_text("original")
     home = Path(os.environ.get("HOME", "/root"))
@@ -407,7 +433,7 @@ def test_cannot_write_outside_its_directory(any_executor, tmp_path):
         "print(ok)\n"
     )
     try:
-        assert run(any_executor, code, stdout="[]")["verdict"] == "passed"
+        assert run(hostile_executor, code, stdout="[]")["verdict"] == "passed"
         assert victim.read_text() == "original"
         assert not any(os.path.exists(path) for path in targets[1:])
     finally:
@@ -424,14 +450,14 @@ def test_cannot_write_outside_its_directory(any_executor, tmp_path):
     "import os\nos.kill(-1, 9)\n",
     "import os, signal\nos.kill(1, 9)\nos.kill(os.getppid(), signal.SIGSTOP)\nprint('alive')\n",
 ])
-def test_killing_parents_cannot_hurt_the_toolkit(any_executor, code):
+def test_killing_parents_cannot_hurt_the_toolkit(hostile_executor, code):
     if "-1" in code or "SIGSTOP" in code:
-        require_containment(any_executor, "kill(-1) or signals to its parent")
+        require_containment(hostile_executor, "kill(-1) or signals to its parent")
     toolkit_pid = os.getpid()
-    result = run(any_executor, code, timeout=2)
+    result = run(hostile_executor, code, timeout=2)
     assert result["verdict"] in ("runtime_error", "wrong_answer", "passed"), result
     assert os.getpid() == toolkit_pid
-    assert_still_works(any_executor)
+    assert_still_works(hostile_executor)
 
 
 @pytest.mark.parametrize("code, verdicts", [
@@ -443,7 +469,7 @@ def test_killing_parents_cannot_hurt_the_toolkit(any_executor, code):
      {"timeout"}),
     ("import threading, time\nthreading.Thread(target=time.sleep, args=(100,), daemon=True).start()\n"
      "print('x')\n", {"wrong_answer"}),
-    ("import sys\nsys.setrecursionlimit(10**6)\nl = []\nfor _ in range(10**6):\n    l = [l]\nrepr(l)\n",
+    ("import sys\nsys.setrecursionlimit(10**6)\nl = []\nfor _ in range(10**5):\n    l = [l]\nrepr(l)\n",
      {"runtime_error", "memory_limit"}),
     ("import sys\nsys.setrecursionlimit(10**6)\ndef f(n):\n    return f(n + 1) + 1\nf(0)\n",
      {"runtime_error", "memory_limit", "timeout"}),
