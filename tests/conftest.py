@@ -1,0 +1,171 @@
+"""Shared fixtures of the librarybench_common / model_feedback / execution_server tests.
+
+Everything here is real: the embedded executor, the toolkit's own HTTP server started as a
+subprocess on 127.0.0.1, small misbehaving HTTP servers in threads, and the CLI run with
+``sys.executable``. Fixture names start with ``lb_`` so they do not collide with other suites.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+SHARED_DATA = ROOT.parent / "shared" / "data" / "librarybench"
+SAMPLES = ROOT / "data"
+
+
+@pytest.fixture(scope="session")
+def lb_local_executor() -> Any:
+    """The process-wide embedded executor, as the toolkit uses it."""
+    import librarybench_common as common
+
+    return common.get_executor("local")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment of a clean clone: no CYBER_URL, no API keys."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("CYBER_URL", "ANTHROPIC_API_KEY", "OPENAI_API_KEY") and not k.startswith("PYTEST")}
+    env.update(extra)
+    return env
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``python model_feedback.py ARGS`` from the project root, output captured."""
+    return subprocess.run([sys.executable, "model_feedback.py", *args], cwd=ROOT, env=env or clean_env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def lb_run_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    return run_cli
+
+
+@pytest.fixture(scope="session")
+def lb_execution_server() -> Iterator[str]:
+    """``execution_server.py --port 0`` as a subprocess; yields its URL."""
+    proc = subprocess.Popen([sys.executable, "execution_server.py", "--host", "127.0.0.1", "--port", "0"],
+                            cwd=ROOT, env=clean_env(), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    url = None
+    deadline = time.monotonic() + 60
+    assert proc.stderr is not None
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        match = re.search(r"at (http://127\.0\.0\.1:\d+/)", line)
+        if match:
+            url = match.group(1)
+            break
+    if url is None:
+        proc.kill()
+        pytest.fail(f"execution_server.py did not start: {proc.stderr.read()}")
+    threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep draining its log
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+class ScriptedServer:
+    """An HTTP server on 127.0.0.1 that misbehaves by script, then (optionally) tells the truth.
+
+    ``script`` lists what to do for the 1st, 2nd, ... request; the last entry repeats. Actions:
+    ``"ok"`` (run the test on the real embedded executor and answer as the API does), ``"500"``,
+    ``"503"``, ``"429"``, ``"400"``, ``"close"`` (drop the connection without a response),
+    ``"garbage"`` (HTTP 200 with a body that is not JSON), ``"wrong-json"`` (JSON without ``passed``).
+    """
+
+    def __init__(self, script: list[str], executor: Any) -> None:
+        self.script = list(script)
+        self.executor = executor
+        self.requests: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        handler = self._handler()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/execute"
+
+    def next_action(self, request: dict[str, Any]) -> str:
+        with self._lock:
+            index = len(self.requests)
+            self.requests.append(request)
+            return self.script[min(index, len(self.script) - 1)]
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        scripted = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802
+                raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                body = json.loads(raw)
+                action = scripted.next_action({"path": self.path, "body": body})
+                if action == "close":
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                if action == "garbage":
+                    self.reply(200, b"<html>Bad Gateway</html>", "text/html")
+                elif action == "wrong-json":
+                    self.reply(200, b'{"status": "queued"}', "application/json")
+                elif action == "ok":
+                    result = scripted.executor.run_test(body["code"], body["test"], timeout=10)
+                    result.pop("verdict", None)  # the remote API has no verdict field
+                    self.reply(200, json.dumps(result).encode(), "application/json")
+                else:
+                    self.reply(int(action), json.dumps({"error": f"scripted {action}"}).encode(), "application/json")
+
+            def reply(self, status: int, body: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        return Handler
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def lb_scripted_server(lb_local_executor: Any) -> Iterator[Callable[[list[str]], ScriptedServer]]:
+    servers: list[ScriptedServer] = []
+
+    def start(script: list[str]) -> ScriptedServer:
+        server = ScriptedServer(script, lb_local_executor)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()

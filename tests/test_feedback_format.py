@@ -1,0 +1,105 @@
+"""format_feedback: fits a prompt (budget), failing tests first, middle cuts with a marker, the
+first differing line, the traceback tail and the verdict name; real problem 0 stays in budget."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+import librarybench_common as common
+from conftest import SHARED_DATA
+
+
+def results_for(executor, code: str, tests: list[dict], timeout: float = 2) -> list[dict]:
+    [results] = common.run_unit_tests([code], tests, timeout=timeout, executor=executor)
+    return results
+
+
+def feedback(results: list[dict], tests: list[dict], **kwargs) -> str:
+    return common.format_feedback(results, tests, common.count_passed(results), len(tests), **kwargs)
+
+
+def test_cut_middle_keeps_head_and_tail_and_says_how_much() -> None:
+    text = "HEAD" + "x" * 10_000 + "TAIL"
+    cut = common.cut_middle(text, 200)
+    assert len(cut) <= 200
+    assert cut.startswith("HEAD") and cut.endswith("TAIL")
+    kept = len(cut) - len(re.search(r"\n\.\.\. \[\d+ characters cut\] \.\.\.\n", cut).group(0))
+    assert f"[{len(text) - kept} characters cut]" in cut
+    assert common.cut_middle("short", 200) == "short"
+
+
+def test_first_difference_uses_the_services_comparison() -> None:
+    assert common.first_difference("1\n2\n3\n", "1  \n2\n3") is None
+    assert common.first_difference("1\n2\n3", "1\n5\n3") == "line 2: expected '2', got '5'"
+    assert common.first_difference("1\n2", "1") == "line 2: expected '2', got end of output (1 lines, expected 2)"
+    assert common.first_difference("1", "1\n2") == "line 2: expected end of output (1 lines), got '2'"
+
+
+def test_each_verdict_is_named_with_its_evidence(lb_local_executor) -> None:
+    tests = [{"stdin": "1\n", "stdout": "2\n"}, {"stdin": "2\n", "stdout": "4\n"},
+             {"stdin": "3\n", "stdout": "6\n"}, {"stdin": "0\n", "stdout": "0\n"}]
+    code = ("import sys\nn = int(input())\n"
+            "if n == 2:\n    print(5)\n"
+            "elif n == 3:\n    def deep(k):\n        return {}['missing']\n    deep(1)\n"
+            "elif n == 0:\n    while True: pass\n"
+            "else:\n    print(2 * n)\n")
+    text = feedback(results_for(lb_local_executor, code, tests, timeout=1), tests)
+    assert text.startswith("Test Results: 1/4 tests passed (passed: 1, wrong_answer: 1, runtime_error: 1, timeout: 1)")
+    assert "Test #2: FAILED (wrong_answer)" in text
+    assert "First difference: line 1: expected '4', got '5'" in text
+    assert "Test #3: FAILED (runtime_error)" in text
+    assert "KeyError: 'missing'" in text and 'File "main.py"' in text
+    assert "Test #4: FAILED (timeout)" in text and "did not finish within the time limit" in text
+    assert "Test #1:" not in text and "Passed: #1" in text  # passing tests only listed
+
+
+def test_failing_tests_come_before_the_passing_list(lb_local_executor) -> None:
+    tests = [{"stdin": f"{i}\n", "stdout": f"{i}\n"} for i in range(6)]
+    text = feedback(results_for(lb_local_executor, "n = int(input())\nprint(n if n < 4 else -n)", tests), tests)
+    assert text.index("Test #5: FAILED") < text.index("Test #6: FAILED") < text.index("Passed: #1-#4")
+
+
+def test_traceback_is_cut_to_its_tail(lb_local_executor) -> None:
+    code = "".join(f"def f{i}():\n    return f{i + 1}()\n" for i in range(15)) + "def f15():\n    raise KeyError('deep')\nf0()\n"
+    tests = [{"stdin": "", "stdout": "x"}]
+    results = results_for(lb_local_executor, code, tests)
+    stderr = results[0]["exec_output"]["run_output"]["stderr"]
+    assert stderr.count("\n") > 20
+    text = feedback(results, tests)
+    assert "KeyError: 'deep'" in text
+    assert text.count('File "main.py"') < stderr.count('File "main.py"')
+
+
+@pytest.mark.parametrize("budget", [300, 1000, 6000])
+def test_long_inputs_are_cut_and_budget_is_respected(lb_local_executor, budget: int) -> None:
+    big = "\n".join(str(i) for i in range(20_000))
+    tests = [{"stdin": big, "stdout": big}] * 5
+    results = results_for(lb_local_executor, "import sys\nsys.stdin.read()\nprint('nope')", tests)
+    text = feedback(results, tests, budget=budget)
+    assert len(text) <= budget
+    assert "Test #1: FAILED (wrong_answer)" in text
+    assert "characters cut]" in text or budget < 500
+    assert "more failing tests not shown" in text
+
+
+def test_real_problem_0_feedback_fits_the_default_budget(lb_local_executor) -> None:
+    record = json.loads((SHARED_DATA / "o3mini_search_solutions.json").read_text())[0]
+    tests = common.problem_tests(record, 0)
+    assert sum(len(t["stdin"]) for t in tests) > 70_000
+    for code in (common.extract_code(record["o3_mini_solution"], rule="first"), "print('NO')"):
+        results = results_for(lb_local_executor, code, tests)
+        text = feedback(results, tests)
+        assert len(text) <= common.DEFAULT_FEEDBACK_BUDGET
+        assert text.startswith(f"Test Results: {common.count_passed(results)}/87 tests passed")
+        assert "FAILED (wrong_answer)" in text and "First difference: line" in text
+
+
+def test_seed_positional_signature_still_works() -> None:
+    results = [{"passed": True, "verdict": "passed"}, {"passed": False, "verdict": "wrong_answer",
+                "exec_output": {"run_output": {"stdout": "1", "stderr": "", "exit_code": 0}}}]
+    tests = [{"stdin": "a", "stdout": "0"}, {"stdin": "b", "stdout": "2"}]
+    text = common.format_feedback(results, tests, 1, 2)
+    assert "Test Results: 1/2 tests passed" in text and "Test #2: FAILED (wrong_answer)" in text
