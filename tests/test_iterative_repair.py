@@ -72,6 +72,8 @@ def test_failing_program_is_repaired_to_passing(problems: Path, tmp_path: Path, 
     assert "PROBLEM-SUM" in request.last_user_text and "print(a - b)" in request.last_user_text
     assert "Test Results: 1/3" in request.last_user_text
 
+    for name in ("improved_problems.json", "summary_improved_problems.json"):
+        assert (tmp_path / name).stat().st_mode & 0o044 == 0o044  # readable by others, not 0600
     output = load(tmp_path / "improved_problems.json")
     assert len(output) == 3
     assert output[0]["improved_sample_solution"] == f"```python\n{SUM_FIXED}\n```"
