@@ -269,9 +269,6 @@ PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 
 
-_WORKER_CONFIG_UID: int | None = None
-
-
 @dataclass
 class _WorkerConfig:
     """How a worker isolates its children; sent by the toolkit as JSON on the command line."""
@@ -294,9 +291,7 @@ class _Worker:
 
 def worker_main(config_json: str) -> None:
     """Entry point of a worker process: warm up, say ready, then serve jobs until EOF."""
-    global _WORKER_CONFIG_UID
     config = _WorkerConfig(**json.loads(config_json))
-    _WORKER_CONFIG_UID = config.uid
     channel_in, channel_out = _take_channel()
     worker = _Worker(config)
     if not config.pid_namespace:
@@ -307,7 +302,7 @@ def worker_main(config_json: str) -> None:
     import gc
     gc.collect()
     gc.freeze()  # forked children then leave the warm heap's pages shared instead of copying
-    _send_message(channel_out, {"ready": True, "probe": _probe_isolation()})
+    _send_message(channel_out, {"ready": True, "probe": _probe_isolation(config)})
     while True:
         job = _receive_message(channel_in)
         if job is None:
@@ -339,7 +334,7 @@ def _preload_modules() -> None:
         importlib.import_module(name)
 
 
-def _probe_isolation() -> dict[str, Any]:
+def _probe_isolation(config: _WorkerConfig) -> dict[str, Any]:
     """What the worker can observe about its own isolation (checked by the start-up self-test)."""
     try:
         with open("/proc/self/net/dev") as fh:
@@ -348,7 +343,7 @@ def _probe_isolation() -> dict[str, Any]:
         interfaces = []
     root_read_only = bool(os.statvfs("/").f_flag & os.ST_RDONLY)
     return {"pid": os.getpid(), "uid": os.getuid(), "interfaces": interfaces,
-            "child_uid": _WORKER_CONFIG_UID,
+            "child_uid": config.uid,
             "root_read_only": root_read_only}
 
 
@@ -364,6 +359,8 @@ def _compiled(worker: _Worker, source: str) -> Any:
 
 
 def _memfd(name: str, data: bytes = b"") -> int:
+    """An anonymous in-memory file. Stdin comes from one (no pipe to fill: problem 0's 80 KB
+    would block a pipe write), stdout/stderr go to others, capped by ``RLIMIT_FSIZE``."""
     fd = os.memfd_create(name, 0)
     if data:
         os.write(fd, data)
@@ -383,17 +380,23 @@ def _run_job(worker: _Worker, job: dict[str, Any]) -> dict[str, Any]:
         if uid is not None:
             os.chown(workdir, uid, uid)
             os.chown(main_path, uid, uid)
-        fds = [_memfd("stdin", job["stdin"].encode("utf-8", "surrogatepass")), _memfd("stdout"), _memfd("stderr")]
+        stdin = job["stdin"].encode("utf-8", "surrogatepass")
+        fds = [_memfd("stdin", stdin), _memfd("stdout"), _memfd("stderr")]
         code = _compiled(worker, job["source"])
+        ready_read, ready_write = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        fds += [ready_read, ready_write]
         start = time.monotonic()
         pid = os.fork()
         if pid == 0:
-            _child_main(worker, job, code, workdir, fds)
-        finished, timed_out = _wait_for_exit(pid, job["timeout"])
+            _child_main(worker, job, code, workdir, fds[:3], ready_write)
+        timed_out = not _wait_for_exit(pid, job["timeout"])
         elapsed = time.monotonic() - start
         _kill_leftovers(worker, pid)
         _, status, usage = os.wait4(pid, 0)
         _reap_orphans()
+        if not _child_was_ready(ready_read) and not timed_out:
+            raise RuntimeError("the test process failed before the program started: "
+                               + _read_capped(fds[2], 2000)[0].strip())
         return _job_report(job, status, usage, fds, elapsed, timed_out)
     finally:
         for fd in fds:
@@ -401,8 +404,19 @@ def _run_job(worker: _Worker, job: dict[str, Any]) -> dict[str, Any]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _wait_for_exit(pid: int, timeout: float) -> tuple[bool, bool]:
-    """Wait up to ``timeout`` seconds for the child; returns (finished, timed_out)."""
+def _child_was_ready(ready_read: int) -> bool:
+    try:
+        return os.read(ready_read, 1) == b"1"
+    except BlockingIOError:
+        return False
+
+
+def _wait_for_exit(pid: int, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for the child to exit; False when the time ran out.
+
+    A pidfd wakes us at the exit itself: the program's stdout and stderr are files, not pipes, so
+    a lingering grandchild holding them cannot delay the verdict.
+    """
     pidfd = os.pidfd_open(pid)
     try:
         poller = select.poll()
@@ -411,9 +425,9 @@ def _wait_for_exit(pid: int, timeout: float) -> tuple[bool, bool]:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return False, True
+                return False
             if poller.poll(int(remaining * 1000) + 1):
-                return True, False
+                return True
     finally:
         os.close(pidfd)
 
@@ -522,19 +536,26 @@ def _read_capped(fd: int, cap: int) -> tuple[str, bool]:
 # --- inside the forked test child ------------------------------------------------------------
 
 def _child_main(worker: _Worker, job: dict[str, Any], code: Any, workdir: str,
-                fds: list[int]) -> None:
-    """Become the sandboxed program: limits, privileges, fresh interpreter state, run, exit."""
+                fds: list[int], ready: int) -> None:
+    """Become the sandboxed program: limits, privileges, fresh interpreter state, run, exit.
+
+    One byte on ``ready`` tells the worker that the set-up succeeded before any of the program
+    ran, so a program cannot pass off its own failure as a broken sandbox (or the reverse).
+    """
     status = 70
     try:
         os.setsid()
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
-        os.closerange(3, _max_fd())
+        os.dup2(ready, 3)
+        os.closerange(4, _max_fd())
         _set_limits(job, worker.config)
         _drop_privileges(worker)
         os.chdir(workdir)
         os.umask(0o022)
         _reset_interpreter(workdir, worker.config.base_path or [])
+        os.write(3, b"1")
+        os.close(3)
         status = _run_program(code, os.path.join(workdir, "main.py"))
     except BaseException as error:  # a failure of the sandbox itself, before the program ran
         try:
@@ -575,6 +596,7 @@ def _drop_privileges(worker: _Worker) -> None:
 def _reset_interpreter(workdir: str, base_path: list[str]) -> None:
     """Undo what the child inherited from the warm worker, so it looks like ``python3 main.py``."""
     import atexit as child_atexit
+    import builtins
     import linecache
     import types
 
@@ -596,7 +618,7 @@ def _reset_interpreter(workdir: str, base_path: list[str]) -> None:
     main = types.ModuleType("__main__")
     main.__file__ = os.path.join(workdir, "main.py")
     main.__cached__ = None
-    main.__builtins__ = __builtins__
+    main.__builtins__ = builtins
     sys.modules["__main__"] = main
 
 
@@ -812,10 +834,17 @@ class _WorkerHandle:
         config = {"uid": uid, "pid_namespace": mode == "bwrap"}
         python = [sys.executable, "-c", _WORKER_BOOTSTRAP, _PROJECT_DIR, json.dumps(config)]
         command = _bwrap_command(python) if mode == "bwrap" else python
+        self.log = tempfile.TemporaryFile()  # the worker's stderr, quoted when it fails
         self.proc = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
             env=dict(_WORKER_ENV), cwd="/", start_new_session=True, close_fds=True,
         )
+
+    def diagnosis(self) -> str:
+        """Exit code and the end of the worker's stderr, for error messages."""
+        self.log.seek(0)
+        tail = self.log.read()[-600:].decode("utf-8", "replace").strip().replace("\n", " | ")
+        return f"exit code {self.proc.poll()}" + (f", stderr: {tail}" if tail else "")
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """The handshake: the worker answers once its imports are done."""
@@ -824,7 +853,8 @@ class _WorkerHandle:
         except (TimeoutError, OSError, ValueError) as error:
             raise _WorkerFailure(f"worker did not start: {error}") from error
         if not hello or not hello.get("ready"):
-            raise _WorkerFailure(f"worker did not start (exit code {self.proc.poll()})")
+            time.sleep(0.05)  # let it exit, so that the exit code is known
+            raise _WorkerFailure(f"worker did not start ({self.diagnosis()})")
         self.probe = hello["probe"]
 
     def run(self, job: dict[str, Any], answer_timeout: float) -> dict[str, Any]:
@@ -834,7 +864,7 @@ class _WorkerHandle:
         except (TimeoutError, OSError, ValueError) as error:
             raise _WorkerFailure(f"worker failed: {error}") from error
         if answer is None:
-            raise _WorkerFailure(f"worker died (exit code {self.proc.poll()})")
+            raise _WorkerFailure(f"worker died ({self.diagnosis()})")
         if "error" in answer:
             raise _WorkerFailure(f"worker error: {answer['error']}")
         return answer
@@ -856,6 +886,7 @@ class _WorkerHandle:
             pass
         self.proc.wait()
         self.proc.stdout.close()
+        self.log.close()
         if self.mode == "none" and self.uid is not None:
             _kill_uid(self.uid)
 
@@ -956,7 +987,7 @@ class LocalExecutor:
             if self._mode is not None:
                 return
             mode = self._start_mode()
-            handles = [self._spawn(slot, mode) for slot in range(1, self.workers)]
+            handles = [self._spawned(slot, mode) for slot in range(1, self.workers)]
             for handle in handles:
                 self._ready_or_fail(handle)
             self._mode = mode
@@ -970,24 +1001,43 @@ class LocalExecutor:
                 errors.append("bwrap is not installed")
                 continue
             try:
-                handle = self._spawn(0, mode)
-                handle.wait_ready()
-            except (_WorkerFailure, OSError) as error:
+                handle = self._started(0, mode)
+            except _WorkerFailure as error:
                 errors.append(f"{mode}: {error}")
-                continue
-            if mode == "bwrap" and not _probe_is_isolated(handle.probe):
-                handle.stop()
-                self._all.remove(handle)
-                errors.append(f"bwrap: self-test found no isolation ({handle.probe})")
                 continue
             self._probe = handle.probe
             self._idle.put(handle)
             return mode
         raise ExecutionError("cannot start the sandbox: " + "; ".join(errors))
 
-    def _spawn(self, slot: int, mode: str) -> _WorkerHandle:
+    def _started(self, slot: int, mode: str) -> _WorkerHandle:
+        """A new worker that passed its handshake (and, under bwrap, the isolation self-test)."""
+        try:
+            handle = _spawner().submit(_WorkerHandle, slot, mode, self._fallback_uid).result()
+        except OSError as error:
+            raise _WorkerFailure(f"cannot run the worker: {error}") from error
+        with self._lock:
+            self._all.append(handle)
+        try:
+            handle.wait_ready()
+            if mode == "bwrap" and not _probe_is_isolated(handle.probe):
+                raise _WorkerFailure(f"self-test found no isolation ({handle.probe})")
+        except _WorkerFailure:
+            self._discard(handle)
+            raise
+        return handle
+
+    def _discard(self, handle: _WorkerHandle) -> None:
+        handle.stop(grace=0.0)
+        with self._lock:
+            if handle in self._all:
+                self._all.remove(handle)
+
+    def _spawned(self, slot: int, mode: str) -> _WorkerHandle:
+        """Start a worker without waiting for it (the rest start in parallel with each other)."""
         handle = _spawner().submit(_WorkerHandle, slot, mode, self._fallback_uid).result()
-        self._all.append(handle)
+        with self._lock:
+            self._all.append(handle)
         return handle
 
     def _ready_or_fail(self, handle: _WorkerHandle) -> None:
@@ -999,22 +1049,15 @@ class LocalExecutor:
 
     def _respawn(self, handle: _WorkerHandle) -> _WorkerHandle:
         """Replace a failed worker; repeated start-up failures are an ``ExecutionError``."""
-        handle.stop(grace=0.0)
+        self._discard(handle)
         last_error: Exception | None = None
         for _ in range(_SPAWN_ATTEMPTS):
-            with self._lock:
-                if self._closed:
-                    raise ExecutionError("the local executor is closed")
-                if handle in self._all:
-                    self._all.remove(handle)
-                fresh = self._spawn(handle.slot, handle.mode)
+            if self._closed:
+                raise ExecutionError("the local executor is closed")
             try:
-                fresh.wait_ready()
-                return fresh
+                return self._started(handle.slot, handle.mode)
             except _WorkerFailure as error:
                 last_error = error
-                fresh.stop(grace=0.0)
-                handle = fresh
         raise ExecutionError(f"sandbox worker {handle.slot} failed to start "
                              f"{_SPAWN_ATTEMPTS} times: {last_error}")
 

@@ -515,6 +515,16 @@ def test_worker_failing_every_job_is_an_error_not_a_verdict(monkeypatch):
             executor.run_test(ECHO, SANITY)
 
 
+def test_failed_test_process_setup_is_an_error_not_a_verdict(monkeypatch):
+    """If the sandbox cannot set a test process up, that is never blamed on the program."""
+    broken = ("import sys; sys.path.insert(0, sys.argv[1]); import sandbox; "
+              "sandbox._drop_privileges = lambda worker: 1 / 0; sandbox.worker_main(sys.argv[2])")
+    monkeypatch.setattr(sandbox, "_WORKER_BOOTSTRAP", broken)
+    with LocalExecutor(workers=1) as executor:
+        with pytest.raises(ExecutionError, match="before the program started"):
+            executor.run_test(ECHO, SANITY)
+
+
 def test_close_leaves_no_process_behind():
     marker = unique_sleep_marker()
     executor = LocalExecutor(workers=2)
