@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import resource
 import select
 import shutil
@@ -275,6 +276,7 @@ class _WorkerConfig:
 
     uid: int | None          # the unprivileged uid of test children (None: keep our own)
     pid_namespace: bool      # alone in a pid namespace: kill(-1) reaches only test processes
+    user_namespace: bool = False  # RLIMIT_NPROC then counts only this sandbox's processes
     base_path: list[str] | None = None
 
 
@@ -327,11 +329,18 @@ def _take_channel() -> tuple[int, int]:
 
 
 def _preload_modules() -> None:
-    """Import the header (its text runs in a throwaway namespace) and a few common modules."""
-    exec(compile(IMPORT_HEADER, "<header>", "exec"), {"__name__": "__warmup__"})
+    """Import the header's modules and a few common ones, each once for every test.
+
+    A module that is missing (numpy on a bare interpreter) is skipped: programs then fail to
+    import it exactly as they would under ``python3 main.py``.
+    """
     import importlib
-    for name in _PRELOAD:
-        importlib.import_module(name)
+    header_modules = re.findall(r"^(?:from|import) (\w+)", IMPORT_HEADER, re.MULTILINE)
+    for name in (*header_modules, *_PRELOAD):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
 
 
 def _probe_isolation(config: _WorkerConfig) -> dict[str, Any]:
@@ -394,6 +403,8 @@ def _run_job(worker: _Worker, job: dict[str, Any]) -> dict[str, Any]:
         _kill_leftovers(worker, pid)
         _, status, usage = os.wait4(pid, 0)
         _reap_orphans()
+        if worker.config.user_namespace:
+            _wipe_directory(tempfile.gettempdir(), keep=workdir)
         if not _child_was_ready(ready_read) and not timed_out:
             raise RuntimeError("the test process failed before the program started: "
                                + _read_capped(fds[2], 2000)[0].strip())
@@ -402,6 +413,23 @@ def _run_job(worker: _Worker, job: dict[str, Any]) -> dict[str, Any]:
         for fd in fds:
             os.close(fd)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _wipe_directory(directory: str, keep: str) -> None:
+    """Empty the worker's private /tmp, so nothing a program left there reaches the next test.
+
+    Needed without a uid switch only: otherwise programs cannot write outside their workdir.
+    """
+    for entry in os.scandir(directory):
+        if entry.path == keep:
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            try:
+                os.unlink(entry.path)
+            except OSError:
+                pass
 
 
 def _child_was_ready(ready_read: int) -> bool:
@@ -578,7 +606,7 @@ def _set_limits(job: dict[str, Any], config: _WorkerConfig) -> None:
     # One byte above the cap: reaching it proves the program tried to write more than the cap.
     resource.setrlimit(resource.RLIMIT_FSIZE, (job["output_bytes"] + 1, job["output_bytes"] + 1))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if config.uid is not None:
+    if config.uid is not None or config.user_namespace:
         nproc = job["max_processes"]
         resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
 
@@ -631,12 +659,18 @@ def _stdio(fd: int, mode: str, errors: str, line_buffering: bool = False) -> Any
 
 
 def _reset_signals() -> None:
-    """CPython's defaults, except SIGXFSZ: it kills at once a program that passes the output cap."""
-    for signum in (signal.SIGTERM, signal.SIGCHLD, signal.SIGALRM, signal.SIGHUP, signal.SIGUSR1,
-                   signal.SIGUSR2, signal.SIGQUIT, signal.SIGXFSZ):
-        signal.signal(signum, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    """CPython's defaults, except SIGXFSZ: it kills at once a program that passes the output cap.
+
+    Only dispositions that differ are changed (each change is a system call on the hot path).
+    """
+    wanted = {signum: signal.SIG_DFL for signum in (
+        signal.SIGTERM, signal.SIGCHLD, signal.SIGALRM, signal.SIGHUP, signal.SIGUSR1,
+        signal.SIGUSR2, signal.SIGQUIT, signal.SIGXFSZ)}
+    wanted[signal.SIGINT] = signal.default_int_handler
+    wanted[signal.SIGPIPE] = signal.SIG_IGN
+    for signum, handler in wanted.items():
+        if signal.getsignal(signum) != handler:
+            signal.signal(signum, handler)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
@@ -714,19 +748,23 @@ class _WorkerFailure(Exception):
     """A worker died, hung or answered nonsense: an infrastructure failure, not a verdict."""
 
 
-def _bwrap_command(python: list[str]) -> list[str]:
+def _bwrap_command(python: list[str], privileged: bool) -> list[str]:
     """Run the worker in new pid/net/mount/ipc/uts namespaces with a read-only host view.
 
-    No user namespace: as root, bubblewrap keeps the capabilities listed in ``_BWRAP_CAPS`` so
-    that the worker can give each test child a private unprivileged uid. The project directory
-    (where a ``.env`` with API keys may live) and directories closed to other users (``/root``)
-    are replaced by empty tmpfs mounts into which only the interpreter, its libraries and the
-    worker's own modules are bound back, read-only.
+    As root (``privileged``) there is no user namespace: bubblewrap keeps the capabilities listed
+    in ``_BWRAP_CAPS`` so that the worker can give each test child a private unprivileged uid.
+    Otherwise a user namespace maps only the caller's uid (no switch is possible; programs can
+    then kill their worker, which is restarted) and creating further ones is disabled.
+    The project directory (where a ``.env`` with API keys may live) and directories closed to
+    other users (``/root``) are replaced by empty tmpfs mounts into which only the interpreter,
+    its libraries and the worker's own modules are bound back, read-only.
     """
     command = ["bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
                "--unshare-cgroup-try", "--die-with-parent", "--new-session",
                "--ro-bind", "/", "/", "--size", str(_TMPFS_BYTES), "--tmpfs", "/tmp",
                "--proc", "/proc", "--dev", "/dev"]
+    if not privileged:
+        command += ["--unshare-user", "--disable-userns"]
     masks, exposed = _masked_view()
     for mask in masks:
         command += ["--perms", "0755", "--tmpfs", mask]
@@ -734,12 +772,15 @@ def _bwrap_command(python: list[str]) -> list[str]:
         command += ["--perms", "0755", "--dir", directory]  # bwrap would make them 0700
     for path in exposed:
         command += ["--ro-bind", path, path]
+    for mask in masks:
+        command += ["--remount-ro", mask]
     command += ["--chdir", "/tmp", "--clearenv"]
     for name, value in _WORKER_ENV.items():
         command += ["--setenv", name, value]
-    command += ["--cap-drop", "ALL"]
-    for cap in _BWRAP_CAPS:
-        command += ["--cap-add", cap]
+    if privileged:
+        command += ["--cap-drop", "ALL"]
+        for cap in _BWRAP_CAPS:
+            command += ["--cap-add", cap]
     return command + ["--", *python]
 
 
@@ -829,11 +870,13 @@ class _WorkerHandle:
         self.mode = mode
         self.probe: dict[str, Any] = {}
         self.fallback_uid = fallback_uid
-        uid = _private_uid(slot) if (mode == "bwrap" or fallback_uid) else None
+        privileged = os.geteuid() == 0
+        bwrap = mode == "bwrap"
+        uid = _private_uid(slot) if (bwrap and privileged) or (not bwrap and fallback_uid) else None
         self.uid = uid
-        config = {"uid": uid, "pid_namespace": mode == "bwrap"}
+        config = {"uid": uid, "pid_namespace": bwrap, "user_namespace": bwrap and not privileged}
         python = [sys.executable, "-c", _WORKER_BOOTSTRAP, _PROJECT_DIR, json.dumps(config)]
-        command = _bwrap_command(python) if mode == "bwrap" else python
+        command = _bwrap_command(python, privileged) if bwrap else python
         self.log = tempfile.TemporaryFile()  # the worker's stderr, quoted when it fails
         self.proc = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
@@ -1155,10 +1198,14 @@ def _probe_is_isolated(probe: dict[str, Any]) -> bool:
 
 
 def _describe_isolation(mode: str, probe: dict[str, Any]) -> str:
-    if mode == "bwrap":
+    if mode == "bwrap" and probe.get("child_uid") is not None:
         return ("bwrap: pid+net+mount+ipc+uts namespaces, read-only root, project dir and "
                 "/root hidden, private /tmp, per-worker unprivileged uid, "
                 "rlimits (cpu, memory, output, processes)")
+    if mode == "bwrap":
+        return ("bwrap: user+pid+net+mount+ipc+uts namespaces, read-only root, project dir "
+                "hidden, private /tmp, rlimits (cpu, memory, output, processes); no uid switch "
+                "(not root): a program can kill its worker, which is restarted")
     if probe.get("child_uid") is not None:
         return ("fallback (no namespaces): rlimits (cpu, memory, output, processes) + setsid "
                 "+ per-worker unprivileged uid + scrubbed env + temp dir; no network or "

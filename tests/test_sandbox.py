@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -265,6 +266,50 @@ def test_auto_prefers_bwrap(monkeypatch):
     monkeypatch.delenv("LIBRARYBENCH_ISOLATION", raising=False)
     with LocalExecutor(workers=1) as executor:
         assert executor.isolation.startswith("bwrap:")
+
+
+NON_ROOT_SCRIPT = """
+import json, sys
+sys.path.insert(0, sys.argv[-1])
+from sandbox import LocalExecutor, SandboxLimits
+echo = {"stdin": "hi\\n", "stdout": "hi"}
+out = {}
+with LocalExecutor(workers=1, isolation="bwrap", import_header=False,
+                   limits=SandboxLimits(timeout=2)) as executor:
+    out["isolation"] = executor.isolation
+    for name, code in [("kill_parent", "import os; os.kill(os.getppid(), 9)"),
+                       ("kill_all", "import os; os.kill(-1, 9)"),
+                       ("fork_bomb", "import os\\nwhile True:\\n    try: os.fork()\\n    except OSError: pass"),
+                       ("leave_file", "open('/tmp/left', 'w').write('x')")]:
+        out[name] = [executor.run_test(code, echo)["verdict"], executor.run_test("print(input())", echo)["verdict"]]
+    out["left_file_seen"] = executor.run_test("import os; print(os.path.exists('/tmp/left'))", echo)[
+        "exec_output"]["run_output"]["stdout"].strip()
+print(json.dumps(out))
+"""
+
+
+def test_non_root_bwrap_path():
+    """Not root: a user namespace, no uid switch; killing the worker only restarts it.
+
+    Runs as ``nobody`` with the system python (the project's lives under /root, closed to it);
+    the header needs numpy, which that python lacks, so the header is off.
+    """
+    skip_without_bwrap()
+    system_python = "/usr/bin/python3"
+    if os.geteuid() != 0 or not shutil.which("runuser") or not os.access(system_python, os.X_OK):
+        pytest.skip("needs root, runuser and /usr/bin/python3 to run a non-root toolkit")
+    done = subprocess.run(["runuser", "-u", "nobody", "--", "env", "HOME=/tmp", system_python,
+                           "-c", NON_ROOT_SCRIPT, str(ROOT)], capture_output=True, text=True,
+                          timeout=120, cwd="/")
+    if "Permission denied" in done.stderr:
+        pytest.skip(f"nobody cannot read the project: {done.stderr.strip()[-200:]}")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["isolation"].startswith("bwrap: user+pid+net")
+    assert out["kill_parent"] == ["runtime_error", "passed"]
+    assert out["kill_all"] == ["runtime_error", "passed"]
+    assert out["fork_bomb"] == ["timeout", "passed"]
+    assert out["leave_file"][1] == "passed" and out["left_file_seen"] == "False"
 
 
 # --- limits ----------------------------------------------------------------------------------
