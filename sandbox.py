@@ -11,14 +11,16 @@ redirects stdin/stdout/stderr to in-memory files and executes the program as ``_
 ``main.py``; the fork costs about a millisecond and the header's imports hit ``sys.modules``.
 
 Design (why it is contained): each worker runs under bubblewrap in its own pid, network, mount,
-IPC and UTS namespaces with a read-only view of the host and a private tmpfs ``/tmp``. The worker
-keeps a handful of capabilities so that each test child can switch to an unprivileged uid that is
-unique to the worker: the child then cannot signal the worker, ``kill(-1)`` only reaches its own
-processes, and ``RLIMIT_NPROC`` applies to it (it does not apply to root). After every test the
-worker kills every remaining process of the namespace, so nothing a program started survives it.
-Without bubblewrap the same worker runs with rlimits, a new session, a scrubbed environment, a
-temporary directory and (when the toolkit runs as root) the same uid switch; ``.isolation`` says
-which ran.
+IPC and UTS namespaces with a read-only view of the host, a private tmpfs ``/tmp``, and the
+project directory and ``/root`` replaced by empty mounts (only the interpreter and the worker's
+modules are bound back). As root, the worker keeps a handful of capabilities so that each test
+child can switch to an unprivileged uid unique to the worker: the child then cannot signal the
+worker, ``kill(-1)`` only reaches its own processes, and ``RLIMIT_NPROC`` applies to it (it does
+not apply to root). Not as root, a user namespace replaces the uid switch. After every test the
+worker kills every remaining process of its namespace, so nothing a program started survives it.
+Without working bubblewrap the same worker runs with rlimits, a new session, a scrubbed
+environment and a temporary directory (plus the uid switch when root and python is readable by
+other users); ``.isolation`` says which ran and a warning is issued.
 
 ``run_one_fresh`` (one fresh interpreter per test) stays as the benchmark's baseline.
 """
@@ -38,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -1050,6 +1053,10 @@ class LocalExecutor:
                 continue
             self._probe = handle.probe
             self._idle.put(handle)
+            if errors:
+                warnings.warn(f"sandbox: namespace isolation unavailable ({'; '.join(errors)}); "
+                              f"running programs with {_describe_isolation(mode, handle.probe)}",
+                              RuntimeWarning, stacklevel=4)
             return mode
         raise ExecutionError("cannot start the sandbox: " + "; ".join(errors))
 

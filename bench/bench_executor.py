@@ -28,7 +28,8 @@ from records import StdioTest  # noqa: E402
 from sandbox import LocalExecutor, SandboxLimits, run_one_fresh  # noqa: E402
 
 DEFAULT_FILE = PROJECT_DIR.parent / "shared" / "data" / "librarybench" / "o3mini_search_solutions.json"
-DASHED_BLOCK = re.compile(r"[-]{5,}\n(.*?)[-]{5,}", re.DOTALL)
+DASHED_BLOCK = re.compile(r"[-]{5,}\n(.*?)[-]{5,}", re.DOTALL)  # o3-mini answers
+FENCED_BLOCK = re.compile(r"```(?:python|py)?\n(.*?)```", re.DOTALL)  # Claude answers
 
 Job = tuple[str, StdioTest]
 
@@ -38,7 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--file", type=Path, default=DEFAULT_FILE,
                         help="solutions JSON (default: %(default)s)")
     parser.add_argument("--answer-key", default="o3_mini_solution",
-                        help="record field with the model answer (code = first dashed block)")
+                        help="record field with the model answer (code = first dashed block, "
+                             "else first fenced block; default: %(default)s)")
     parser.add_argument("--baseline-tests", type=int, default=120,
                         help="how many tests (evenly spread) the slow baseline runs (default: %(default)s)")
     parser.add_argument("--trivial-tests", type=int, default=400,
@@ -53,12 +55,20 @@ def load_jobs(path: Path, answer_key: str) -> list[Job]:
     """Every (program, test) pair of the file, in file order."""
     jobs: list[Job] = []
     for record in json.loads(path.read_text()):
-        match = DASHED_BLOCK.search(record.get(answer_key) or "")
-        code = match.group(1) if match else record.get(answer_key) or ""
+        code = extract_code(record.get(answer_key) or "")
         io = record["input_output"]
         io = json.loads(io) if isinstance(io, str) else io
         jobs += [(code, {"stdin": i, "stdout": o}) for i, o in zip(io["inputs"], io["outputs"])]
     return jobs
+
+
+def extract_code(answer: str) -> str:
+    """The first dashed block (o3-mini), else the first fenced block (Claude), else the answer."""
+    for pattern in (DASHED_BLOCK, FENCED_BLOCK):
+        match = pattern.search(answer)
+        if match:
+            return match.group(1)
+    return answer
 
 
 def sample(jobs: list[Job], count: int) -> list[Job]:
