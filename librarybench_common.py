@@ -295,8 +295,21 @@ def extract_code(solution: str | None, *, rule: str = "best") -> str:
     the first match of ``-{5,}\\n(.*?)-{5,}``, else the first ```python block, else the text
     from the first ``def``/``class``, else the whole answer.
 
-    Measured on the shared real data (tests passed, embedded executor, 10 s timeout):
-    MEASUREMENTS_PLACEHOLDER
+    Measured on the shared real data (tests passed, embedded executor, 10 s timeout;
+    ``tests/test_common_real_data.py`` checks them):
+
+    =============================  =============  ============  ================
+    file (answer key)              ``first``      ``best``      human_solution
+    =============================  =============  ============  ================
+    o3mini_search (o3_mini)        627 / 915      851 / 915     892 / 915
+    claude_search (claude)         385 / 915      666 / 915     892 / 915
+    o3mini_chess (o3_mini)         794 / 1082     988 / 1082    1034 / 1082
+    =============================  =============  ============  ================
+
+    The gains come from o3-mini answers whose first dashed block is a title or a comment-only
+    explanation (search problem 2, chess problems 2 and 3) and from a Claude answer whose first
+    program is a discarded draft (search problem 4). On every answer of these files "best"
+    yields a complete program.
     """
     if not solution:
         return ""

@@ -265,31 +265,53 @@ def verdict_text(verdicts: dict[str, int]) -> str:
     return ", ".join(f"{v} {n}" for v, n in verdicts.items())
 
 
+def add_counts(target: dict[str, Any], job: Job) -> None:
+    target["passed"] += job.passed
+    target["total"] += job.total
+    for v, n in common.count_verdicts(job.results).items():
+        target["verdicts"][v] = target["verdicts"].get(v, 0) + n
+
+
+def new_counts() -> dict[str, Any]:
+    return {"passed": 0, "total": 0, "verdicts": {}}
+
+
+def order_verdicts(counts: dict[str, Any]) -> dict[str, Any]:
+    counts["verdicts"] = {v: counts["verdicts"][v] for v in common.VERDICTS if v in counts["verdicts"]}
+    return counts
+
+
 def summarize(jobs: list[Job]) -> dict[str, Any]:
-    """Totals over the jobs that ran, per model key and overall; errors counted apart."""
+    """Totals over the jobs that ran: per file and model, per model, overall; errors counted apart."""
+    by_file: dict[str, dict[str, dict[str, Any]]] = {}
     by_model: dict[str, dict[str, Any]] = {}
-    overall = {"passed": 0, "total": 0, "verdicts": {}}
+    overall = new_counts()
     for job in jobs:
         if job.status != "ok":
             continue
-        bucket = by_model.setdefault(job.model_key or "", {"passed": 0, "total": 0, "verdicts": {}})
-        for target in (bucket, overall):
-            target["passed"] += job.passed
-            target["total"] += job.total
-            for v, n in common.count_verdicts(job.results).items():
-                target["verdicts"][v] = target["verdicts"].get(v, 0) + n
-    for target in [*by_model.values(), overall]:
-        target["verdicts"] = {v: target["verdicts"][v] for v in common.VERDICTS if v in target["verdicts"]}
+        key = job.model_key or ""
+        for target in (by_file.setdefault(job.solution_file, {}).setdefault(key, new_counts()),
+                       by_model.setdefault(key, new_counts()), overall):
+            add_counts(target, job)
+    for counts in [*by_model.values(), *(c for models in by_file.values() for c in models.values()), overall]:
+        order_verdicts(counts)
     return {
         "evaluated": sum(1 for j in jobs if j.status == "ok"),
         "errors": sum(1 for j in jobs if j.status != "ok"),
         **overall,
         "by_model": by_model,
+        "by_file": by_file,
     }
 
 
+def total_row(label: str, key: str, counts: dict[str, Any]) -> tuple[str, ...]:
+    return (label, "", key, f"{counts['passed']}/{counts['total']}", ratio(counts["passed"], counts["total"]),
+            verdict_text(counts["verdicts"]))
+
+
 def format_table(jobs: list[Job], summary: dict[str, Any]) -> str:
-    """The summary table: one row per file, problem and model, then totals per model and overall."""
+    """The summary table: one row per file, problem and model, then totals per file and model,
+    per model over all files (when there are several), and overall."""
     rows = [("file", "problem", "model", "passed/total", "ratio", "verdicts")]
     for job in jobs:
         if job.status == "ok":
@@ -298,11 +320,12 @@ def format_table(jobs: list[Job], summary: dict[str, Any]) -> str:
         else:
             rows.append((job.solution_file, str(job.problem_id), job.model_key or "-", "-", "ERROR",
                          (job.error or "")[:100]))
-    for key, totals in summary["by_model"].items():
-        rows.append(("TOTAL", "", key, f"{totals['passed']}/{totals['total']}",
-                     ratio(totals["passed"], totals["total"]), verdict_text(totals["verdicts"])))
-    rows.append(("TOTAL", "", "all", f"{summary['passed']}/{summary['total']}",
-                 ratio(summary["passed"], summary["total"]), verdict_text(summary["verdicts"])))
+    several = len(summary["by_file"]) > 1
+    if several:
+        for path, models in summary["by_file"].items():
+            rows.extend(total_row(f"TOTAL {path}", key, counts) for key, counts in models.items())
+    rows.extend(total_row("TOTAL", key, counts) for key, counts in summary["by_model"].items())
+    rows.append(total_row("TOTAL", "all", summary))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:5], widths)) + "  " + row[5] for row in rows]
     lines.insert(1, "-" * len(lines[0]))
