@@ -621,7 +621,18 @@ def _drop_privileges(worker: _Worker) -> None:
         os.setgroups([])
         os.setresgid(uid, uid, uid)
         os.setresuid(uid, uid, uid)
+        _clear_capabilities(worker.libc)
     worker.libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+
+
+def _clear_capabilities(libc: Any) -> None:
+    """Empty the inheritable set too (setuid already emptied the others); hygiene, since
+    ``PR_SET_NO_NEW_PRIVS`` already stops file capabilities from granting anything."""
+    import ctypes
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+    data = (ctypes.c_uint32 * 6)()  # effective, permitted, inheritable for two 32-bit words
+    if libc.capset(header, data) != 0:
+        raise OSError(ctypes.get_errno(), "capset failed")
 
 
 def _reset_interpreter(workdir: str, base_path: list[str]) -> None:

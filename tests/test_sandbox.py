@@ -499,6 +499,15 @@ def test_cannot_write_outside_its_directory(hostile_executor, tmp_path):
                 os.unlink(path)
 
 
+def test_programs_hold_no_capabilities(hostile_executor):
+    """Under a private uid every capability set is empty and setuid binaries cannot elevate."""
+    require_containment(hostile_executor, "programs to root's capabilities")
+    code = ("fields = dict(line.split(':', 1) for line in open('/proc/self/status').read().splitlines())\n"
+            "print(*[fields[k].strip() for k in ('CapInh', 'CapPrm', 'CapEff', 'CapAmb', 'NoNewPrivs')])\n")
+    expected = " ".join(["0000000000000000"] * 4 + ["1"])
+    assert run(hostile_executor, code, stdout=expected)["verdict"] == "passed"
+
+
 # --- hostile programs: each gets a verdict, the executor keeps working --------------------------
 
 @pytest.mark.parametrize("code", [
