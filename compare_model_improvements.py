@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import sys
 import unicodedata
 from dataclasses import dataclass, field
@@ -658,13 +657,6 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     return build_comparison([by_index[i] for i in indices], summary, context)
 
 
-def make_readable(path: str) -> None:
-    """write_atomic_* leaves the temporary file's 0600 mode; results are meant to be shared."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(levelname)s: %(message)s", stream=sys.stderr)
@@ -672,7 +664,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = compare(args)
         if args.output_file:
             common.write_atomic_json(args.output_file, result)
-            make_readable(args.output_file)
         if args.report:
             from report_html import write_report
 

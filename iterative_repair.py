@@ -18,13 +18,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import json
 import logging
-import os
 import random
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,6 +45,7 @@ from librarybench_common import (
     run_tests,
     set_semaphore_limits,
     solution_keys,
+    write_atomic_json,
 )
 from llm_clients import (
     DEFAULT_MODEL,
@@ -657,34 +655,10 @@ def build_summary(config: RunConfig, model_key: str, selected: list[int], entrie
     }
 
 
-def current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_json_atomically(path: Path, data: Any) -> None:
-    """Temporary file + fsync + rename, with ordinary permissions (``mkstemp`` leaves 0600,
-    which would hide the results from the compare tool run by another user)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, ensure_ascii=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~current_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_outputs(config: RunConfig, records: list[Any], model_key: str, selected: list[int],
                   entries: dict[int, dict[str, Any]], complete: bool, elapsed: float, stats: RunStats) -> None:
-    write_json_atomically(config.output_file, output_records(records, entries, model_key))
-    write_json_atomically(config.summary_file, build_summary(config, model_key, selected, entries, complete, elapsed, stats))
+    write_atomic_json(config.output_file, output_records(records, entries, model_key))
+    write_atomic_json(config.summary_file, build_summary(config, model_key, selected, entries, complete, elapsed, stats))
 
 
 # --------------------------------------------------------------------------------------------

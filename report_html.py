@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
@@ -394,8 +393,5 @@ def render_report(r: dict[str, Any]) -> str:
 
 
 def write_report(path: str, result: dict[str, Any]) -> None:
-    """Write atomically, then make the page readable like any other file (the temporary file is 0600)."""
+    """Write the page atomically (readers never see half a report)."""
     write_atomic_text(path, render_report(result))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)

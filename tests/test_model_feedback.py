@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLES, clean_env, run_cli
+from conftest import clean_env, run_cli
 
 BAD_IO = {"inputs": ["1\n"], "outputs": ["1\n"]}
 GOOD = {"name": "echo", "input_output": json.dumps(BAD_IO), "m_solution": "```python\nprint(input())\n```"}
