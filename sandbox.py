@@ -799,10 +799,13 @@ def _bwrap_command(python: list[str], privileged: bool) -> list[str]:
 
 
 def _interpreter_paths() -> list[str]:
-    """Real paths the interpreter and its imports need: prefixes and existing sys.path entries."""
+    """Real paths a fresh interpreter needs: its prefixes (stdlib, venv) and site directories.
+
+    Not the toolkit's own ``sys.path`` additions (its tests, PYTHONPATH): workers do not use them.
+    """
+    import site
     candidates = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
-                  os.path.dirname(os.path.realpath(sys.executable)),
-                  *[p for p in sys.path if p and os.path.abspath(p) != _PROJECT_DIR]]
+                  os.path.dirname(os.path.realpath(sys.executable)), *site.getsitepackages()]
     real = {os.path.realpath(p) for p in candidates if p and os.path.exists(p)}
     return sorted(p for p in real if not any(_inside(p, other) for other in real if other != p))
 
