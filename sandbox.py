@@ -268,6 +268,7 @@ def _receive_message(fd: int, deadline: float | None = None) -> dict[str, Any] |
 # Worker side: runs inside the sandbox, forks one child per test
 # ---------------------------------------------------------------------------------------------
 
+_DIAG_FD = -1  # the worker's own stderr while fds 0-2 carry a test's stdio
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -304,6 +305,7 @@ def worker_main(config_json: str) -> None:
         worker.libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     _preload_modules()
     config.base_path = [p for p in sys.path if p not in ("", _PROJECT_DIR)]
+    _set_process_defaults(worker)
     import gc
     gc.collect()
     gc.freeze()  # forked children then leave the warm heap's pages shared instead of copying
@@ -324,11 +326,39 @@ def worker_main(config_json: str) -> None:
 def _take_channel() -> tuple[int, int]:
     """Move the protocol pipes off fds 0/1 so stray prints cannot corrupt the protocol."""
     channel_in, channel_out = os.dup(0), os.dup(1)
+    _restore_worker_stdio()
+    return channel_in, channel_out
+
+
+def _restore_worker_stdio() -> None:
+    """Point the worker's fds 0/1 at /dev/null and its stderr (fd 2 is saved as ``_DIAG_FD``)."""
+    global _DIAG_FD
+    if _DIAG_FD < 0:
+        _DIAG_FD = os.dup(2)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    os.dup2(2, 1)
-    return channel_in, channel_out
+    os.dup2(_DIAG_FD, 1)
+    os.dup2(_DIAG_FD, 2)
+
+
+def _set_process_defaults(worker: _Worker) -> None:
+    """Process state that every test child inherits, set once instead of in each child.
+
+    In a forked child the first write to any page copies it, so work done here instead of in
+    the child is far cheaper: environment, signals, recursion limit, umask, atexit, and the
+    ``no_new_privs`` flag and empty inheritable capability set (both kept across fork).
+    """
+    import atexit as worker_atexit
+    os.environ.clear()
+    os.environ.update({**_PROGRAM_ENV, "HOME": "/"})
+    _reset_signals()
+    sys.setrecursionlimit(1000)
+    os.umask(0o022)
+    worker_atexit._clear()
+    worker.libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    if worker.config.uid is not None:
+        _clear_inheritable_capabilities()
 
 
 def _preload_modules() -> None:
@@ -397,10 +427,13 @@ def _run_job(worker: _Worker, job: dict[str, Any]) -> dict[str, Any]:
         code = _compiled(worker, job["source"])
         ready_read, ready_write = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         fds += [ready_read, ready_write]
+        _prepare_interpreter(workdir, fds[:3], worker.config.base_path or [])
         start = time.monotonic()
         pid = os.fork()
         if pid == 0:
-            _child_main(worker, job, code, workdir, fds[:3], ready_write)
+            _child_main(worker, job, code, ready_write)
+        _restore_worker_stdio()
+        os.chdir("/")
         timed_out = not _wait_for_exit(pid, job["timeout"])
         elapsed = time.monotonic() - start
         _kill_leftovers(worker, pid)
@@ -566,9 +599,36 @@ def _read_capped(fd: int, cap: int) -> tuple[str, bool]:
 
 # --- inside the forked test child ------------------------------------------------------------
 
-def _child_main(worker: _Worker, job: dict[str, Any], code: Any, workdir: str,
-                fds: list[int], ready: int) -> None:
-    """Become the sandboxed program: limits, privileges, fresh interpreter state, run, exit.
+def _prepare_interpreter(workdir: str, stdio: list[int], base_path: list[str]) -> None:
+    """Make the worker look like a fresh ``python3 main.py`` in ``workdir``, just before forking.
+
+    The child inherits all of it without touching (and so copying) a page: stdio on the test's
+    files with fresh text streams, ``sys.argv``, ``sys.path``, ``HOME``, the working directory,
+    an empty ``__main__`` and line cache. The worker undoes only the fds afterwards.
+    """
+    import builtins
+    import linecache
+    import types
+
+    for target, fd in enumerate(stdio):
+        os.dup2(fd, target)
+    sys.stdin = sys.__stdin__ = _stdio(0, "r", "strict")
+    sys.stdout = sys.__stdout__ = _stdio(1, "w", "strict")
+    sys.stderr = sys.__stderr__ = _stdio(2, "w", "backslashreplace", line_buffering=True)
+    sys.argv = ["main.py"]
+    sys.path[:] = [workdir, *base_path]
+    os.environ["HOME"] = workdir
+    os.chdir(workdir)
+    linecache.clearcache()
+    main = types.ModuleType("__main__")
+    main.__file__ = os.path.join(workdir, "main.py")
+    main.__cached__ = None
+    main.__builtins__ = builtins
+    sys.modules["__main__"] = main
+
+
+def _child_main(worker: _Worker, job: dict[str, Any], code: Any, ready: int) -> None:
+    """Become the sandboxed program: own session, limits, unprivileged uid; run; exit.
 
     One byte on ``ready`` tells the worker that the set-up succeeded before any of the program
     ran, so a program cannot pass off its own failure as a broken sandbox (or the reverse).
@@ -576,18 +636,17 @@ def _child_main(worker: _Worker, job: dict[str, Any], code: Any, workdir: str,
     status = 70
     try:
         os.setsid()
-        for target, fd in enumerate(fds):
-            os.dup2(fd, target)
         os.dup2(ready, 3)
         os.closerange(4, _max_fd())
         _set_limits(job, worker.config)
-        _drop_privileges(worker)
-        os.chdir(workdir)
-        os.umask(0o022)
-        _reset_interpreter(workdir, worker.config.base_path or [])
+        _drop_privileges(worker.config.uid)
+        # random reseeds itself after fork (os.register_at_fork); numpy's global state does not.
+        numpy_random = sys.modules.get("numpy.random")
+        if numpy_random is not None:
+            numpy_random.seed()
         os.write(3, b"1")
         os.close(3)
-        status = _run_program(code, os.path.join(workdir, "main.py"))
+        status = _run_program(code, sys.modules["__main__"].__file__)
     except BaseException as error:  # a failure of the sandbox itself, before the program ran
         try:
             os.write(2, f"sandbox: the test process could not start: {error!r}\n".encode())
@@ -614,54 +673,26 @@ def _set_limits(job: dict[str, Any], config: _WorkerConfig) -> None:
         resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
 
 
-def _drop_privileges(worker: _Worker) -> None:
-    """Switch to the private uid (losing all capabilities) and forbid regaining privileges."""
-    uid = worker.config.uid
+def _drop_privileges(uid: int | None) -> None:
+    """Switch to the private uid: this empties the effective and permitted capability sets."""
     if uid is not None:
         os.setgroups([])
         os.setresgid(uid, uid, uid)
         os.setresuid(uid, uid, uid)
-        _clear_capabilities(worker.libc)
-    worker.libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 
 
-def _clear_capabilities(libc: Any) -> None:
-    """Empty the inheritable set too (setuid already emptied the others); hygiene, since
-    ``PR_SET_NO_NEW_PRIVS`` already stops file capabilities from granting anything."""
+def _clear_inheritable_capabilities() -> None:
+    """Empty the worker's inheritable capability set, keeping the others (hygiene: with
+    ``no_new_privs`` set, file capabilities could not grant anything anyway)."""
     import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
     header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
-    data = (ctypes.c_uint32 * 6)()  # effective, permitted, inheritable for two 32-bit words
+    data = (ctypes.c_uint32 * 6)()  # (effective, permitted, inheritable) x two 32-bit words
+    if libc.capget(header, data) != 0:
+        raise OSError(ctypes.get_errno(), "capget failed")
+    data[2] = data[5] = 0
     if libc.capset(header, data) != 0:
         raise OSError(ctypes.get_errno(), "capset failed")
-
-
-def _reset_interpreter(workdir: str, base_path: list[str]) -> None:
-    """Undo what the child inherited from the warm worker, so it looks like ``python3 main.py``."""
-    import atexit as child_atexit
-    import builtins
-    import linecache
-    import types
-
-    sys.stdin = sys.__stdin__ = _stdio(0, "r", "strict")
-    sys.stdout = sys.__stdout__ = _stdio(1, "w", "strict")
-    sys.stderr = sys.__stderr__ = _stdio(2, "w", "backslashreplace", line_buffering=True)
-    sys.argv = ["main.py"]
-    sys.path[:] = [workdir, *base_path]
-    os.environ.clear()
-    os.environ.update({**_PROGRAM_ENV, "HOME": workdir})
-    sys.setrecursionlimit(1000)
-    _reset_signals()
-    child_atexit._clear()
-    linecache.clearcache()
-    # random reseeds itself after fork (os.register_at_fork); numpy's global state does not.
-    numpy_random = sys.modules.get("numpy.random")
-    if numpy_random is not None:
-        numpy_random.seed()
-    main = types.ModuleType("__main__")
-    main.__file__ = os.path.join(workdir, "main.py")
-    main.__cached__ = None
-    main.__builtins__ = builtins
-    sys.modules["__main__"] = main
 
 
 def _stdio(fd: int, mode: str, errors: str, line_buffering: bool = False) -> Any:
