@@ -291,6 +291,8 @@ class _Worker:
         self.config = config
         self.compiled_source: str | None = None
         self.compiled: Any = None
+        self.header_done = False
+        self.header_names: dict[str, Any] | None = None
         import ctypes
         self.libc = ctypes.CDLL(None, use_errno=True)
 
@@ -304,6 +306,7 @@ def worker_main(config_json: str) -> None:
         worker.libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         worker.libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     _preload_modules()
+    worker.header_names = _header_namespace()
     config.base_path = [p for p in sys.path if p not in ("", _PROJECT_DIR)]
     _set_process_defaults(worker)
     import gc
@@ -389,15 +392,40 @@ def _probe_isolation(config: _WorkerConfig) -> dict[str, Any]:
             "root_read_only": root_read_only}
 
 
-def _compiled(worker: _Worker, source: str) -> Any:
-    """Compile once per distinct program (a batch reuses it); a SyntaxError is kept to re-raise."""
+def _header_namespace() -> dict[str, Any] | None:
+    """The names the import header binds, computed once; None if a header module is missing."""
+    namespace: dict[str, Any] = {}
+    try:
+        exec(compile(IMPORT_HEADER, "<header>", "exec"), namespace)
+    except ImportError:
+        return None
+    namespace.pop("__builtins__", None)
+    return namespace
+
+
+def _compiled(worker: _Worker, source: str) -> tuple[Any, bool]:
+    """Compile once per distinct program (a batch reuses it); a SyntaxError is kept to re-raise.
+
+    Returns (code, header_done). When the source starts with the import header and compiles,
+    the code is compiled from a copy whose header lines are blank (``pass`` on the first, so
+    that a docstring or ``from __future__`` is treated as after the header): line numbers are
+    unchanged, and the worker binds the header's names into ``__main__`` before forking
+    instead of each child running the imports (which copy-on-write makes costly).
+    """
     if worker.compiled_source != source:
+        worker.compiled_source = source
+        worker.header_done = False
         try:
             worker.compiled = compile(source, "main.py", "exec", dont_inherit=True)
         except (SyntaxError, ValueError) as error:
             worker.compiled = error
-        worker.compiled_source = source
-    return worker.compiled
+            return worker.compiled, False
+        if worker.header_names is not None and source.startswith(IMPORT_HEADER):
+            blank = "pass" + "\n" * IMPORT_HEADER.count("\n")
+            worker.compiled = compile(blank + source[len(IMPORT_HEADER):], "main.py", "exec",
+                                      dont_inherit=True)
+            worker.header_done = True
+    return worker.compiled, worker.header_done
 
 
 def _memfd(name: str, data: bytes = b"") -> int:
@@ -424,10 +452,11 @@ def _run_job(worker: _Worker, job: dict[str, Any]) -> dict[str, Any]:
             os.chown(main_path, uid, uid)
         stdin = job["stdin"].encode("utf-8", "surrogatepass")
         fds = [_memfd("stdin", stdin), _memfd("stdout"), _memfd("stderr")]
-        code = _compiled(worker, job["source"])
+        code, header_done = _compiled(worker, job["source"])
         ready_read, ready_write = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         fds += [ready_read, ready_write]
-        _prepare_interpreter(workdir, fds[:3], worker.config.base_path or [])
+        header = worker.header_names if header_done else None
+        _prepare_interpreter(workdir, fds[:3], worker.config.base_path or [], header)
         start = time.monotonic()
         pid = os.fork()
         if pid == 0:
@@ -599,7 +628,8 @@ def _read_capped(fd: int, cap: int) -> tuple[str, bool]:
 
 # --- inside the forked test child ------------------------------------------------------------
 
-def _prepare_interpreter(workdir: str, stdio: list[int], base_path: list[str]) -> None:
+def _prepare_interpreter(workdir: str, stdio: list[int], base_path: list[str],
+                         header: dict[str, Any] | None) -> None:
     """Make the worker look like a fresh ``python3 main.py`` in ``workdir``, just before forking.
 
     The child inherits all of it without touching (and so copying) a page: stdio on the test's
@@ -624,6 +654,8 @@ def _prepare_interpreter(workdir: str, stdio: list[int], base_path: list[str]) -
     main.__file__ = os.path.join(workdir, "main.py")
     main.__cached__ = None
     main.__builtins__ = builtins
+    if header is not None:
+        main.__dict__.update(header)
     sys.modules["__main__"] = main
 
 

@@ -202,6 +202,15 @@ def test_import_header_can_be_turned_off():
         assert run(with_header, code, stdout="3 2")["verdict"] == "passed"
 
 
+def test_header_behaves_as_prepended_text(any_executor):
+    """The header's names are bound as if its lines ran first: a leading docstring is not the
+    module docstring, ``from __future__`` is then misplaced, line numbers count the header."""
+    code = '"""not a docstring"""\nimport sys\nprint(__doc__, sys._getframe().f_lineno, np.sqrt(4), Counter("aab")["a"])'
+    assert run(any_executor, code, stdout="None 17 2.0 2")["verdict"] == "passed"
+    result = run(any_executor, "from __future__ import annotations\nprint(1)")
+    assert "from __future__ imports must occur at the beginning" in result["exec_output"]["run_output"]["stderr"]
+
+
 def test_program_runs_as_main_from_main_py(any_executor):
     code = (
         "import sys, os, dataclasses\n"
