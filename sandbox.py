@@ -403,6 +403,16 @@ def _header_namespace() -> dict[str, Any] | None:
     return namespace
 
 
+def _with_source_line(error: Exception, source: str) -> Exception:
+    """Some compiler errors (a misplaced ``from __future__``) read the offending line from the
+    file, which python3 finds next to it; give it to them from the source instead."""
+    if isinstance(error, SyntaxError) and error.text is None and error.lineno:
+        lines = source.splitlines()
+        if 0 < error.lineno <= len(lines):
+            error.text = lines[error.lineno - 1] + "\n"
+    return error
+
+
 def _compiled(worker: _Worker, source: str) -> tuple[Any, bool]:
     """Compile once per distinct program (a batch reuses it); a SyntaxError is kept to re-raise.
 
@@ -418,7 +428,7 @@ def _compiled(worker: _Worker, source: str) -> tuple[Any, bool]:
         try:
             worker.compiled = compile(source, "main.py", "exec", dont_inherit=True)
         except (SyntaxError, ValueError) as error:
-            worker.compiled = error
+            worker.compiled = _with_source_line(error, source)
             return worker.compiled, False
         if worker.header_names is not None and source.startswith(IMPORT_HEADER):
             blank = "pass" + "\n" * IMPORT_HEADER.count("\n")

@@ -202,13 +202,26 @@ def test_import_header_can_be_turned_off():
         assert run(with_header, code, stdout="3 2")["verdict"] == "passed"
 
 
-def test_header_behaves_as_prepended_text(any_executor):
-    """The header's names are bound as if its lines ran first: a leading docstring is not the
-    module docstring, ``from __future__`` is then misplaced, line numbers count the header."""
-    code = '"""not a docstring"""\nimport sys\nprint(__doc__, sys._getframe().f_lineno, np.sqrt(4), Counter("aab")["a"])'
-    assert run(any_executor, code, stdout="None 17 2.0 2")["verdict"] == "passed"
-    result = run(any_executor, "from __future__ import annotations\nprint(1)")
-    assert "from __future__ imports must occur at the beginning" in result["exec_output"]["run_output"]["stderr"]
+FIDELITY_PROGRAMS = [
+    '"""not a docstring"""\nimport sys\nprint(__doc__, sys._getframe().f_lineno, np.sqrt(4), Counter("aab")["a"])',
+    "from __future__ import annotations\nprint(1)",
+    "import sys\nprint(sorted(set('hello')), hash('abc'), sys.argv, __name__)\nraise KeyError('k')",
+    "import sys\nsys.exit('bye')",
+    "print(input().split(), input())\nprint(input())",
+    "import sys\nsys.stdout.write('no newline')\nsys.stderr.write('err')\nexit(3)",
+]
+
+
+@pytest.mark.parametrize("code", FIDELITY_PROGRAMS)
+def test_same_behaviour_as_a_fresh_interpreter(any_executor, code):
+    """Header semantics (docstring, ``from __future__``, line numbers), hash seed, exit codes,
+    stdout and stderr match ``python3 main.py`` (the baseline), up to the temp dir in paths."""
+    test = {"stdin": "a b\nc\n", "stdout": ""}
+    ours = any_executor.run_test(code, test)["exec_output"]["run_output"]
+    fresh = sandbox.run_one_fresh(code, test, SandboxLimits())["exec_output"]["run_output"]
+    strip_dir = lambda text: re.sub(r'File "[^"]*main\.py"', 'File "main.py"', text)  # noqa: E731
+    assert (ours["stdout"], ours["exit_code"]) == (fresh["stdout"], fresh["exit_code"])
+    assert strip_dir(ours["stderr"]) == strip_dir(fresh["stderr"])
 
 
 def test_program_runs_as_main_from_main_py(any_executor):
