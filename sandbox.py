@@ -52,7 +52,6 @@ from typing import TYPE_CHECKING
 from errors import ExecutionError
 
 if TYPE_CHECKING:
-    import subprocess
     from concurrent.futures import ThreadPoolExecutor
 from records import RunOutput, Test, TestResult, Verdict
 
@@ -688,7 +687,7 @@ def _child_main(worker: _Worker, job: dict[str, Any], code: Any, ready: int) -> 
             numpy_random.seed()
         os.write(3, b"1")
         os.close(3)
-        status = _run_program(code, sys.modules["__main__"].__file__)
+        status = _run_program(code)
     except BaseException as error:  # a failure of the sandbox itself, before the program ran
         try:
             os.write(2, f"sandbox: the test process could not start: {error!r}\n".encode())
@@ -761,7 +760,7 @@ def _reset_signals() -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
-def _run_program(code: Any, path: str) -> int:
+def _run_program(code: Any) -> int:
     """Execute the program as ``__main__`` and finish like the interpreter does; returns the status."""
     main = sys.modules["__main__"]
     try:
@@ -959,7 +958,6 @@ class _WorkerHandle:
         self.slot = slot
         self.mode = mode
         self.probe: dict[str, Any] = {}
-        self.fallback_uid = fallback_uid
         privileged = os.geteuid() == 0
         bwrap = mode == "bwrap"
         uid = _private_uid(slot) if (bwrap and privileged) or (not bwrap and fallback_uid) else None
