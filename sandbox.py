@@ -1201,24 +1201,49 @@ class LocalExecutor:
     def run_test(self, code: str, test: Test, *, timeout: float | None = None) -> TestResult:
         """Run one test on an idle worker (blocks until one is free)."""
         self._ensure_started()
-        timeout = timeout or self.limits.timeout
-        source = program_for(code, test, self.import_header)
-        job = self._job(source, test, timeout)
-        answer = self._run_on_worker(job, timeout)
-        return self._result(code, test, answer)
+        handle = self._idle.get()
+        try:
+            result, handle = self._run_with(handle, code, test, timeout)
+        finally:
+            self._idle.put(handle)
+        return result
 
     async def run_tests(self, code: str, tests: list[Test], *,
                         timeout: float | None = None) -> list[TestResult]:
-        """Run a batch concurrently (one test per worker at a time); results in test order."""
+        """Run a batch on all workers at once; results in test order.
+
+        One thread per worker takes a worker once and runs test after test on it, rather than
+        one thread hand-off per test: the toolkit's own CPU time per test then stays small.
+        """
         import asyncio
         await asyncio.to_thread(self._ensure_started)
-        slots = asyncio.Semaphore(self.workers)
+        results: list[TestResult | None] = [None] * len(tests)
+        indexes = iter(range(len(tests)))
+        taking = threading.Lock()
 
-        async def one(test: Test) -> TestResult:
-            async with slots:
-                return await asyncio.to_thread(self.run_test, code, test, timeout=timeout)
+        def drain() -> None:
+            handle = self._idle.get()
+            try:
+                while True:
+                    with taking:
+                        index = next(indexes, None)
+                    if index is None:
+                        return
+                    results[index], handle = self._run_with(handle, code, tests[index], timeout)
+            finally:
+                self._idle.put(handle)
 
-        return list(await asyncio.gather(*(one(t) for t in tests)))
+        await asyncio.gather(*(asyncio.to_thread(drain)
+                               for _ in range(min(self.workers, len(tests)))))
+        return results  # type: ignore[return-value]  # every index was filled
+
+    def _run_with(self, handle: _WorkerHandle, code: str, test: Test,
+                  timeout: float | None) -> tuple[TestResult, _WorkerHandle]:
+        """Run one test on ``handle``; returns the result and the handle to keep using."""
+        timeout = timeout or self.limits.timeout
+        job = self._job(program_for(code, test, self.import_header), test, timeout)
+        answer, handle = self._run_on_worker(handle, job, timeout)
+        return self._result(code, test, answer), handle
 
     def _job(self, source: str, test: Test, timeout: float) -> dict[str, Any]:
         limits = self.limits
@@ -1232,30 +1257,27 @@ class LocalExecutor:
             "max_processes": limits.max_processes,
         }
 
-    def _run_on_worker(self, job: dict[str, Any], timeout: float) -> dict[str, Any]:
+    def _run_on_worker(self, handle: _WorkerHandle, job: dict[str, Any],
+                       timeout: float) -> tuple[dict[str, Any], _WorkerHandle]:
         """Run the job, replacing a worker that dies; a program that kills two is its fault.
 
         A worker that dies while a test runs is replaced and the test retried once. If the
         fresh worker dies on the same test too, a trivial health check on a third worker
         decides: healthy means the program is to blame (``runtime_error`` with an explanation),
-        unhealthy means the infrastructure is broken (``ExecutionError``).
+        unhealthy means the infrastructure is broken (``ExecutionError``). Returns the answer
+        and the worker now in use.
         """
-        handle = self._idle.get()
-        try:
-            for _ in range(2):
-                try:
-                    return handle.run(job, timeout + _ANSWER_GRACE)
-                except _WorkerFailure:
-                    handle = self._respawn(handle)
-            health = dict(job, source="pass", stdin="", timeout=10.0, cpu_time=11)
+        for _ in range(2):
             try:
-                handle.run(health, 10.0 + _ANSWER_GRACE)
-            except _WorkerFailure as error:
+                return handle.run(job, timeout + _ANSWER_GRACE), handle
+            except _WorkerFailure:
                 handle = self._respawn(handle)
-                raise ExecutionError(f"sandbox workers keep failing: {error}") from error
-            return _killed_worker_answer()
-        finally:
-            self._idle.put(handle)
+        health = dict(job, source="pass", stdin="", timeout=10.0, cpu_time=11)
+        try:
+            handle.run(health, 10.0 + _ANSWER_GRACE)
+        except _WorkerFailure as error:
+            raise ExecutionError(f"sandbox workers keep failing: {error}") from error
+        return _killed_worker_answer(), handle
 
     def _result(self, code: str, test: Test, answer: dict[str, Any]) -> TestResult:
         full = with_header(code, self.import_header)
