@@ -467,11 +467,13 @@ def _run_job(worker: _Worker, job: dict[str, Any]) -> dict[str, Any]:
         header = worker.header_names if header_done else None
         _prepare_interpreter(workdir, fds[:3], worker.config.base_path or [], header)
         start = time.monotonic()
-        pid = os.fork()
-        if pid == 0:
-            _child_main(worker, job, code, ready_write)
-        _restore_worker_stdio()
-        os.chdir("/")
+        try:
+            pid = os.fork()
+            if pid == 0:
+                _child_main(worker, job, code, ready_write)
+        finally:
+            _restore_worker_stdio()
+            os.chdir("/")
         timed_out = not _wait_for_exit(pid, job["timeout"])
         elapsed = time.monotonic() - start
         _kill_leftovers(worker, pid)
