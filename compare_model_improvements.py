@@ -25,6 +25,7 @@ from typing import Any, Callable, Sequence
 from tqdm import tqdm
 
 import librarybench_common as common
+from cli import OneLineParser, positive_float, positive_int
 from errors import ConfigError, ExecutionError, InputError, LibraryBenchError
 from improvement_stats import paired_significance
 from records import VERDICTS
@@ -94,7 +95,7 @@ class Settings:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         description="Re-run original and improved programs on the same tests and report whether repair helped.",
     )
     parser.add_argument("--original-file", required=True,
@@ -114,9 +115,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                          help="the repair run's summary JSON (default: summary_<improved file name> beside the "
                               "improved file, when it exists)")
     summary.add_argument("--no-summary", action="store_true", help="ignore the repair summary even when one is found")
-    parser.add_argument("--timeout", type=float, default=common.DEFAULT_TIMEOUT,
+    parser.add_argument("--timeout", type=positive_float, default=common.DEFAULT_TIMEOUT,
                         help=f"seconds per test, the same for both programs (default {common.DEFAULT_TIMEOUT:g})")
-    parser.add_argument("--exec-semaphore", type=int, default=common.DEFAULT_EXEC_CONCURRENCY,
+    parser.add_argument("--exec-semaphore", type=positive_int, default=common.DEFAULT_EXEC_CONCURRENCY,
                         help=f"maximum concurrent test executions (default {common.DEFAULT_EXEC_CONCURRENCY})")
     parser.add_argument("--executor", choices=("local", "remote"), default=None,
                         help="where programs run: remote (the API at CYBER_URL) or local (embedded sandbox); "
@@ -124,10 +125,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quiet", action="store_true", help="no terminal table and no progress bar")
     parser.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
                         help="logging level on stderr (default WARNING)")
-    args = parser.parse_args(argv)
-    if args.timeout <= 0:
-        parser.error(f"--timeout must be positive, got {args.timeout:g}")
-    return args
+    return parser.parse_args(argv)
 
 
 # --------------------------------------------------------------------------------------------

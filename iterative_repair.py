@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cli import OneLineParser, fraction, non_negative_int, positive_float, positive_int
 from errors import ConfigError, InputError, LibraryBenchError
 from librarybench_common import (
     DEFAULT_FEEDBACK_BUDGET,
@@ -123,34 +124,6 @@ class RunConfig:
     progress: bool = True
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
-    return value
-
-
-def ratio(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
-
-
 def feedback_tests_arg(text: str) -> str:
     """A count (``5``) or a fraction in (0, 1) (``0.5``); validated here, resolved per problem."""
     try:
@@ -163,13 +136,8 @@ def feedback_tests_arg(text: str) -> str:
     return text.strip()
 
 
-class ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2, like every other user error
-        self.exit(2, f"error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(
+    p = OneLineParser(
         description="Repair a model's programs with execution feedback, keeping the best program per problem.",
         epilog=(
             "Models: claude-* -> Anthropic (ANTHROPIC_API_KEY); gpt-*, o1*, o3*, o4* -> OpenAI (OPENAI_API_KEY); "
@@ -188,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-key", help="whose answer to repair, e.g. o3_mini or o3_mini_solution "
                    "(default: the file's only *_solution key other than human_solution)")
     p.add_argument("--max-iterations", type=non_negative_int, default=3, help="model calls per problem at most (default: 3)")
-    p.add_argument("--target-ratio", type=ratio, default=1.0, help="stop a problem at this pass ratio (default: 1.0)")
+    p.add_argument("--target-ratio", type=fraction, default=1.0, help="stop a problem at this pass ratio (default: 1.0)")
     p.add_argument("--temperature", type=float, default=None, help="sampling temperature (default: the provider's default, not sent)")
     p.add_argument("--max-tokens", type=positive_int, default=4096, help="output token limit per model call (default: 4096)")
     p.add_argument("--base-url", help="provider base URL, e.g. http://localhost:8000/v1 for vLLM "
