@@ -23,7 +23,7 @@ import random
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,7 @@ from llm_clients import (
     price_of,
     route_model,
 )
-from repair_store import CachedResponse, Checkpoint, ResponseCache, cache_key, sha256_text
+from repair_store import Checkpoint, ResponseCache, cache_key, sha256_text
 
 log = logging.getLogger("librarybench.repair")
 
@@ -341,8 +341,7 @@ class ModelCaller:
             hit = self.cache.get(key)
             if hit is not None:
                 self._count(hit.input_tokens, hit.output_tokens, cached=True)
-                return Completion(hit.text, hit.stop_reason, hit.truncated, hit.input_tokens, hit.output_tokens,
-                                  round(time.monotonic() - start, 3), cached=True)
+                return replace(hit, latency_s=round(time.monotonic() - start, 3))
         async with llm_semaphore():
             completion = await self.client.complete(request)
         if self.cache is not None:
@@ -350,8 +349,7 @@ class ModelCaller:
                            request={"system": request.system, "messages": list(request.messages),
                                     "temperature": request.temperature, "max_tokens": request.max_tokens,
                                     "base_url": spec.base_url},
-                           response=CachedResponse(completion.text, completion.stop_reason, completion.truncated,
-                                                   completion.input_tokens, completion.output_tokens, completion.latency_s))
+                           response=completion)
         self._count(completion.input_tokens, completion.output_tokens, cached=False)
         return completion
 

@@ -16,11 +16,12 @@ import logging
 import os
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+
 from errors import ConfigError
+from llm_clients import Completion
 
 log = logging.getLogger("librarybench.repair")
 
@@ -44,16 +45,6 @@ def cache_key(*, provider: str, model: str, base_url: str | None, system: str, m
     }))
 
 
-@dataclass(frozen=True)
-class CachedResponse:
-    text: str
-    stop_reason: str | None
-    truncated: bool
-    input_tokens: int
-    output_tokens: int
-    latency_s: float
-
-
 class ResponseCache:
     """A SQLite table of responses; safe to share between runs (WAL, one commit per response)."""
 
@@ -71,16 +62,17 @@ class ResponseCache:
         except sqlite3.Error as exc:
             raise ConfigError(f"{self.path}: cannot open the response cache: {exc}") from None
 
-    def get(self, key: str) -> CachedResponse | None:
+    def get(self, key: str) -> Completion | None:
+        """The stored response, marked ``cached`` (it costs no new tokens)."""
         row = self._db.execute(
             "SELECT text, stop_reason, truncated, input_tokens, output_tokens, latency_s FROM responses WHERE key = ?",
             (key,),
         ).fetchone()
         if row is None:
             return None
-        return CachedResponse(row[0], row[1], bool(row[2]), int(row[3]), int(row[4]), float(row[5]))
+        return Completion(row[0], row[1], bool(row[2]), int(row[3]), int(row[4]), float(row[5]), cached=True)
 
-    def put(self, key: str, *, provider: str, model: str, request: Any, response: CachedResponse) -> None:
+    def put(self, key: str, *, provider: str, model: str, request: Any, response: Completion) -> None:
         self._db.execute(
             "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (key, provider, model, canonical_json(request), response.text, response.stop_reason,

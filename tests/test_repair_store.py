@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import sys
 from pathlib import Path
 
@@ -13,7 +14,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from errors import ConfigError  # noqa: E402
-from repair_store import CachedResponse, Checkpoint, ResponseCache, cache_key  # noqa: E402
+from llm_clients import Completion  # noqa: E402
+from repair_store import Checkpoint, ResponseCache, cache_key  # noqa: E402
 
 BASE = dict(provider="anthropic", model="claude-sonnet-4-6", base_url=None, system="S",
             messages=[{"role": "user", "content": "hi"}], temperature=None, max_tokens=100)
@@ -31,11 +33,11 @@ def test_cache_key_covers_every_answer_determining_field() -> None:
 def test_cache_persists_across_connections(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "cache.sqlite"
     cache = ResponseCache(path)
-    response = CachedResponse("```python\nprint(1)\n```", "end_turn", False, 10, 5, 0.3)
+    response = Completion("```python\nprint(1)\n```", "end_turn", False, 10, 5, 0.3)
     cache.put("k", provider="anthropic", model="m", request={"x": 1}, response=response)
     cache.close()
     again = ResponseCache(path)
-    assert again.get("k") == response and again.get("other") is None and len(again) == 1
+    assert again.get("k") == replace(response, cached=True) and again.get("other") is None and len(again) == 1
     again.close()
 
 
