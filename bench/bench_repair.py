@@ -57,12 +57,12 @@ class InstantExecutor:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--problems", type=int, default=40)
-    p.add_argument("--tests", type=int, default=1, help="tests per problem")
-    p.add_argument("--iterations", type=int, default=3)
-    p.add_argument("--delay", type=float, default=0.5, help="seconds the model server takes per call")
-    p.add_argument("--llm", type=int, default=5, help="--llm-semaphore")
-    p.add_argument("--concurrent-problems", type=int, default=20)
+    p.add_argument("--problems", type=int, default=40, help="problems in the batch (default: 40)")
+    p.add_argument("--tests", type=int, default=10, help="tests per problem, really executed (default: 10)")
+    p.add_argument("--iterations", type=int, default=3, help="--max-iterations; the scripted model never reaches the target, so every iteration calls it (default: 3)")
+    p.add_argument("--delay", type=float, default=0.5, help="seconds the model server takes per call (default: 0.5)")
+    p.add_argument("--llm", type=int, default=5, help="--llm-semaphore (default: 5)")
+    p.add_argument("--concurrent-problems", type=int, default=20, help="--concurrent-problems; at least the LLM concurrency keeps the model busy (default: 20)")
     p.add_argument("--executor", default="local", choices=("local", "remote", "instant"),
                    help="instant: a stub that runs nothing (measures the loop alone)")
     args = p.parse_args()
