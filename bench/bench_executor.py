@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import re
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,12 +23,11 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
+from librarybench_common import extract_code, load_problems, problem_tests  # noqa: E402
 from records import StdioTest  # noqa: E402
 from sandbox import LocalExecutor, SandboxLimits, run_one_fresh  # noqa: E402
 
 DEFAULT_FILE = PROJECT_DIR.parent / "shared" / "data" / "librarybench" / "o3mini_search_solutions.json"
-DASHED_BLOCK = re.compile(r"[-]{5,}\n(.*?)[-]{5,}", re.DOTALL)  # o3-mini answers
-FENCED_BLOCK = re.compile(r"```(?:python|py)?\n(.*?)```", re.DOTALL)  # Claude answers
 
 Job = tuple[str, StdioTest]
 
@@ -55,23 +52,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def load_jobs(path: Path, answer_key: str) -> list[Job]:
-    """Every (program, test) pair of the file, in file order."""
+    """Every (program, test) pair of the file, in file order; programs as the seed extracted them."""
     jobs: list[Job] = []
-    for record in json.loads(path.read_text()):
-        code = extract_code(record.get(answer_key) or "")
-        io = record["input_output"]
-        io = json.loads(io) if isinstance(io, str) else io
-        jobs += [(code, {"stdin": i, "stdout": o}) for i, o in zip(io["inputs"], io["outputs"])]
+    for index, record in enumerate(load_problems(path)):
+        code = extract_code(record.get(answer_key) or "", rule="first")
+        jobs += [(code, test) for test in problem_tests(record, index, path)]
     return jobs
-
-
-def extract_code(answer: str) -> str:
-    """The first dashed block (o3-mini), else the first fenced block (Claude), else the answer."""
-    for pattern in (DASHED_BLOCK, FENCED_BLOCK):
-        match = pattern.search(answer)
-        if match:
-            return match.group(1)
-    return answer
 
 
 def sample(jobs: list[Job], count: int) -> list[Job]:
