@@ -113,10 +113,10 @@ def parse_input_output(input_output: Any) -> dict[str, Any]:
 def create_test_cases_from_input_output(input_output: Any) -> list[StdioTest]:
     """Convert ``{"inputs": [...], "outputs": [...]}`` into stdin/stdout tests (seed signature)."""
     io = parse_input_output(input_output)
+    if io.get("fn_name"):
+        raise InputError("call-based (fn_name) problems are not supported: only stdin/stdout tests")
     inputs, outputs = io.get("inputs"), io.get("outputs")
     if inputs is None or outputs is None:
-        if "fn_name" in io:
-            raise InputError("call-based problem (fn_name) is not supported: only stdin/stdout tests")
         raise InputError("input_output has no inputs/outputs")
     if not isinstance(inputs, list) or not isinstance(outputs, list):
         raise InputError("input_output inputs and outputs must be lists")
@@ -164,12 +164,23 @@ def solution_keys(records: Iterable[Any], include_human: bool = False) -> list[s
     return keys
 
 
+def model_key_candidates(name: str) -> tuple[str, ...]:
+    """The keys a ``--model-key`` value may mean: itself, then its ``_solution`` form."""
+    return (name,) if name.endswith("_solution") else (name, f"{name}_solution")
+
+
+def match_model_key(name: str, available: Iterable[str]) -> str | None:
+    """The first of ``model_key_candidates(name)`` that is in ``available`` (None: none is)."""
+    keys = set(available)
+    return next((key for key in model_key_candidates(name) if key in keys), None)
+
+
 def resolve_model_key(record: dict[str, Any], model_name: str | None) -> str:
     """Map a seed-style model name (``o3_mini``, ``claude``) or a full key to the record's key."""
     if model_name:
-        for key in (model_name, f"{model_name}_solution"):
-            if key in record:
-                return key
+        key = match_model_key(model_name, record)
+        if key is not None:
+            return key
         raise InputError(f"model key {model_name!r} not found (record has {', '.join(solution_keys([record], True)) or 'no *_solution keys'})")
     keys = solution_keys([record])
     if not keys:
@@ -321,10 +332,18 @@ def extract_code(solution: str | None, *, rule: str = "best") -> str:
 
 
 def answer_program(record: dict[str, Any], key: str, *, rule: str = "best") -> str:
-    """The program to run for ``record[key]``: human solutions are code already, model answers are extracted."""
-    answer = record.get(key)
+    """The program to run for ``record[key]``: human solutions are code already, model answers are extracted.
+
+    A missing key or an answer that is not a string (``null``, a number, a list) raises
+    ``InputError``: that is a bad record, not an empty program to be counted as failing.
+    An answer that is a string without code gives ``""`` (the model wrote no program).
+    """
+    if not isinstance(record, dict) or key not in record:
+        raise InputError(f"no {key!r} answer")
+    answer = record[key]
     if not isinstance(answer, str):
-        return ""
+        kind = "null" if answer is None else type(answer).__name__
+        raise InputError(f"the {key!r} answer is {kind}, not a string")
     return answer if key == "human_solution" else extract_code(answer, rule=rule)
 
 
@@ -348,11 +367,18 @@ def verdict_of(result: dict[str, Any]) -> Verdict:
     run = (result.get("exec_output") or {}).get("run_output") or {}
     if run.get("timeout_expired"):
         return "timeout"
-    if "MemoryError" in (run.get("stderr") or ""):
-        return "memory_limit"
-    if run.get("exit_code") not in (0, None):
+    failed = run.get("exit_code") not in (0, None)
+    if failed and _last_exception_line(run.get("stderr") or "").split(":", 1)[0].strip().endswith("MemoryError"):
+        return "memory_limit"  # like the sandbox: a non-zero exit whose traceback ends in MemoryError
+    if failed:
         return "runtime_error"
     return "wrong_answer"
+
+
+def _last_exception_line(stderr: str) -> str:
+    """The last non-blank line of stderr (where a traceback names its exception)."""
+    lines = [line for line in stderr.rstrip().split("\n") if line.strip()]
+    return lines[-1] if lines else ""
 
 
 def _describe_http_error(exc: Exception) -> str:
@@ -397,6 +423,8 @@ class RemoteExecutor:
     def _get_client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
+            if self._client is not None:
+                self._discard(self._client, self._loop)
             n = self.connections or semaphore_limit("exec")
             self._client = httpx.AsyncClient(limits=httpx.Limits(max_connections=n, max_keepalive_connections=n))
             self._loop = loop
@@ -409,15 +437,37 @@ class RemoteExecutor:
             await client.aclose()
 
     def close(self) -> None:
-        """Synchronous counterpart of ``aclose`` for code outside an event loop."""
-        if self._client is None:
-            return
+        """Synchronous counterpart of ``aclose``; inside a running loop the pool is closed by a task
+        of the loop that owns it (or, when that loop is gone, its sockets are closed directly)."""
+        client, loop = self._client, self._loop
+        self._client, self._loop = None, None
+        if client is not None:
+            self._discard(client, loop)
+
+    _closing: set[Any] = set()  # tasks closing discarded pools (kept referenced until done)
+
+    @classmethod
+    def _discard(cls, client: httpx.AsyncClient, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Close a pool that is no longer used, without leaking its connections."""
         try:
-            asyncio.get_running_loop()
+            running = asyncio.get_running_loop()
         except RuntimeError:
-            asyncio.run(self.aclose())
-        else:  # inside a loop: the pool belongs to it; drop it and let that loop's GC close it
-            self._client, self._loop = None, None
+            running = None
+        if loop is not None and loop is running:
+            task = loop.create_task(client.aclose())
+            cls._closing.add(task)
+            task.add_done_callback(cls._closing.discard)
+        elif loop is not None and not loop.is_closed() and loop.is_running():  # another thread's loop
+            loop.call_soon_threadsafe(cls._discard, client, loop)
+        elif loop is not None and not loop.is_closed() and running is None:
+            loop.run_until_complete(client.aclose())
+        else:  # its loop has ended: close the pooled sockets directly
+            _close_pool_now(client)
+
+
+    @property
+    def has_client(self) -> bool:
+        return self._client is not None
 
     def _pause(self, attempt: int) -> float:
         return min(self.max_backoff, self.backoff * 2 ** (attempt - 1)) * (0.5 + random.random())
@@ -466,6 +516,24 @@ class RemoteExecutor:
 
     async def run_tests(self, code: str, tests: list[Test], *, timeout: float | None = None) -> list[TestResult]:
         return await gather_all([self.run_test(code, t, timeout=timeout) for t in tests], self.name)
+
+
+def _close_pool_now(client: httpx.AsyncClient) -> None:
+    """Close an ``AsyncClient`` whose event loop has ended: close each pooled connection's socket."""
+    pool = getattr(getattr(client, "_transport", None), "_pool", None)
+    for connection in list(getattr(pool, "_connections", []) or []):
+        stream = getattr(getattr(connection, "_connection", None), "_network_stream", None)
+        sock = getattr(stream, "get_extra_info", lambda _name: None)("socket")
+        sock = getattr(sock, "_sock", sock)  # asyncio wraps the socket in a TransportSocket
+        if sock is not None and hasattr(sock, "close"):
+            try:
+                sock.close()
+            except OSError:
+                pass
+    try:
+        client._state = httpx._client.ClientState.CLOSED  # type: ignore[attr-defined]
+    except AttributeError:
+        pass
 
 
 _local_executor: Any = None
@@ -636,24 +704,68 @@ def traceback_tail(stderr: str, lines: int = 8) -> str:
     return "\n".join(stderr.rstrip().split("\n")[-lines:])
 
 
-def _describe_test(index: int, test: Test, result: dict[str, Any], field_limit: int) -> str:
+# Lines of the import header both executors put before the program (the remote API with
+# ``fill_missing_imports=true``, the embedded sandbox by default): tracebacks count them.
+HEADER_LINES = 15
+_MAIN_LINE = re.compile(r'File "(?:[^"]*/)?main\.py", line (\d+)')
+_ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{6,}\b")
+_TEMP_PATH = re.compile(r'File "(?:/tmp|/var/folders|/private/var)/[^"]*?/([^"/]+\.py)"')
+
+
+def _header_lines() -> int:
+    try:
+        from sandbox import IMPORT_HEADER
+    except ImportError:  # pragma: no cover - sandbox is part of the project
+        return HEADER_LINES
+    return IMPORT_HEADER.count("\n")
+
+
+def program_line_numbers(stderr: str, header_lines: int | None = None) -> str:
+    """``File "main.py", line N`` in a traceback counts the import header the executor put before
+    the program; give the program's own line number instead (lines inside the header are kept)."""
+    offset = _header_lines() if header_lines is None else header_lines
+    if offset <= 0:
+        return stderr
+
+    def own(match: re.Match[str]) -> str:
+        number = int(match.group(1))
+        return f'File "main.py", line {number - offset}' if number > offset else match.group(0)
+
+    return _MAIN_LINE.sub(own, stderr)
+
+
+def deterministic_text(text: str) -> str:
+    """Text shown to a model must not vary between identical runs (it is part of the cache key):
+    memory addresses and temporary paths are replaced by fixed placeholders."""
+    text = _TEMP_PATH.sub(lambda m: f'File "{m.group(1)}"', text)
+    return _ADDRESS.sub("0x…", text)
+
+
+def _describe_test(index: int, test: Test, result: dict[str, Any], field_limit: int,
+                   header_lines: int | None = None) -> str:
     verdict = verdict_of(result)
     run = (result.get("exec_output") or {}).get("run_output") or {}
-    stdout, stderr = run.get("stdout") or "", run.get("stderr") or ""
+    stdout = deterministic_text(run.get("stdout") or "")
+    stderr = deterministic_text(program_line_numbers(run.get("stderr") or "", header_lines))
     parts = [f"Test #{index}: FAILED ({verdict})"]
     if isinstance(test, str):
         parts.append(f"Test code:\n{cut_middle(test, field_limit)}")
     else:
         parts.append(f"Input:\n{cut_middle(test['stdin'], field_limit)}")
         parts.append(f"Expected output:\n{cut_middle(test['stdout'], field_limit)}")
-        parts.append(f"Actual output:\n{cut_middle(stdout, field_limit)}")
+        if verdict == "timeout":
+            # What a killed program printed depends on when it was killed: not shown, so that the
+            # same program always gets the same feedback (and the same cached model response).
+            parts.append("Actual output: (not shown: the program was stopped at the time limit)")
+        else:
+            parts.append(f"Actual output:\n{cut_middle(stdout, field_limit)}")
         if verdict == "wrong_answer":
             diff = first_difference(test["stdout"], stdout)
             if diff:
                 parts.append(f"First difference: {diff}")
     if verdict == "timeout":
-        parts.append(f"The program did not finish within the time limit ({run.get('elapsed_time', '?')} s elapsed).")
-    if stderr.strip():
+        parts.append("The program did not finish within the time limit.")
+    elif stderr.strip():
         parts.append(f"Error (last lines):\n{cut_middle(traceback_tail(stderr), field_limit)}")
     return "\n".join(parts) + "\n" + "-" * 40 + "\n"
 
@@ -673,13 +785,19 @@ def _index_ranges(indices: list[int]) -> str:
 
 
 def format_feedback(test_results: list[dict[str, Any]], test_cases: list[Test], passed_count: int,
-                    total_count: int, *, budget: int = DEFAULT_FEEDBACK_BUDGET) -> str:
+                    total_count: int, *, budget: int = DEFAULT_FEEDBACK_BUDGET, header_lines: int | None = None) -> str:
     """Feedback that fits a prompt, at most ``budget`` characters.
 
     A header with the counts per verdict, then the failing tests (the passing ones are only
     listed by number): verdict, input, expected and actual output each cut in the middle with a
     marker, the first differing line, the tail of the traceback. Failures that do not fit are
     counted, not shown; the first failure is always shown, squeezed if need be.
+
+    The text is deterministic (the same results give the same text): no elapsed times, no output
+    of a timed-out run, memory addresses and temporary paths replaced. Traceback lines
+    ``File "main.py", line N`` are given in the program's own numbering: the executors run the
+    import header (``header_lines`` lines, default that of ``sandbox.IMPORT_HEADER``) before it;
+    pass ``header_lines=0`` for results of an executor run without the header.
     """
     budget = max(budget, 200)
     verdicts = count_verdicts(test_results)
@@ -689,12 +807,12 @@ def format_feedback(test_results: list[dict[str, Any]], test_cases: list[Test], 
     field_limit = max(80, min(600, budget // 8))
     shown = 0
     for i, test, result in failing:
-        section = _describe_test(i, test, result, field_limit)
+        section = _describe_test(i, test, result, field_limit, header_lines)
         reserve = 90 if shown + 1 < len(failing) else 0
         if len(out) + len(section) + reserve > budget:
             if shown == 0:  # always show one failure, squeezed into the budget
                 room = budget - len(out) - reserve
-                section = _describe_test(i, test, result, max(40, room // 6))
+                section = _describe_test(i, test, result, max(40, room // 6), header_lines)
                 out += section if len(section) <= room else section[: max(0, room - 4)] + "...\n"
                 shown = 1
             break
@@ -715,30 +833,92 @@ def get_model_feedback(solution_file: str, problem_id: int | None = None, model_
 
     ``problem_id`` None means every problem; ``model_name`` is a key (``o3_mini_solution``) or
     its stem (``o3_mini``), default the record's first ``*_solution`` key other than the human one.
-    A bad record is logged (file and index) and skipped; the other problems are still evaluated.
+    A bad record, a problem id out of range or an executor failure is logged as one line (file
+    and index) and that problem skipped; the other problems are still evaluated, all in one
+    event loop.
     """
     records = load_problems(solution_file)
-    indices = range(len(records)) if problem_id is None else [problem_id]
+    indices, problems = select_problems(len(records), None if problem_id is None else [problem_id], solution_file)
+    for error in problems:
+        log.error("%s", error)
     executor = executor or get_executor()
-    feedbacks: list[str] = []
-    all_results: list[list[TestResult]] = []
-    for index in indices:
-        if not 0 <= index < len(records):
-            raise InputError(f"{solution_file}: problem {index} does not exist ({len(records)} problems)")
+
+    async def one(index: int) -> tuple[str, list[TestResult]] | None:
         record = records[index]
         try:
             tests = problem_tests(record, index, solution_file)
             key = resolve_model_key(record, model_name)
-        except InputError as exc:
-            message = str(exc) if str(exc).startswith(str(solution_file)) else f"{solution_file}: problem {index}: {exc}"
-            log.error("%s", message)
-            continue
-        code = answer_program(record, key, rule=rule)
-        [results] = run_unit_tests([code], tests, timeout=timeout, executor=executor)
+            code = answer_program(record, key, rule=rule)
+            results = await run_tests(code, tests, timeout=timeout, executor=executor)
+        except (InputError, ExecutionError) as exc:
+            log.error("%s", problem_message(solution_file, index, exc))
+            return None
         passed = count_passed(results)
-        feedbacks.append(format_feedback(results, tests, passed, len(tests), budget=budget))
-        all_results.append(results)
-    return "\n".join(feedbacks), all_results
+        return format_feedback(results, tests, passed, len(tests), budget=budget), results
+
+    async def run_all() -> list[tuple[str, list[TestResult]] | None]:
+        try:
+            return list(await asyncio.gather(*(one(i) for i in indices)))
+        finally:
+            if isinstance(executor, RemoteExecutor):  # its pool belongs to this loop, which ends here
+                await executor.aclose()
+
+    done = [item for item in asyncio.run(run_all()) if item is not None]
+    return "\n".join(f for f, _ in done), [r for _, r in done]
+
+
+def problem_message(path: str | os.PathLike[str], index: int, error: Any) -> str:
+    """``<file>: problem <i>: <message>``, without repeating a prefix the message already has."""
+    text = " ".join(str(error).split("\n")).strip()
+    prefix = f"{path}: problem {index}: "
+    while text.startswith(prefix):
+        text = text[len(prefix):]
+    return f"{prefix}{text}"
+
+
+def report_problem_error(path: str | os.PathLike[str], index: int, error: Any) -> None:
+    """The one line every CLI prints for a problem that ended in error (stderr, whatever the log level)."""
+    import sys
+
+    print(f"error: {problem_message(path, index, error)}", file=sys.stderr, flush=True)
+
+
+async def close_executor(executor: Any) -> None:
+    """Release an executor's event-loop resources (a remote client's connection pool)."""
+    aclose = getattr(executor, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+def average(values: Iterable[float | None]) -> float | None:
+    """Mean of the values that are not None; None when there are none (never a made-up 0.0)."""
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None
+
+
+def load_env() -> str | None:
+    """Read ``.env`` from the current directory or a parent into the environment (the environment
+    wins over the file). Every CLI calls this first, so ``CYBER_URL``, keys and base URLs set in
+    ``.env`` apply to model_feedback, iterative_repair and the comparison alike. Returns the path."""
+    from dotenv import find_dotenv, load_dotenv
+
+    path = find_dotenv(usecwd=True)
+    if path:
+        load_dotenv(path, override=False)
+    return path or None
+
+
+def install_sigterm_as_interrupt() -> None:
+    """Make SIGTERM behave like Ctrl-C (``KeyboardInterrupt`` in the main thread)."""
+    import signal
+
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (e.g. a test calling main() from a worker thread)
+        pass
 
 
 # --------------------------------------------------------------------------------------------
@@ -759,8 +939,11 @@ def write_atomic_text(path: str | os.PathLike[str], text: str) -> None:
     from colleagues and from tools run by another user).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -768,6 +951,9 @@ def write_atomic_text(path: str | os.PathLike[str], text: str) -> None:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -782,14 +968,36 @@ def parse_problem_selection(problem_id: int | None = None, problem_ids: str | No
     """``--problem-id 3``, ``--problem-ids 1,4,7`` or ``--range 0-9`` (inclusive); None means all."""
     if problem_id is not None:
         return [problem_id]
-    if problem_ids:
+    if problem_ids is not None:
         try:
-            return [int(x) for x in problem_ids.split(",") if x.strip()]
+            ids = [int(x) for x in problem_ids.split(",") if x.strip()]
         except ValueError:
             raise ConfigError(f"--problem-ids expects comma-separated integers, got {problem_ids!r}") from None
+        if not ids:
+            raise ConfigError(f"--problem-ids names no problem, got {problem_ids!r}")
+        return list(dict.fromkeys(ids))
     if range_spec:
         m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", range_spec)
         if not m or int(m.group(1)) > int(m.group(2)):
             raise ConfigError(f"--range expects START-END with START <= END, got {range_spec!r}")
         return list(range(int(m.group(1)), int(m.group(2)) + 1))
     return None
+
+
+def select_problems(count: int, selection: Sequence[int] | None, path: str | os.PathLike[str]
+                    ) -> tuple[list[int], list[str]]:
+    """(indices to run, one message per selected index that does not exist).
+
+    ``selection`` None means every problem. Duplicates are dropped (first occurrence kept). An
+    index out of range is a per-problem error (``<file>: problem <i>: does not exist ...``): the
+    caller reports it and runs the others. A file with no problems is an ``InputError``.
+    """
+    if count == 0:
+        raise InputError(f"{path}: the file has no problems (an empty list)")
+    if selection is None:
+        return list(range(count)), []
+    wanted = list(dict.fromkeys(selection))
+    valid = [i for i in wanted if 0 <= i < count]
+    missing = [f"{path}: problem {i}: does not exist (the file has {count} problems, indices 0-{count - 1})"
+               for i in wanted if not 0 <= i < count]
+    return valid, missing

@@ -67,7 +67,7 @@ def test_list_valued_inputs_are_joined_as_lines() -> None:
     ({"input_output": "{not json"}, "problem 3: input_output is not valid JSON"),
     ({"input_output": json.dumps({"inputs": ["1"], "outputs": ["1", "2"]})}, "problem 3: input_output has 1 inputs but 2 outputs"),
     ({"input_output": json.dumps({"inputs": [], "outputs": []})}, "problem 3: no tests (input_output has empty inputs)"),
-    ({"input_output": json.dumps({"fn_name": "f", "inputs": None})}, "call-based problem"),
+    ({"input_output": json.dumps({"fn_name": "f", "inputs": None})}, "call-based (fn_name) problems are not supported"),
     ({"input_output": json.dumps([1, 2])}, "input_output must be an object"),
     ("just a string", "problem 3: record is not a JSON object"),
 ])
@@ -98,7 +98,13 @@ def test_answer_program_runs_human_solution_verbatim() -> None:
     record = {"human_solution": "print('```')\n", "m_solution": "```python\nprint(1)\n```"}
     assert common.answer_program(record, "human_solution") == "print('```')\n"
     assert common.answer_program(record, "m_solution") == "print(1)\n"
-    assert common.answer_program({"m_solution": None}, "m_solution") == ""
+    assert common.answer_program({"m_solution": "no code here"}, "m_solution") == ""
+    with pytest.raises(InputError, match="'m_solution' answer is null, not a string"):
+        common.answer_program({"m_solution": None}, "m_solution")
+    with pytest.raises(InputError, match="'m_solution' answer is int"):
+        common.answer_program({"m_solution": 3}, "m_solution")
+    with pytest.raises(InputError, match="no 'm_solution' answer"):
+        common.answer_program({}, "m_solution")
 
 
 @pytest.mark.parametrize(("kwargs", "expected"), [
@@ -308,5 +314,70 @@ def test_get_model_feedback_skips_bad_records(tmp_path: Path, lb_local_executor,
     feedback, results = common.get_model_feedback(str(path), None, "m", executor=lb_local_executor)
     assert len(results) == 1 and results[0][0]["passed"]
     assert any(f"{path}: problem 0: no tests" in r.getMessage() for r in caplog.records)
-    with pytest.raises(InputError, match="problem 7 does not exist"):
-        common.get_model_feedback(str(path), 7, "m", executor=lb_local_executor)
+    caplog.clear()
+    feedback, results = common.get_model_feedback(str(path), 7, "m", executor=lb_local_executor)
+    assert (feedback, results) == ("", [])
+    assert any(f"{path}: problem 7: does not exist" in r.getMessage() for r in caplog.records)
+
+
+def test_get_model_feedback_goes_on_after_an_execution_error(tmp_path: Path, caplog) -> None:
+    """An executor failure on one problem is logged; the others are evaluated (one event loop)."""
+    good = {"input_output": json.dumps({"inputs": ["1 2\n"], "outputs": ["3\n"]}), "m_solution": f"```python\n{SUM}```"}
+    bad = {**good, "m_solution": "```python\nprint('boom')\n```"}
+    path = write(tmp_path, "two.json", [bad, good])
+    loops: set[int] = set()
+
+    class Flaky:
+        name = "flaky"
+
+        async def run_tests(self, code, tests, *, timeout=None):
+            import asyncio
+            loops.add(id(asyncio.get_running_loop()))
+            if "boom" in code:
+                raise ExecutionError("executor exploded")
+            return [{"passed": True, "verdict": "passed", "exec_output": {"run_output": {}}} for _ in tests]
+
+    feedback, results = common.get_model_feedback(str(path), None, "m", executor=Flaky())
+    assert len(results) == 1 and results[0][0]["passed"]
+    assert any(f"{path}: problem 0: executor exploded" in r.getMessage() for r in caplog.records)
+    assert len(loops) == 1
+
+
+def test_select_problems_drops_duplicates_and_reports_missing() -> None:
+    assert common.select_problems(3, None, "f.json") == ([0, 1, 2], [])
+    assert common.select_problems(3, [1, 1, 2], "f.json") == ([1, 2], [])
+    valid, missing = common.select_problems(3, [5, 0], "f.json")
+    assert valid == [0] and missing == ["f.json: problem 5: does not exist (the file has 3 problems, indices 0-2)"]
+    with pytest.raises(InputError, match="f.json: the file has no problems"):
+        common.select_problems(0, None, "f.json")
+    with pytest.raises(ConfigError, match="--problem-ids names no problem"):
+        common.parse_problem_selection(problem_ids=",")
+    assert common.parse_problem_selection(problem_ids="1,1,2") == [1, 2]
+
+
+def test_model_key_helper() -> None:
+    assert common.match_model_key("o3_mini", ["o3_mini_solution"]) == "o3_mini_solution"
+    assert common.match_model_key("o3_mini_solution", {"o3_mini_solution": 1}) == "o3_mini_solution"
+    assert common.match_model_key("x", ["y_solution"]) is None
+    assert common.average([]) is None and common.average([None, 1.0, 0.0]) == 0.5
+
+
+def test_write_atomic_text_turns_os_errors_into_one_line(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"^/dev/null/x.json: cannot write: "):
+        common.write_atomic_json("/dev/null/x.json", {"a": 1})
+    blocker = tmp_path / "dir"
+    blocker.mkdir()
+    with pytest.raises(InputError, match="cannot write"):
+        common.write_atomic_text(blocker, "x")  # a directory is in the way
+    assert list(tmp_path.iterdir()) == [blocker]  # no temporary file left behind
+
+
+def test_verdict_of_memory_error_needs_a_failed_exit() -> None:
+    def result(exit_code, stderr):
+        return {"passed": False, "exec_output": {"run_output": {"exit_code": exit_code, "stderr": stderr,
+                                                                "timeout_expired": False}}}
+    tb = "Traceback (most recent call last):\n  File \"main.py\", line 16, in <module>\nMemoryError\n"
+    assert common.verdict_of(result(1, tb)) == "memory_limit"
+    assert common.verdict_of(result(1, tb.replace("MemoryError", "numpy.core._exceptions._ArrayMemoryError: x"))) == "memory_limit"
+    assert common.verdict_of(result(0, "warning: MemoryError avoided\n")) == "wrong_answer"
+    assert common.verdict_of(result(1, "caught MemoryError earlier\nValueError: bad\n")) == "runtime_error"

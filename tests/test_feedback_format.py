@@ -103,3 +103,38 @@ def test_seed_positional_signature_still_works() -> None:
     tests = [{"stdin": "a", "stdout": "0"}, {"stdin": "b", "stdout": "2"}]
     text = common.format_feedback(results, tests, 1, 2)
     assert "Test Results: 1/2 tests passed" in text and "Test #2: FAILED (wrong_answer)" in text
+
+
+def test_timeout_feedback_is_deterministic(lb_local_executor) -> None:
+    """The feedback is part of the prompt, hence of the response cache key: the same program must
+    give the same text on every run (no elapsed time, no output captured up to the kill)."""
+    tests = [{"stdin": "", "stdout": "1\n"}]
+    code = "import sys\nwhile True:\n    print('x', flush=True)\n"
+    texts = {feedback(results_for(lb_local_executor, code, tests, timeout=0.5), tests) for _ in range(2)}
+    assert len(texts) == 1
+    [text] = texts
+    assert "FAILED (timeout)" in text and "did not finish within the time limit" in text
+    assert "elapsed" not in text and "xxx" not in text.replace("\n", "")
+
+
+def test_feedback_removes_addresses_and_temp_paths() -> None:
+    tests = [{"stdin": "", "stdout": "1\n"}]
+    stderr = ('Traceback (most recent call last):\n  File "/tmp/tmpab12cd/main.py", line 17, in <module>\n'
+              "TypeError: <__main__.Foo object at 0x7f3a2b1c9d00> is not callable\n")
+    results = [{"passed": False, "exec_output": {"run_output": {"stdout": "<object at 0x7ffde1234567>", "stderr": stderr,
+                                                               "exit_code": 1, "timeout_expired": False}}}]
+    text = feedback(results, tests)
+    assert "0x7f3a2b1c9d00" not in text and "0x7ffde1234567" not in text and "/tmp/tmpab12cd" not in text
+    assert 'File "main.py", line 2, in <module>' in text
+
+
+def test_traceback_lines_are_the_programs_own(lb_local_executor) -> None:
+    """The executors put the 15-line import header before the program; the feedback does not."""
+    tests = [{"stdin": "", "stdout": "1\n"}]
+    code = "x = 1\ny = 2\nprint(1 / 0)\n"
+    results = results_for(lb_local_executor, code, tests)
+    raw = results[0]["exec_output"]["run_output"]["stderr"]
+    assert 'File "main.py", line 18' in raw  # the raw result keeps the executor's numbering
+    text = feedback(results, tests)
+    assert 'File "main.py", line 3' in text and "line 18" not in text
+    assert 'line 18' in common.format_feedback(results, tests, 0, 1, header_lines=0)

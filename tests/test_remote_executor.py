@@ -9,6 +9,7 @@ import json
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -185,3 +186,25 @@ def test_cli_marks_problems_as_errors_when_the_server_is_down(lb_scripted_server
     assert all(p["results"] == [] and p["passed"] == 0 for p in problems)  # not recorded as failed tests
     assert doc["summary"]["errors"] == 2 and doc["summary"]["total"] == 0
     assert "0 evaluated, 2 errors" in proc.stdout
+
+
+def test_previous_client_is_closed_when_the_loop_changes(lb_scripted_server) -> None:
+    import asyncio
+
+    server = lb_scripted_server(["ok"])
+    executor = common.RemoteExecutor(server.url)
+    test = {"stdin": "", "stdout": "1\n"}
+    asyncio.run(executor.run_test("print(1)", test))
+    first = executor._client
+    asyncio.run(executor.run_test("print(1)", test))  # a new loop: a new pool, the old one closed
+    assert first is not None and first.is_closed and executor._client is not first
+
+    async def close_inside_the_loop() -> Any:
+        await executor.run_test("print(1)", test)
+        client = executor._client
+        executor.close()  # synchronous close while the loop runs: closed by a task of that loop
+        await asyncio.sleep(0.05)
+        return client
+
+    second = asyncio.run(close_inside_the_loop())
+    assert second.is_closed and not executor.has_client
