@@ -20,7 +20,10 @@ not apply to root). Not as root, a user namespace replaces the uid switch. After
 worker kills every remaining process of its namespace, so nothing a program started survives it.
 Without working bubblewrap the same worker runs with rlimits, a new session, a scrubbed
 environment and a temporary directory (plus the uid switch when root and python is readable by
-other users); ``.isolation`` says which ran and a warning is issued.
+other users); ``.isolation`` says which ran and a warning is issued. Without the uid switch a
+program shares the toolkit's uid and can read ``/proc/<toolkit pid>/environ`` (API keys), which
+no scrubbing of the workers' own environment prevents: ``auto`` then refuses to run
+(``ExecutionError``), and an explicit ``isolation="none"`` runs with a warning saying so.
 
 ``run_one_fresh`` (one fresh interpreter per test) stays as the benchmark's baseline.
 """
@@ -165,7 +168,7 @@ def run_one_fresh(code: str, test: Test, limits: SandboxLimits, import_header: b
     import subprocess
     timeout = timeout or limits.timeout
     full = with_header(code, import_header)
-    program = full + ("\n" + test if isinstance(test, str) else "")
+    program = program_for(code, test, import_header)
     stdin = "" if isinstance(test, str) else test["stdin"]
     workdir = tempfile.mkdtemp(prefix="lb-")
     try:
@@ -947,37 +950,96 @@ def _kill_uid(uid: int) -> None:
         pass
 
 
-def _private_uid(slot: int) -> int:
-    """A uid that no real account uses, distinct per (toolkit process, worker slot)."""
-    return 200_000 + (os.getpid() % 100_000) * 64 + slot % 64
+# Private uids: uid = _UID_BASE + toolkit pid * _UIDS_PER_PROCESS + index, where the index is
+# reserved process-wide for one worker slot of one executor while that executor is open. Every
+# (toolkit process, executor, slot) alive at once thus has its own uid: a fallback worker's
+# kill(-1) clean-up, run as that uid, can never reach another worker's test. Pids are below
+# 2**22 (PID_MAX_LIMIT), so the largest uid, about 4.2e9, stays below 2**32 - 1 ((uid_t) -1).
+_UID_BASE = 1_000_000
+_UIDS_PER_PROCESS = 1000
+_uid_indexes_in_use: set[int] = set()
+_UID_LOCK = threading.Lock()
+
+
+def _private_uid(index: int, pid: int | None = None) -> int:
+    """The private uid of reserved index ``index`` in toolkit process ``pid`` (default: this one)."""
+    if not 0 <= index < _UIDS_PER_PROCESS:
+        raise ValueError(f"uid index {index} outside 0..{_UIDS_PER_PROCESS - 1}")
+    return _UID_BASE + (os.getpid() if pid is None else pid) * _UIDS_PER_PROCESS + index
+
+
+def _reserve_uid_indexes(count: int) -> list[int]:
+    """One private uid index per worker slot, none shared with another open executor."""
+    with _UID_LOCK:
+        free = [i for i in range(_UIDS_PER_PROCESS) if i not in _uid_indexes_in_use][:count]
+        if len(free) < count:
+            raise ExecutionError(
+                f"sandbox: {count} workers need {count} private uids but only {len(free)} of "
+                f"{_UIDS_PER_PROCESS} per process are free (close other executors or use "
+                f"fewer workers)")
+        _uid_indexes_in_use.update(free)
+    return free
+
+
+def _release_uid_indexes(indexes: list[int]) -> None:
+    with _UID_LOCK:
+        _uid_indexes_in_use.difference_update(indexes)
+
+
+def _wait_readable(fd: int, timeout: float) -> bool:
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(int(timeout * 1000)))
 
 
 class _WorkerHandle:
     """The toolkit's end of one worker process."""
 
-    def __init__(self, slot: int, mode: str, fallback_uid: bool) -> None:
+    def __init__(self, slot: int, mode: str, uid: int | None) -> None:
         import subprocess
         self.slot = slot
         self.mode = mode
         self.probe: dict[str, Any] = {}
         privileged = os.geteuid() == 0
         bwrap = mode == "bwrap"
-        uid = _private_uid(slot) if (bwrap and privileged) or (not bwrap and fallback_uid) else None
         self.uid = uid
         config = {"uid": uid, "pid_namespace": bwrap, "user_namespace": bwrap and not privileged}
         python = [sys.executable, "-c", _WORKER_BOOTSTRAP, _PROJECT_DIR, json.dumps(config)]
         command = _bwrap_command(python, privileged) if bwrap else python
         self.log = tempfile.TemporaryFile()  # the worker's stderr, quoted when it fails
+        self._stop_lock = threading.Lock()
+        self._stopped = False
         self.proc = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
             env=dict(_WORKER_ENV), cwd="/", start_new_session=True, close_fds=True,
         )
+        # Only stop() reaps the worker, so until then its pid (and process group id) is its own;
+        # the pidfd lets us wait for its exit and read its status without reaping it.
+        try:
+            self._pidfd = os.pidfd_open(self.proc.pid)
+        except OSError:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+    def exit_status(self) -> int | None:
+        """The worker's exit code (negative: killed by that signal); None while it runs."""
+        if self.proc.returncode is not None:
+            return self.proc.returncode
+        try:
+            info = os.waitid(os.P_PIDFD, self._pidfd, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except OSError:
+            return None
+        if info is None:
+            return None
+        killed = info.si_code in (os.CLD_KILLED, os.CLD_DUMPED)
+        return -info.si_status if killed else info.si_status
 
     def diagnosis(self) -> str:
         """Exit code and the end of the worker's stderr, for error messages."""
         self.log.seek(0)
         tail = self.log.read()[-600:].decode("utf-8", "replace").strip().replace("\n", " | ")
-        return f"exit code {self.proc.poll()}" + (f", stderr: {tail}" if tail else "")
+        return f"exit code {self.exit_status()}" + (f", stderr: {tail}" if tail else "")
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """The handshake: the worker answers once its imports are done."""
@@ -986,7 +1048,7 @@ class _WorkerHandle:
         except (TimeoutError, OSError, ValueError) as error:
             raise _WorkerFailure(f"worker did not start: {error}") from error
         if not hello or not hello.get("ready"):
-            time.sleep(0.05)  # let it exit, so that the exit code is known
+            _wait_readable(self._pidfd, 0.05)  # let it exit, so that the exit code is known
             raise _WorkerFailure(f"worker did not start ({self.diagnosis()})")
         self.probe = hello["probe"]
 
@@ -1002,26 +1064,52 @@ class _WorkerHandle:
             raise _WorkerFailure(f"worker error: {answer['error']}")
         return answer
 
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
     def stop(self, grace: float = 1.0) -> None:
-        """Ask the worker to clean up and exit (EOF), then kill what is left of its sandbox."""
-        import subprocess
+        """Ask the worker to clean up and exit (EOF), then kill what is left of its sandbox.
+
+        Idempotent: only the first call acts. The process group is killed only while the worker
+        is not yet reaped, i.e. while its pid cannot belong to an unrelated process.
+        """
+        with self._stop_lock:
+            if self._stopped:
+                return
+            self._stopped = True
         try:
             self.proc.stdin.close()
         except OSError:
             pass
-        try:
-            self.proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except OSError:
-            pass
+        _wait_readable(self._pidfd, grace)
+        if self.proc.returncode is None:  # not reaped (only this method reaps it)
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
         self.proc.wait()
+        os.close(self._pidfd)
         self.proc.stdout.close()
         self.log.close()
         if self.mode == "none" and self.uid is not None:
             _kill_uid(self.uid)
+
+
+class _Seat:
+    """One place in the pool: a worker slot and the worker serving it (None while vacant).
+
+    The pool queues seats, never bare handles: a worker that failed is discarded and its seat
+    goes back vacant, so a dead worker never returns to the pool and the pool never shrinks
+    (nobody waits forever for a worker). The next user of a vacant seat starts a new worker.
+    """
+
+    __slots__ = ("slot", "mode", "handle")
+
+    def __init__(self, slot: int, mode: str, handle: _WorkerHandle | None) -> None:
+        self.slot = slot
+        self.mode = mode
+        self.handle = handle
 
 
 _SPAWNER: ThreadPoolExecutor | None = None
@@ -1051,6 +1139,13 @@ def _stop_handles(handles: list[_WorkerHandle]) -> None:
         handle.stop()
 
 
+def _shut_down(handles: list[_WorkerHandle], uid_indexes: list[int] | None) -> None:
+    """An executor's end: stop its workers, then free its private uids for other executors."""
+    _stop_handles(handles)
+    if uid_indexes:
+        _release_uid_indexes(uid_indexes)
+
+
 def _isolation_mode(requested: str | None) -> str:
     mode = requested or os.environ.get("LIBRARYBENCH_ISOLATION") or "auto"
     if mode not in ISOLATION_MODES:
@@ -1060,14 +1155,24 @@ def _isolation_mode(requested: str | None) -> str:
     return mode
 
 
+def _shared_uid_warning() -> str:
+    return (f"sandbox: isolation 'none' runs programs as the toolkit's own uid ({os.geteuid()}): "
+            f"a program can read the toolkit's environment, API keys included, from "
+            f"/proc/{os.getpid()}/environ (and its parents'), and signal or write anything this "
+            f"uid can. Only run trusted programs this way; install bubblewrap for isolation.")
+
+
 class LocalExecutor:
     """The embedded executor: warm forking workers, one per core. Thread-safe.
 
     ``run_test`` blocks; ``run_tests`` is the async entry point and preserves the order of tests.
     ``isolation`` is ``"auto"`` (bubblewrap when it passes a start-up self-test, else the
-    fallback), ``"bwrap"`` (required: ``ExecutionError`` when unavailable) or ``"none"``
-    (fallback only); it defaults to ``$LIBRARYBENCH_ISOLATION`` or ``"auto"``. Workers start
-    on first use. Use as a context manager or call ``close()``; leftovers are also closed at exit.
+    fallback, but only if the fallback can run programs under a uid other than the toolkit's:
+    otherwise ``ExecutionError``), ``"bwrap"`` (required: ``ExecutionError`` when unavailable) or
+    ``"none"`` (fallback only; a ``RuntimeWarning`` when programs share the toolkit's uid and so
+    can read its environment); it defaults to ``$LIBRARYBENCH_ISOLATION`` or ``"auto"``. Workers
+    start on first use. Use as a context manager or call ``close()``; leftovers are also closed
+    at exit.
     """
 
     name = "local"
@@ -1084,14 +1189,17 @@ class LocalExecutor:
         self.import_header = import_header
         self._requested = _isolation_mode(isolation)
         self._fallback_uid = _fallback_can_switch_uid()  # decided once: respawns stay alike
+        # As root, bwrap and the uid-switching fallback give each slot a private uid.
+        uid_indexes = _reserve_uid_indexes(self.workers) if os.geteuid() == 0 else None
+        self._uids = None if uid_indexes is None else [_private_uid(i) for i in uid_indexes]
         self._mode: str | None = None
         self._probe: dict[str, Any] = {}
-        self._idle: queue.Queue[_WorkerHandle] = queue.Queue()
+        self._idle: queue.Queue[_Seat] = queue.Queue()
         self._all: list[_WorkerHandle] = []
         self._lock = threading.RLock()  # _respawn may run while _ensure_started holds it
         self._closed = False
         # Runs on close(), when the executor is garbage-collected, or at interpreter exit.
-        self._finalizer = weakref.finalize(self, _stop_handles, self._all)
+        self._finalizer = weakref.finalize(self, _shut_down, self._all, uid_indexes)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -1113,19 +1221,32 @@ class LocalExecutor:
         self._ensure_started()
         return _describe_isolation(self._mode or "none", self._probe)
 
+    def _uid_for(self, slot: int, mode: str) -> int | None:
+        """The private uid of a slot's test processes, or None when they keep the worker's."""
+        if self._uids is None or (mode == "none" and not self._fallback_uid):
+            return None
+        return self._uids[slot]
+
     def _ensure_started(self) -> None:
         with self._lock:
             if self._closed:
                 raise ExecutionError("the local executor is closed")
             if self._mode is not None:
                 return
-            mode = self._start_mode()
-            handles = [self._spawned(slot, mode) for slot in range(1, self.workers)]
-            for handle in handles:
-                self._ready_or_fail(handle)
+            try:
+                mode, first = self._start_mode()
+                seats = [first] + [_Seat(slot, mode, self._spawned(slot, mode))
+                                   for slot in range(1, self.workers)]
+                for seat in seats[1:]:
+                    self._ready_or_respawn(seat)
+            except BaseException:
+                _stop_handles(self._all)  # a later call starts over from nothing
+                raise
+            for seat in seats:
+                self._idle.put(seat)
             self._mode = mode
 
-    def _start_mode(self) -> str:
+    def _start_mode(self) -> tuple[str, _Seat]:
         """Start worker 0, trying bubblewrap first in auto mode (the self-test is its handshake)."""
         modes = {"auto": ["bwrap", "none"], "bwrap": ["bwrap"], "none": ["none"]}[self._requested]
         errors = []
@@ -1133,28 +1254,34 @@ class LocalExecutor:
             if mode == "bwrap" and shutil.which("bwrap") is None:
                 errors.append("bwrap is not installed")
                 continue
+            if mode == "none" and self._requested == "auto" and not self._fallback_uid:
+                raise ExecutionError(
+                    f"cannot start the sandbox: namespace isolation is unavailable "
+                    f"({'; '.join(errors)}) and the fallback would run programs as the toolkit's "
+                    f"own uid, able to read its environment (API keys) from /proc: install "
+                    f"bubblewrap (apt-get install bubblewrap), or set LIBRARYBENCH_ISOLATION=none "
+                    f"to accept that risk for trusted programs")
             try:
                 handle = self._started(0, mode)
             except _WorkerFailure as error:
                 errors.append(f"{mode}: {error}")
                 continue
             self._probe = handle.probe
-            self._idle.put(handle)
             if errors:
                 warnings.warn(f"sandbox: namespace isolation unavailable ({'; '.join(errors)}); "
                               f"running programs with {_describe_isolation(mode, handle.probe)}",
                               RuntimeWarning, stacklevel=4)
-            return mode
+            if mode == "none" and handle.uid is None:
+                warnings.warn(_shared_uid_warning(), RuntimeWarning, stacklevel=4)
+            return mode, _Seat(0, mode, handle)
         raise ExecutionError("cannot start the sandbox: " + "; ".join(errors))
 
     def _started(self, slot: int, mode: str) -> _WorkerHandle:
         """A new worker that passed its handshake (and, under bwrap, the isolation self-test)."""
         try:
-            handle = _spawner().submit(_WorkerHandle, slot, mode, self._fallback_uid).result()
+            handle = self._spawned(slot, mode)
         except OSError as error:
             raise _WorkerFailure(f"cannot run the worker: {error}") from error
-        with self._lock:
-            self._all.append(handle)
         try:
             handle.wait_ready()
             if mode == "bwrap" and not _probe_is_isolated(handle.probe):
@@ -1172,30 +1299,39 @@ class LocalExecutor:
 
     def _spawned(self, slot: int, mode: str) -> _WorkerHandle:
         """Start a worker without waiting for it (the rest start in parallel with each other)."""
-        handle = _spawner().submit(_WorkerHandle, slot, mode, self._fallback_uid).result()
+        uid = self._uid_for(slot, mode)
+        handle = _spawner().submit(_WorkerHandle, slot, mode, uid).result()
         with self._lock:
             self._all.append(handle)
         return handle
 
-    def _ready_or_fail(self, handle: _WorkerHandle) -> None:
+    def _ready_or_respawn(self, seat: _Seat) -> None:
+        assert seat.handle is not None
         try:
-            handle.wait_ready()
+            seat.handle.wait_ready()
         except _WorkerFailure:
-            handle = self._respawn(handle)
-        self._idle.put(handle)
+            self._respawn(seat)
 
-    def _respawn(self, handle: _WorkerHandle) -> _WorkerHandle:
-        """Replace a failed worker; repeated start-up failures are an ``ExecutionError``."""
-        self._discard(handle)
+    def _vacate(self, seat: _Seat) -> None:
+        """Discard the seat's worker, if any; the seat stays vacant until its next use."""
+        handle, seat.handle = seat.handle, None
+        if handle is not None:
+            self._discard(handle)
+
+    def _respawn(self, seat: _Seat) -> _WorkerHandle:
+        """Replace the seat's worker; repeated start-up failures are an ``ExecutionError`` and
+        leave the seat vacant (never holding the discarded worker)."""
+        self._vacate(seat)
         last_error: Exception | None = None
         for _ in range(_SPAWN_ATTEMPTS):
             if self._closed:
                 raise ExecutionError("the local executor is closed")
             try:
-                return self._started(handle.slot, handle.mode)
+                seat.handle = self._started(seat.slot, seat.mode)
+                return seat.handle
             except _WorkerFailure as error:
                 last_error = error
-        raise ExecutionError(f"sandbox worker {handle.slot} failed to start "
+        raise ExecutionError(f"sandbox worker {seat.slot} failed to start "
                              f"{_SPAWN_ATTEMPTS} times: {last_error}")
 
     # -- running ---------------------------------------------------------------------------
@@ -1203,12 +1339,11 @@ class LocalExecutor:
     def run_test(self, code: str, test: Test, *, timeout: float | None = None) -> TestResult:
         """Run one test on an idle worker (blocks until one is free)."""
         self._ensure_started()
-        handle = self._idle.get()
+        seat = self._idle.get()
         try:
-            result, handle = self._run_with(handle, code, test, timeout)
+            return self._run_with(seat, code, test, timeout)
         finally:
-            self._idle.put(handle)
-        return result
+            self._idle.put(seat)  # with a live worker, or vacant after a failure
 
     async def run_tests(self, code: str, tests: list[Test], *,
                         timeout: float | None = None) -> list[TestResult]:
@@ -1224,28 +1359,27 @@ class LocalExecutor:
         taking = threading.Lock()
 
         def drain() -> None:
-            handle = self._idle.get()
+            seat = self._idle.get()
             try:
                 while True:
                     with taking:
                         index = next(indexes, None)
                     if index is None:
                         return
-                    results[index], handle = self._run_with(handle, code, tests[index], timeout)
+                    results[index] = self._run_with(seat, code, tests[index], timeout)
             finally:
-                self._idle.put(handle)
+                self._idle.put(seat)  # with a live worker, or vacant after a failure
 
         await asyncio.gather(*(asyncio.to_thread(drain)
                                for _ in range(min(self.workers, len(tests)))))
         return results  # type: ignore[return-value]  # every index was filled
 
-    def _run_with(self, handle: _WorkerHandle, code: str, test: Test,
-                  timeout: float | None) -> tuple[TestResult, _WorkerHandle]:
-        """Run one test on ``handle``; returns the result and the handle to keep using."""
+    def _run_with(self, seat: _Seat, code: str, test: Test, timeout: float | None) -> TestResult:
+        """Run one test on the seat's worker (replacing it if needed)."""
         timeout = timeout or self.limits.timeout
         job = self._job(program_for(code, test, self.import_header), test, timeout)
-        answer, handle = self._run_on_worker(handle, job, timeout)
-        return self._result(code, test, answer), handle
+        answer = self._run_on_worker(seat, job, timeout)
+        return self._result(code, test, answer)
 
     def _job(self, source: str, test: Test, timeout: float) -> dict[str, Any]:
         limits = self.limits
@@ -1259,27 +1393,33 @@ class LocalExecutor:
             "max_processes": limits.max_processes,
         }
 
-    def _run_on_worker(self, handle: _WorkerHandle, job: dict[str, Any],
-                       timeout: float) -> tuple[dict[str, Any], _WorkerHandle]:
+    def _run_on_worker(self, seat: _Seat, job: dict[str, Any], timeout: float) -> dict[str, Any]:
         """Run the job, replacing a worker that dies; a program that kills two is its fault.
 
         A worker that dies while a test runs is replaced and the test retried once. If the
         fresh worker dies on the same test too, a trivial health check on a third worker
         decides: healthy means the program is to blame (``runtime_error`` with an explanation),
-        unhealthy means the infrastructure is broken (``ExecutionError``). Returns the answer
-        and the worker now in use.
+        unhealthy means the infrastructure is broken (``ExecutionError``). On any exception the
+        seat is left vacant: an interrupted worker may still owe an answer that the next job
+        would read as its own.
         """
-        for _ in range(2):
-            try:
-                return handle.run(job, timeout + _ANSWER_GRACE), handle
-            except _WorkerFailure:
-                handle = self._respawn(handle)
-        health = dict(job, source="pass", stdin="", timeout=10.0, cpu_time=11)
         try:
-            handle.run(health, 10.0 + _ANSWER_GRACE)
-        except _WorkerFailure as error:
-            raise ExecutionError(f"sandbox workers keep failing: {error}") from error
-        return _killed_worker_answer(), handle
+            if seat.handle is None:  # its worker failed earlier and could not be replaced then
+                self._respawn(seat)
+            for _ in range(2):
+                try:
+                    return seat.handle.run(job, timeout + _ANSWER_GRACE)  # type: ignore[union-attr]
+                except _WorkerFailure:
+                    self._respawn(seat)
+            health = dict(job, source="pass", stdin="", timeout=10.0, cpu_time=11)
+            try:
+                seat.handle.run(health, 10.0 + _ANSWER_GRACE)  # type: ignore[union-attr]
+            except _WorkerFailure as error:
+                raise ExecutionError(f"sandbox workers keep failing: {error}") from error
+            return _killed_worker_answer()
+        except BaseException:
+            self._vacate(seat)
+            raise
 
     def _result(self, code: str, test: Test, answer: dict[str, Any]) -> TestResult:
         full = with_header(code, self.import_header)
@@ -1327,4 +1467,5 @@ def _describe_isolation(mode: str, probe: dict[str, Any]) -> str:
                 "+ per-worker unprivileged uid + scrubbed env + temp dir; no network or "
                 "filesystem isolation")
     return ("fallback (no namespaces): rlimits (cpu, memory, output) + setsid + scrubbed env "
-            "+ temp dir; runs as the toolkit's uid: no network, filesystem or process isolation")
+            "+ temp dir; runs as the toolkit's uid: programs can read the toolkit's environment "
+            "(API keys) in /proc; no network, filesystem or process isolation")

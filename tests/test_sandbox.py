@@ -9,6 +9,7 @@ is truly unavailable. The fallback isolation ("none") is covered by the tests pa
 
 from __future__ import annotations
 
+import ast
 import functools
 import json
 import os
@@ -19,8 +20,11 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import warnings
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -64,9 +68,16 @@ def bwrap_executor():
         yield executor
 
 
+SHARED_UID_WARNING = "can read the toolkit's environment"
+
+
 @pytest.fixture(scope="module")
 def fallback_executor():
+    """The fallback as it runs here: as root without a uid switch, so it warns when it starts."""
     with LocalExecutor(isolation="none", limits=SandboxLimits(timeout=5)) as executor:
+        if not sandbox._fallback_can_switch_uid():
+            with pytest.warns(RuntimeWarning, match=SHARED_UID_WARNING):
+                executor.isolation
         yield executor
 
 
@@ -276,8 +287,11 @@ def test_isolation_is_reported(bwrap_executor, fallback_executor):
 
 def test_isolation_env_var_and_bad_value(monkeypatch):
     monkeypatch.setenv("LIBRARYBENCH_ISOLATION", "none")
+    monkeypatch.setattr(sandbox, "_fallback_can_switch_uid", lambda: False)
     with LocalExecutor(workers=1) as executor:
-        assert executor.isolation.startswith("fallback")
+        with pytest.warns(RuntimeWarning, match=SHARED_UID_WARNING):
+            assert executor.isolation.startswith("fallback")
+        assert SHARED_UID_WARNING in executor.isolation
     monkeypatch.setenv("LIBRARYBENCH_ISOLATION", "chroot")
     with pytest.raises(ExecutionError, match="LIBRARYBENCH_ISOLATION"):
         LocalExecutor(workers=1)
@@ -288,6 +302,38 @@ def test_auto_prefers_bwrap(monkeypatch):
     monkeypatch.delenv("LIBRARYBENCH_ISOLATION", raising=False)
     with LocalExecutor(workers=1) as executor:
         assert executor.isolation.startswith("bwrap:")
+
+
+def broken_bwrap(monkeypatch) -> None:
+    """Make bubblewrap fail its start-up (as where namespaces are forbidden)."""
+    monkeypatch.delenv("LIBRARYBENCH_ISOLATION", raising=False)
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(sandbox, "_bwrap_command", lambda python, privileged: ["false"])
+
+
+def test_auto_refuses_a_fallback_that_shares_the_toolkit_uid(monkeypatch):
+    """Without bwrap and without a uid switch, programs could read the toolkit's API keys:
+    ``auto`` refuses with one line saying how to proceed, instead of a mere warning."""
+    broken_bwrap(monkeypatch)
+    monkeypatch.setattr(sandbox, "_fallback_can_switch_uid", lambda: False)
+    with LocalExecutor(workers=2) as executor:
+        with pytest.raises(ExecutionError) as refused:
+            executor.run_test(ECHO, SANITY)
+        assert executor._all == [] and executor._idle.empty()
+    message = str(refused.value)
+    assert "\n" not in message and "install bubblewrap" in message
+    assert "LIBRARYBENCH_ISOLATION=none" in message and "environment" in message
+
+
+def test_auto_falls_back_when_programs_get_their_own_uid(monkeypatch):
+    if os.geteuid() != 0:
+        pytest.skip("the fallback's uid switch needs root")
+    broken_bwrap(monkeypatch)
+    monkeypatch.setattr(sandbox, "_fallback_can_switch_uid", lambda: True)
+    with LocalExecutor(workers=1, import_header=False) as executor:
+        with pytest.warns(RuntimeWarning, match="namespace isolation unavailable"):
+            assert "unprivileged uid" in executor.isolation
+        assert executor.run_test(ECHO, SANITY)["verdict"] == "passed"
 
 
 NON_ROOT_SCRIPT = """
@@ -432,41 +478,135 @@ def test_stderr_flood_and_output_bytes_option():
 
 # --- confidentiality and isolation -----------------------------------------------------------
 
+CANARY = "sk-canary-" + "7f3e9a"  # split: the probe's own source must not contain it verbatim
+
+# Uses only modules the worker preloads (os), so it also runs under the fallback's private uid.
 SECRET_PROBE = (
-    "import os, glob\n"
-    "found = [k for k, v in os.environ.items() if 'sk-secret-canary' in v]\n"
-    "paths = ['/proc/self/environ', f'/proc/{os.getppid()}/environ'] + glob.glob('/proc/*/environ')\n"
-    "for path in paths:\n"
+    "import os\n"
+    f"canary = {CANARY[:5]!r} + {CANARY[5:]!r}\n"
+    "found = ['os.environ:' + k for k, v in os.environ.items() if canary in v]\n"
+    "readable = 0\n"
+    "pids = ['self', str(os.getppid())] + [e for e in os.listdir('/proc') if e.isdigit()]\n"
+    "for pid in pids:\n"
     "    try:\n"
-    "        with open(path, 'rb') as fh:\n"
-    "            if b'sk-secret-canary' in fh.read():\n"
-    "                found.append(path)\n"
+    "        with open(f'/proc/{pid}/environ', 'rb') as fh:\n"
+    "            data = fh.read()\n"
     "    except OSError:\n"
-    "        pass\n"
-    "print(found)\n"
+    "        continue\n"
+    "    readable += 1\n"
+    "    if canary.encode() in data:\n"
+    "        found.append('self' if pid in ('self', str(os.getpid())) else\n"
+    "                     'parent' if pid == str(os.getppid()) else pid)\n"
+    "print(sorted(set(found)), readable)\n"
 )
 
+# The toolkit side runs in its own process, with the canaries in its *initial* environment:
+# that is what /proc/<pid>/environ shows (os.environ changes made later never appear there).
+SECRETS_TOOLKIT = """
+import json, os, sys, warnings
+sys.path.insert(0, sys.argv[1])
+import sandbox
+mode = sys.argv[3]
+if mode == "fallback-uid":
+    sandbox._fallback_can_switch_uid = lambda: True
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    with sandbox.LocalExecutor(workers=1, isolation="none" if mode.startswith("fallback") else mode,
+                               import_header=False) as executor:
+        description = executor.isolation
+        result = executor.run_test(sys.argv[2], {"stdin": "", "stdout": ""})
+print(json.dumps({"toolkit_pid": os.getpid(), "isolation": description,
+                  "run": result["exec_output"]["run_output"],
+                  "warnings": [str(w.message) for w in caught]}))
+"""
 
-@pytest.mark.parametrize("isolation", ["bwrap", "none"])
-def test_caller_secrets_are_invisible(monkeypatch, isolation):
-    if isolation == "bwrap":
+
+def probe_toolkit_secrets(mode: str) -> dict:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/tmp",
+           "ANTHROPIC_API_KEY": CANARY + "-anthropic", "OPENAI_API_KEY": CANARY + "-openai"}
+    done = subprocess.run([sys.executable, "-c", SECRETS_TOOLKIT, str(ROOT), SECRET_PROBE, mode],
+                          env=env, capture_output=True, text=True, timeout=120, cwd="/")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["run"]["exit_code"] == 0, out
+    found, readable = out["run"]["stdout"].rsplit(" ", 1)
+    # (under a uid switch even /proc/self/environ is unreadable: the switch made it non-dumpable)
+    out["found"], out["readable"] = ast.literal_eval(found), int(readable)
+    return out
+
+
+@pytest.mark.parametrize("mode", ["bwrap", "fallback-uid"])
+def test_toolkit_secrets_are_invisible(mode):
+    """The program finds the toolkit's API keys nowhere: not in its environment, nor in any
+    /proc/*/environ it can read (its own, its worker's, the toolkit's, the toolkit's parents')."""
+    if mode == "bwrap":
         skip_without_bwrap()
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-secret-canary-anthropic")
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-canary-openai")
-    with LocalExecutor(workers=1, isolation=isolation) as executor:
-        result = run(executor, SECRET_PROBE, stdout="[]")
-        assert result["verdict"] == "passed", result["exec_output"]["run_output"]
+    elif os.geteuid() != 0:
+        pytest.skip("the fallback's uid switch needs root")
+    out = probe_toolkit_secrets(mode)
+    assert out["found"] == [], out
+    assert not any(SHARED_UID_WARNING in w for w in out["warnings"]), out
 
 
-def test_fresh_temp_dir_removed_afterwards(any_executor):
-    with LocalExecutor(workers=1, isolation="bwrap" if "bwrap" in any_executor.isolation else "none") as one:
-        first = run(one, "import os\nopen('junk.txt', 'w').write('x')\nprint(os.getcwd())")
+def test_explicit_none_shares_the_toolkit_uid_and_says_so():
+    """Documented risk of an explicit ``isolation="none"`` without a uid switch: the program's own
+    environment and its worker's are clean, but the toolkit's /proc/<pid>/environ is readable.
+    The executor warns about it and ``.isolation`` says it."""
+    if os.geteuid() == 0 and sandbox._fallback_can_switch_uid():
+        pytest.skip("here the fallback switches uid, so the toolkit's environment is hidden")
+    out = probe_toolkit_secrets("none")
+    assert str(out["toolkit_pid"]) in out["found"], out
+    assert not {"self", "parent"} & set(out["found"]), out
+    assert not any(item.startswith("os.environ:") for item in out["found"]), out
+    assert any(SHARED_UID_WARNING in w and f"/proc/{out['toolkit_pid']}/environ" in w
+               for w in out["warnings"]), out
+    assert SHARED_UID_WARNING in out["isolation"]
+
+
+def find_on_host(name: str) -> list[str]:
+    """Paths named ``name`` in the host's temporary directories (up to three levels deep)."""
+    roots = {os.path.realpath(p) for p in (tempfile.gettempdir(), "/tmp", "/var/tmp", "/dev/shm")
+             if os.path.isdir(p)}
+    found = []
+    for root in roots:
+        for directory, subdirs, files in os.walk(root):
+            if directory[len(root):].count(os.sep) >= 3:
+                subdirs[:] = []
+            if name in files:
+                found.append(os.path.join(directory, name))
+    return found
+
+
+def test_program_files_stay_private_and_are_removed(any_executor):
+    """A file the program writes in its working directory: under bwrap it is never visible in the
+    host's temp directories (private /tmp), in the fallback it is, until the test ends and the
+    directory is removed; either way the next test starts in a new, empty directory."""
+    isolation = "bwrap" if any_executor.isolation.startswith("bwrap") else "none"
+    name = f"junk-{unique_sleep_marker()}.txt"
+    code = (f"import os, time\nopen({name!r}, 'w').write('x')\n"
+            "print(os.getcwd(), flush=True)\ntime.sleep(1.5)\n")
+    with LocalExecutor(workers=1, isolation=isolation, import_header=False) as one:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # the fallback's shared-uid warning
+            one.isolation
+        with ThreadPoolExecutor(1) as pool:
+            running = pool.submit(run, one, code)
+            seen: set[str] = set()
+            time.sleep(0.3)
+            while not running.done():
+                seen.update(find_on_host(name))
+                time.sleep(0.1)
+            first = running.result()
         workdir = first["exec_output"]["run_output"]["stdout"].strip()
-        code = f"import os\nprint(os.path.exists({workdir!r}), os.getcwd() != {workdir!r}, os.listdir('.'))"
+        assert first["exec_output"]["run_output"]["exit_code"] == 0, first
+        code = (f"import os\nprint(os.path.exists({workdir!r}), os.getcwd() != {workdir!r}, "
+                "sorted(os.listdir('.')))")
         assert run(one, code, stdout="False True ['main.py']")["verdict"] == "passed"
-    if not os.path.exists(workdir):  # fallback: the directory is on the host's /tmp
-        return
-    pytest.fail(f"workdir {workdir} still exists")
+    if isolation == "bwrap":
+        assert seen == set(), f"the program's file is visible on the host: {seen}"
+    else:
+        assert seen == {os.path.join(workdir, name)}  # the check can see such files ...
+        assert not os.path.exists(workdir)  # ... and the fallback removed its directory
 
 
 def test_no_network(bwrap_executor):
@@ -532,20 +672,52 @@ def test_programs_hold_no_capabilities(hostile_executor):
 
 # --- hostile programs: each gets a verdict, the executor keeps working --------------------------
 
-@pytest.mark.parametrize("code", [
-    "import os\nos.kill(os.getppid(), 9)\n",
-    "import os\nos.killpg(0, 9)\n",
-    "import os\nos.kill(-1, 9)\n",
-    "import os, signal\nos.kill(1, 9)\nos.kill(os.getppid(), signal.SIGSTOP)\nprint('alive')\n",
+# The toolkit side runs in its own process: if a program killed it, the process would die
+# (a negative exit code) instead of finishing the batch and printing its verdicts.
+KILLER_TOOLKIT = """
+import asyncio, json, os, sys
+sys.path.insert(0, sys.argv[1])
+import sandbox
+mode = sys.argv[3]
+if mode == "fallback-uid":
+    sandbox._fallback_can_switch_uid = lambda: True
+tests = [{"stdin": "attack\\n", "stdout": "attack"}]
+tests += [{"stdin": f"{i}\\n", "stdout": str(i)} for i in range(6)]
+with sandbox.LocalExecutor(workers=2, isolation="none" if mode.startswith("fallback") else mode,
+                           import_header=False, limits=sandbox.SandboxLimits(timeout=2)) as executor:
+    results = asyncio.run(executor.run_tests(sys.argv[2], tests))
+    later = asyncio.run(executor.run_tests("print(input())", [{"stdin": "ping\\n", "stdout": "ping"}]))
+print(json.dumps({"verdicts": [r["verdict"] for r in results], "later": later[0]["verdict"]}))
+"""
+
+
+@pytest.mark.parametrize("mode", ["bwrap", "fallback-uid", "none"])
+@pytest.mark.parametrize("attack", [
+    "os.kill(os.getppid(), 9)",
+    "os.killpg(0, 9)",
+    "os.kill(-1, 9)",
+    "os.kill(1, 9)\n    os.kill(os.getppid(), signal.SIGSTOP)",
 ])
-def test_killing_parents_cannot_hurt_the_toolkit(hostile_executor, code):
-    if "-1" in code or "SIGSTOP" in code:
-        require_containment(hostile_executor, "kill(-1) or signals to its parent")
-    toolkit_pid = os.getpid()
-    result = run(hostile_executor, code, timeout=2)
-    assert result["verdict"] in ("runtime_error", "wrong_answer", "passed"), result
-    assert os.getpid() == toolkit_pid
-    assert_still_works(hostile_executor)
+def test_killing_parents_cannot_hurt_the_toolkit(mode, attack):
+    """The first test of a batch attacks its parents; the toolkit survives and finishes the
+    batch (the other tests pass) and a later batch."""
+    if mode == "bwrap":
+        skip_without_bwrap()
+    elif mode == "fallback-uid" and os.geteuid() != 0:
+        pytest.skip("the fallback's uid switch needs root")
+    elif mode == "none" and ("-1" in attack or "SIGSTOP" in attack) and (
+            os.geteuid() != 0 or not sandbox._fallback_can_switch_uid()):
+        pytest.skip("without a private uid the fallback cannot contain kill(-1) or signals to "
+                    "its parent (python's files are unreadable to other uids here)")
+    code = f"import os, signal\nline = input()\nif line == 'attack':\n    {attack}\nprint(line)\n"
+    done = subprocess.run([sys.executable, "-c", KILLER_TOOLKIT, str(ROOT), code, mode],
+                          capture_output=True, text=True, timeout=120, cwd="/",
+                          env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/tmp"})
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    out = json.loads(done.stdout)
+    assert out["verdicts"][0] in ("runtime_error", "wrong_answer", "passed"), out
+    assert out["verdicts"][1:] == ["passed"] * 6, out
+    assert out["later"] == "passed", out
 
 
 @pytest.mark.parametrize("code, verdicts", [
@@ -587,6 +759,106 @@ def test_dead_worker_is_restarted_transparently():
             assert executor.run_test(ECHO, SANITY)["verdict"] == "passed"
 
 
+def pool_handles(executor: LocalExecutor) -> list:
+    """The workers waiting in the pool (None for a seat whose worker is gone)."""
+    return [getattr(item, "handle", item) for item in list(executor._idle.queue)]
+
+
+@pytest.fixture
+def killpg_calls(monkeypatch) -> list[int]:
+    """Every process group the toolkit kills (the real kill still happens)."""
+    calls: list[int] = []
+    real_killpg = os.killpg
+
+    def recording_killpg(pgid: int, signum: int) -> None:
+        calls.append(pgid)
+        real_killpg(pgid, signum)
+
+    monkeypatch.setattr(os, "killpg", recording_killpg)
+    return calls
+
+
+async def test_failed_worker_never_returns_to_the_pool(monkeypatch, killpg_calls):
+    """When a dead worker cannot be replaced, its seat goes back to the pool empty, never with
+    the discarded worker: that one was stopped, and stopping it again would kill the process
+    group of whatever process reuses its pid. Once workers can start again, the seat gets one."""
+    with LocalExecutor(workers=1) as executor:
+        assert_still_works(executor)
+        bootstrap = sandbox._WORKER_BOOTSTRAP
+        monkeypatch.setattr(sandbox, "_WORKER_BOOTSTRAP", "import sys; sys.exit(3)")
+        [handle] = executor._all
+        os.kill(handle.proc.pid, signal.SIGKILL)
+        for attempt in range(2):  # run_test, then the batch path (drain)
+            with pytest.raises(ExecutionError, match="failed to start"):
+                if attempt == 0:
+                    executor.run_test(ECHO, SANITY)
+                else:
+                    await executor.run_tests(ECHO, [SANITY] * 3)
+            handles = pool_handles(executor)
+            assert len(handles) == 1, handles
+            assert all(h is None or h.proc.returncode is None for h in handles), handles
+            assert executor._all == []
+        assert len(killpg_calls) == len(set(killpg_calls)), killpg_calls
+        monkeypatch.setattr(sandbox, "_WORKER_BOOTSTRAP", bootstrap)
+        assert (await executor.run_tests(ECHO, [SANITY] * 3))[2]["verdict"] == "passed"
+        assert_still_works(executor)
+    assert len(killpg_calls) == len(set(killpg_calls)), killpg_calls
+
+
+def test_worker_stop_is_idempotent(killpg_calls):
+    handle = sandbox._WorkerHandle(0, "none", None)
+    handle.wait_ready()
+    pid = handle.proc.pid
+    handle.stop()
+    handle.stop()
+    assert killpg_calls.count(pid) <= 1 and handle.proc.returncode is not None
+
+
+def test_stop_never_kills_the_group_of_a_reaped_worker(killpg_calls):
+    """Once reaped, a worker's pid may belong to another process: no killpg then."""
+    handle = sandbox._WorkerHandle(0, "none", None)
+    handle.wait_ready()
+    os.kill(handle.proc.pid, signal.SIGKILL)
+    handle.proc.wait()
+    handle.stop()
+    assert handle.proc.pid not in killpg_calls
+
+
+def test_private_uids_are_distinct_and_released():
+    """Each worker slot of each open executor has its own uid (even beyond 64 workers), so one
+    fallback worker's kill(-1) clean-up cannot reach another's test; closing frees them."""
+    if os.geteuid() != 0:
+        pytest.skip("private uids are used only as root")
+    before = set(sandbox._uid_indexes_in_use)
+    with LocalExecutor(workers=130) as first, LocalExecutor(workers=70) as second:
+        uids = first._uids + second._uids
+        assert len(set(uids)) == 200
+        assert all(1000 <= uid < 2**32 - 1 for uid in uids)
+    assert sandbox._uid_indexes_in_use == before
+    assert sandbox._private_uid(sandbox._UIDS_PER_PROCESS - 1, pid=2**22 - 1) < 2**32 - 1
+    assert sandbox._private_uid(0, pid=2) > sandbox._private_uid(sandbox._UIDS_PER_PROCESS - 1, pid=1)
+    with pytest.raises(ExecutionError, match="private uids"):
+        LocalExecutor(workers=sandbox._UIDS_PER_PROCESS + 1)
+    assert sandbox._uid_indexes_in_use == before
+
+
+def test_fallback_kill_all_spares_other_executors(monkeypatch):
+    """Two uid-switching fallback executors in one process: a kill(-1) in one (and its worker's
+    clean-up) does not reach a test running in the other."""
+    if os.geteuid() != 0:
+        pytest.skip("the fallback's uid switch needs root")
+    monkeypatch.setattr(sandbox, "_fallback_can_switch_uid", lambda: True)
+    limits = SandboxLimits(timeout=5)
+    with LocalExecutor(workers=1, isolation="none", limits=limits, import_header=False) as victim, \
+            LocalExecutor(workers=1, isolation="none", limits=limits, import_header=False) as killer:
+        assert "unprivileged uid" in victim.isolation and "unprivileged uid" in killer.isolation
+        with ThreadPoolExecutor(1) as pool:
+            sleeping = pool.submit(run, victim, "import time\ntime.sleep(1.5)\nprint('ok')", stdout="ok")
+            time.sleep(0.5)
+            run(killer, "import os\nos.kill(-1, 9)")
+            assert sleeping.result()["verdict"] == "passed"
+
+
 def test_broken_worker_raises_execution_error(monkeypatch):
     monkeypatch.setattr(sandbox, "_WORKER_BOOTSTRAP", "import sys; sys.exit(3)")
     with LocalExecutor(workers=1) as executor:
@@ -599,8 +871,10 @@ def test_worker_failing_every_job_is_an_error_not_a_verdict(monkeypatch):
               "sandbox._run_job = None; sandbox.worker_main(sys.argv[2])")
     monkeypatch.setattr(sandbox, "_WORKER_BOOTSTRAP", broken)
     with LocalExecutor(workers=1) as executor:
-        with pytest.raises(ExecutionError):
+        with pytest.raises(ExecutionError, match="keep failing"):
             executor.run_test(ECHO, SANITY)
+        # the worker that failed its health check does not go back into service
+        assert pool_handles(executor) == [None] and executor._all == []
 
 
 def test_failed_test_process_setup_is_an_error_not_a_verdict(monkeypatch):
