@@ -839,7 +839,7 @@ def get_model_feedback(solution_file: str, problem_id: int | None = None, model_
     """
     records = load_problems(solution_file)
     indices, problems = select_problems(len(records), None if problem_id is None else [problem_id], solution_file)
-    for error in problems:
+    for _index, error in problems:
         log.error("%s", error)
     executor = executor or get_executor()
 
@@ -939,6 +939,9 @@ def write_atomic_text(path: str | os.PathLike[str], text: str) -> None:
     from colleagues and from tools run by another user).
     """
     path = Path(path)
+    blocked = next((p for p in [path.parent, *path.parent.parents] if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise InputError(f"{path}: cannot write: {blocked} is not a directory")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -985,8 +988,8 @@ def parse_problem_selection(problem_id: int | None = None, problem_ids: str | No
 
 
 def select_problems(count: int, selection: Sequence[int] | None, path: str | os.PathLike[str]
-                    ) -> tuple[list[int], list[str]]:
-    """(indices to run, one message per selected index that does not exist).
+                    ) -> tuple[list[int], list[tuple[int, str]]]:
+    """(indices to run, (index, message) per selected index that does not exist).
 
     ``selection`` None means every problem. Duplicates are dropped (first occurrence kept). An
     index out of range is a per-problem error (``<file>: problem <i>: does not exist ...``): the
@@ -998,6 +1001,6 @@ def select_problems(count: int, selection: Sequence[int] | None, path: str | os.
         return list(range(count)), []
     wanted = list(dict.fromkeys(selection))
     valid = [i for i in wanted if 0 <= i < count]
-    missing = [f"{path}: problem {i}: does not exist (the file has {count} problems, indices 0-{count - 1})"
+    missing = [(i, f"{path}: problem {i}: does not exist (the file has {count} problems, indices 0-{count - 1})")
                for i in wanted if not 0 <= i < count]
     return valid, missing

@@ -5,8 +5,10 @@
         --include-human --extract first --output results.json
 
 Exit status: 0 when every selected problem was evaluated, 1 when a problem had an input error
-(bad record) or an execution error (executor failure), 2 on a usage error (bad flag, missing or
-unreadable file, ``--executor remote`` without ``CYBER_URL``).
+(bad record, problem id out of range) or an execution error (executor failure), each printed as
+one line ``error: <file>: problem <i>: <message>``; 2 on a usage error (bad flag, missing,
+unreadable or empty file, ``--executor remote`` without ``CYBER_URL``, unwritable ``--output``);
+130 when interrupted (Ctrl-C or SIGTERM).
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ class Job:
     error: str | None = None
     results: list[dict[str, Any]] = field(default_factory=list)
     feedback: str = ""
+    finished: bool = False
 
     @property
     def passed(self) -> int:
@@ -119,10 +122,6 @@ def load_all(paths: list[str]) -> dict[str, list[Any]]:
     return {path: common.load_problems(path) for path in paths}
 
 
-def select_indices(records: list[Any], selection: list[int] | None) -> list[int]:
-    return list(range(len(records))) if selection is None else selection
-
-
 def keys_for(records: list[Any], args: argparse.Namespace) -> list[str]:
     if args.model_key:
         keys = list(args.model_key)
@@ -137,16 +136,17 @@ def plan_jobs(files: dict[str, list[Any]], args: argparse.Namespace, selection: 
     jobs: list[Job] = []
     for path, records in files.items():
         keys = keys_for(records, args)
-        for index in select_indices(records, selection):
+        indices, missing = common.select_problems(len(records), selection, path)
+        for index in indices:
             jobs.extend(plan_problem(path, records, index, keys, args.extract))
+        for index, message in missing:  # an id out of range is an error of that problem only
+            job = Job(path, index, None)
+            job.fail(message)
+            jobs.append(job)
     return jobs
 
 
 def plan_problem(path: str, records: list[Any], index: int, keys: list[str], rule: str) -> list[Job]:
-    if not 0 <= index < len(records):
-        job = Job(path, index, None)
-        job.fail(f"{path}: problem {index} does not exist (the file has {len(records)} problems)")
-        return [job]
     record = records[index]
     name = str(record.get("name") or "") if isinstance(record, dict) else ""
     try:
@@ -166,7 +166,7 @@ def plan_problem(path: str, records: list[Any], index: int, keys: list[str], rul
             job.model_key = common.resolve_model_key(record, key)
             job.code = common.answer_program(record, job.model_key, rule=rule)
         except InputError as exc:
-            job.fail(f"{path}: problem {index}: {exc}")
+            job.fail(common.problem_message(path, index, exc))
         jobs.append(job)
     return jobs
 
@@ -177,8 +177,9 @@ async def run_job(job: Job, executor: Any, timeout: float, on_result: Any) -> No
         job.results = await common.run_tests(job.code, job.tests, timeout=timeout, executor=executor,
                                              on_result=on_result)
     except ExecutionError as exc:
-        job.fail(f"{job.solution_file}: problem {job.problem_id} ({job.model_key}): {exc}")
+        job.fail(common.problem_message(job.solution_file, job.problem_id, f"{job.model_key}: {exc}"))
         report_error(job.error or "")
+    job.finished = True
 
 
 async def run_jobs(jobs: list[Job], executor: Any, timeout: float, quiet: bool) -> None:
@@ -191,9 +192,21 @@ async def run_jobs(jobs: list[Job], executor: Any, timeout: float, quiet: bool) 
 
         try:
             await asyncio.gather(*(run_job(j, executor, timeout, tick) for j in runnable))
+        except asyncio.CancelledError:
+            stop_executor(executor)  # Ctrl-C/SIGTERM: kill running tests now, do not wait for them
+            raise
         finally:
-            if hasattr(executor, "aclose"):
-                await executor.aclose()
+            await common.close_executor(executor)
+
+
+def stop_executor(executor: Any) -> None:
+    """Stop an executor at once: the local one kills its workers (and their tests)."""
+    close = getattr(executor, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception as exc:  # noqa: BLE001 - we are interrupting anyway
+            log.debug("closing the executor: %s", exc)
 
 
 def report_error(message: str) -> None:
@@ -287,11 +300,12 @@ def format_table(jobs: list[Job], summary: dict[str, Any]) -> str:
     return "\n".join(line.rstrip() for line in lines) + "\n" + footer + "\n"
 
 
-def output_document(jobs: list[Job], executor: Any, args: argparse.Namespace, files: list[str],
+def output_document(jobs: list[Job], executor_info: tuple[str, str], args: argparse.Namespace, files: list[str],
                     summary: dict[str, Any]) -> dict[str, Any]:
+    """``executor_info`` is (name, isolation), read before the run (the executor may be closed now)."""
     return {
-        "executor": getattr(executor, "name", "?"),
-        "isolation": getattr(executor, "isolation", "?"),
+        "executor": executor_info[0],
+        "isolation": executor_info[1],
         "timeout": args.timeout,
         "extract": args.extract,
         "files": [
@@ -310,8 +324,8 @@ def job_document(job: Job) -> dict[str, Any]:
         "model_key": job.model_key,
         "status": job.status,
         "error": job.error,
-        "passed": job.passed if job.status == "ok" else 0,
-        "total": job.total,
+        "passed": job.passed if job.status == "ok" else None,  # an error is no test result at all
+        "total": job.total if job.status == "ok" else None,
         "verdicts": common.count_verdicts(job.results),
         "code": job.code,
         "results": job.results,
@@ -332,9 +346,13 @@ def evaluate(args: argparse.Namespace) -> int:
     selection = common.parse_problem_selection(args.problem_id, args.problem_ids, args.range_spec)
     paths = args.solution_file or default_solution_files()
     files = load_all(paths)
+    for path, records in files.items():
+        if not records:
+            raise InputError(f"{path}: the file has no problems (an empty list)")
     executor = make_executor(args)
+    executor_info = (str(getattr(executor, "name", "?")), str(getattr(executor, "isolation", "?")))
     if not args.quiet:
-        print(f"Executor: {executor.name} ({executor.isolation}); timeout {args.timeout:g} s per test; "
+        print(f"Executor: {executor_info[0]} ({executor_info[1]}); timeout {args.timeout:g} s per test; "
               f"extraction rule: {args.extract}\n", flush=True)
     jobs = plan_jobs(files, args, selection)
     for job in jobs:
@@ -342,6 +360,18 @@ def evaluate(args: argparse.Namespace) -> int:
             report_error(job.error or "")
     try:
         asyncio.run(run_jobs(jobs, executor, args.timeout, args.quiet))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        stop_executor(executor)
+        if args.output:  # what finished is kept; the rest is marked as interrupted
+            for job in jobs:
+                if job.status == "ok" and not job.finished:
+                    job.fail(common.problem_message(job.solution_file, job.problem_id, "interrupted"))
+            try:
+                common.write_atomic_json(args.output, output_document(jobs, executor_info, args, list(files),
+                                                                      summarize(jobs)))
+            except LibraryBenchError as exc:
+                report_error(str(exc))
+        raise KeyboardInterrupt from None
     finally:
         if args.memory_mb is not None or args.output_limit is not None:
             executor.close()  # made for this run, not the shared one
@@ -356,7 +386,7 @@ def evaluate(args: argparse.Namespace) -> int:
     summary = summarize(jobs)
     print(format_table(jobs, summary), end="", flush=True)
     if args.output:
-        common.write_atomic_json(args.output, output_document(jobs, executor, args, list(files), summary))
+        common.write_atomic_json(args.output, output_document(jobs, executor_info, args, list(files), summary))
         if not args.quiet:
             print(f"Results written to {args.output}")
     return 1 if summary["errors"] else 0
@@ -365,6 +395,8 @@ def evaluate(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    common.load_env()
+    common.install_sigterm_as_interrupt()
     try:
         return evaluate(args)
     except LibraryBenchError as exc:

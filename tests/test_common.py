@@ -347,7 +347,7 @@ def test_select_problems_drops_duplicates_and_reports_missing() -> None:
     assert common.select_problems(3, None, "f.json") == ([0, 1, 2], [])
     assert common.select_problems(3, [1, 1, 2], "f.json") == ([1, 2], [])
     valid, missing = common.select_problems(3, [5, 0], "f.json")
-    assert valid == [0] and missing == ["f.json: problem 5: does not exist (the file has 3 problems, indices 0-2)"]
+    assert valid == [0] and missing == [(5, "f.json: problem 5: does not exist (the file has 3 problems, indices 0-2)")]
     with pytest.raises(InputError, match="f.json: the file has no problems"):
         common.select_problems(0, None, "f.json")
     with pytest.raises(ConfigError, match="--problem-ids names no problem"):

@@ -143,7 +143,7 @@ def test_bad_records_are_reported_one_line_each_and_others_still_run(tmp_path: P
         f"error: {path}: problem 2: input_output is not valid JSON (Expecting property name enclosed in double quotes at position 1)",
         f"error: {path}: problem 3: input_output has 2 inputs but 1 outputs",
         f"error: {path}: problem 4: model key 'm_solution' not found (record has z_solution)",
-        f"error: {path}: problem 9 does not exist (the file has 6 problems)",
+        f"error: {path}: problem 9: does not exist (the file has 6 problems, indices 0-5)",
     ]
     assert "Traceback" not in proc.stderr
     rows = table(proc.stdout)
@@ -217,3 +217,112 @@ def test_help_documents_every_flag() -> None:
                  "--timeout", "--exec-semaphore", "--executor", "--retries", "--retry-backoff", "--memory-mb",
                  "--output-limit", "--extract", "--feedback-budget", "--output", "--quiet", "--log-level"):
         assert flag in proc.stdout
+
+
+SUM_IO = json.dumps({"inputs": ["1 2\n"], "outputs": ["3\n"]})
+
+
+def write_records(path: Path, records: list) -> Path:
+    path.write_text(json.dumps(records))
+    return path
+
+
+def test_memory_limit_with_output_writes_the_results_file(tmp_path: Path) -> None:
+    """The run's own executor is closed before the file is written: its isolation was read before."""
+    out = tmp_path / "r.json"
+    proc = run_cli("--solution-file", "data/sample_problems.json", "--problem-id", "0", "--memory-mb", "512",
+                   "--output-limit", "100000", "--output", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    assert data["executor"] == "local" and data["isolation"] not in ("?", "")
+
+
+def test_error_problems_have_null_counts_and_bad_answers_are_input_errors(tmp_path: Path) -> None:
+    path = write_records(tmp_path / "p.json", [
+        {"input_output": SUM_IO, "m_solution": "```python\nprint(3)\n```"},
+        {"input_output": SUM_IO, "m_solution": None},
+        {"input_output": SUM_IO, "m_solution": 42},
+    ])
+    out = tmp_path / "r.json"
+    proc = run_cli("--solution-file", str(path), "--problem-ids", "0,1,1,2,7", "--output", str(out), "--quiet")
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {path}: problem 1: the 'm_solution' answer is null, not a string",
+        f"error: {path}: problem 2: the 'm_solution' answer is int, not a string",
+        f"error: {path}: problem 7: does not exist (the file has 3 problems, indices 0-2)",
+    ]
+    problems = json.loads(out.read_text())["files"][0]["problems"]
+    assert [p["problem_id"] for p in problems] == [0, 1, 2, 7]  # 1 counted once
+    assert [(p["passed"], p["total"]) for p in problems] == [(1, 1), (None, None), (None, None), (None, None)]
+    summary = json.loads(out.read_text())["summary"]
+    assert (summary["passed"], summary["total"], summary["errors"]) == (1, 1, 3)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--problem-ids", ","], "error: --problem-ids names no problem, got ','"),
+    (["--output", "/dev/null/x.json"], "error: /dev/null/x.json: cannot write: /dev/null is not a directory"),
+])
+def test_usage_errors_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    proc = run_cli("--solution-file", "data/sample_problems.json", "--problem-id", "0", "--quiet", *args) \
+        if "--problem-ids" not in args else run_cli("--solution-file", "data/sample_problems.json", *args)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == message
+
+
+def test_empty_solution_file_is_a_one_line_error(tmp_path: Path) -> None:
+    path = write_records(tmp_path / "empty.json", [])
+    proc = run_cli("--solution-file", str(path))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: {path}: the file has no problems (an empty list)"
+
+
+def test_call_based_problems_are_reported(tmp_path: Path) -> None:
+    io = json.dumps({"fn_name": "f", "inputs": [[1]], "outputs": [1]})
+    path = write_records(tmp_path / "call.json", [{"input_output": io, "m_solution": "```python\nprint(1)\n```"}])
+    proc = run_cli("--solution-file", str(path), "--quiet")
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == f"error: {path}: problem 0: call-based (fn_name) problems are not supported: only stdin/stdout tests"
+
+
+def test_cyber_url_from_dotenv_is_used(tmp_path: Path) -> None:
+    """.env is read by every CLI: a CYBER_URL there selects the remote executor here too."""
+    from conftest import ROOT
+    import subprocess
+    import sys
+
+    (tmp_path / ".env").write_text("CYBER_URL=http://127.0.0.1:9/\n")
+    proc = subprocess.run([sys.executable, str(ROOT / "model_feedback.py"), "--solution-file",
+                           str(ROOT / "data" / "sample_problems.json"), "--problem-id", "0", "--retries", "0"],
+                          cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=120)
+    assert "Executor: remote (remote execution API at http://127.0.0.1:9/)" in proc.stdout
+    assert proc.returncode == 1
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_interrupt_stops_running_tests_at_once(tmp_path: Path, signame: str) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+    from conftest import ROOT
+
+    path = write_records(tmp_path / "slow.json", [
+        {"input_output": SUM_IO, "m_solution": "```python\nprint(3)\n```"},
+        {"input_output": SUM_IO, "m_solution": "```python\nimport time\ntime.sleep(60)\n```"},
+    ])
+    out = tmp_path / "r.json"
+    proc = subprocess.Popen([sys.executable, "model_feedback.py", "--solution-file", str(path), "--timeout", "40",
+                             "--output", str(out)], cwd=ROOT, env=clean_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    proc.stdout.readline()  # the header: the run has started
+    time.sleep(2)
+    started = time.monotonic()
+    proc.send_signal(getattr(signal, signame))
+    stdout, stderr = proc.communicate(timeout=30)
+    assert time.monotonic() - started < 10
+    assert proc.returncode == 130
+    assert stderr.strip().splitlines()[-1] == "error: interrupted"
+    problems = json.loads(out.read_text())["files"][0]["problems"]
+    assert problems[0]["status"] == "ok" and problems[0]["passed"] == 1
+    assert problems[1]["status"] == "error" and problems[1]["passed"] is None
