@@ -1,7 +1,9 @@
 """Benchmark: the warm forking executor against one fresh ``python3`` per test (the baseline).
 
 Runs, in one process, on real LibraryBench data (o3-mini answers, first dashed block):
-  1. LocalExecutor on every test of the file;
+  1. LocalExecutor on every test of the file, twice: one ``run_tests`` batch per program, and
+     through ``librarybench_common.run_tests``, the path the CLIs use (one executor call per
+     test, each under the global execution semaphore);
   2. both executors on a sample of those tests (the baseline, ``run_one_fresh``, with the same
      parallelism), alternating in rounds so that both see the same machine load;
   3. a trivial program (``pass``) through both, to show the per-test overhead alone.
@@ -23,6 +25,7 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
+import librarybench_common  # noqa: E402
 from librarybench_common import extract_code, load_problems, problem_tests  # noqa: E402
 from records import StdioTest  # noqa: E402
 from sandbox import LocalExecutor, SandboxLimits, run_one_fresh  # noqa: E402
@@ -77,6 +80,25 @@ def time_executor(executor: LocalExecutor, jobs: list[Job], timeout: float) -> t
 
     async def run_all() -> list[str]:
         runs = [executor.run_tests(code, tests, timeout=timeout) for code, tests in batches.items()]
+        return [result["verdict"] for results in await asyncio.gather(*runs) for result in results]
+
+    start = time.perf_counter()
+    verdicts = asyncio.run(run_all())
+    return time.perf_counter() - start, count(verdicts)
+
+
+def time_common_path(executor: LocalExecutor, jobs: list[Job],
+                     timeout: float) -> tuple[float, dict[str, int]]:
+    """The path users get: ``librarybench_common.run_tests`` per program, all programs at once,
+    as the CLIs call it (it runs each test as its own ``executor.run_tests(code, [test])`` under
+    the global execution semaphore); returns (seconds, verdict counts)."""
+    batches: dict[str, list[StdioTest]] = {}
+    for code, test in jobs:
+        batches.setdefault(code, []).append(test)
+
+    async def run_all() -> list[str]:
+        runs = [librarybench_common.run_tests(code, tests, timeout=timeout, executor=executor)
+                for code, tests in batches.items()]
         return [result["verdict"] for results in await asyncio.gather(*runs) for result in results]
 
     start = time.perf_counter()
@@ -145,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
               f"(the machine's other processes slow both executors)")
         time_executor(executor, trivial * 20, args.timeout)  # warm-up, not measured
         fast_s, fast_verdicts = time_executor(executor, jobs, args.timeout)
+        common_s, common_verdicts = time_common_path(executor, jobs, args.timeout)
         fast_base_s, base_s, _, base_verdicts = interleaved(
             executor, base_jobs, workers, args.timeout, args.rounds)
         trivial_s, base_trivial_s, _, _ = interleaved(
@@ -153,8 +176,12 @@ def main(argv: list[str] | None = None) -> int:
 
     fast_rate, base_rate = len(jobs) / fast_s, len(base_jobs) / base_s
     same_sample_rate = len(base_jobs) / fast_base_s
+    common_rate = len(jobs) / common_s
     print(f"LocalExecutor, all tests: {len(jobs)} tests in {fast_s:.2f} s = {fast_rate:.1f} tests/s  "
           f"{fast_verdicts}")
+    print(f"librarybench_common.run_tests (the CLIs' path: one call per test, exec semaphore "
+          f"{librarybench_common.semaphore_limit('exec')}), all tests: {len(jobs)} tests in "
+          f"{common_s:.2f} s = {common_rate:.1f} tests/s  {common_verdicts}")
     print(f"LocalExecutor, baseline sample: {len(base_jobs)} tests in {fast_base_s:.2f} s = "
           f"{same_sample_rate:.1f} tests/s")
     print(f"baseline (fresh python3 per test, {workers} at a time), same sample: {len(base_jobs)} tests "
@@ -162,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"throughput ratio on the same {len(base_jobs)} tests (measured alternately): "
           f"{same_sample_rate / base_rate:.1f}x "
           f"(all {len(jobs)} tests vs the baseline sample: {fast_rate / base_rate:.1f}x)")
+    print(f"CLIs' path (librarybench_common.run_tests), all {len(jobs)} tests vs the baseline sample: "
+          f"{common_rate / base_rate:.1f}x ({common_rate / fast_rate:.2f} of the batch rate)")
     # Wall time per test times the parallelism = what one test costs one worker.
     fast_overhead = trivial_s / args.trivial_tests * workers * 1000
     base_overhead = base_trivial_s / base_trivial * workers * 1000
