@@ -10,7 +10,10 @@ program is never run twice on the same test (results are cached by program hash)
 Runs are resumable: every finished problem is appended to a JSONL checkpoint, every model
 response is stored in a SQLite cache, and the output and summary files are rewritten
 atomically as problems finish and on Ctrl-C. Exit codes: 0 all problems done, 1 some problem
-ended in error (see the summary), 2 usage/configuration error, 130 interrupted.
+ended in error (each printed as one line ``error: <file>: problem <i>: <message>``, also listed in
+the summary; a problem id out of range is such an error), 2 usage/configuration error (one line
+``error: ...``, e.g. an unwritable output file: the checkpoint keeps finished problems),
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import librarybench_common as common
 from cli import OneLineParser, fraction, non_negative_int, positive_float, positive_int
-from errors import ConfigError, InputError, LibraryBenchError
+from errors import ConfigError, InputError, LibraryBenchError, ModelError
 from librarybench_common import (
     DEFAULT_FEEDBACK_BUDGET,
     answer_program,
@@ -56,6 +60,7 @@ from llm_clients import (
     Completion,
     ModelSpec,
     check_credentials,
+    effective_base_url,
     estimate_cost,
     make_chat_client,
     price_of,
@@ -121,7 +126,8 @@ class RunConfig:
     restart: bool = False
     max_retries: int = 4
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT
-    progress: bool = True
+    progress: bool | None = None  # None: only when stderr is a terminal
+    isolation: str | None = None  # filled in by the run: what the executor says it is
 
 
 def feedback_tests_arg(text: str) -> str:
@@ -134,6 +140,17 @@ def feedback_tests_arg(text: str) -> str:
     if (is_count and value < 1) or (not is_count and not 0 < value < 1):
         raise argparse.ArgumentTypeError(f"expects a count >= 1 or a fraction between 0 and 1, got {text!r}")
     return text.strip()
+
+
+def temperature_arg(text: str) -> float:
+    """A sampling temperature: 0 to 2 (the widest range the providers accept)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value <= 2.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 2, got {text}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -157,7 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the file's only *_solution key other than human_solution)")
     p.add_argument("--max-iterations", type=non_negative_int, default=3, help="model calls per problem at most (default: 3)")
     p.add_argument("--target-ratio", type=fraction, default=1.0, help="stop a problem at this pass ratio (default: 1.0)")
-    p.add_argument("--temperature", type=float, default=None, help="sampling temperature (default: the provider's default, not sent)")
+    p.add_argument("--temperature", type=temperature_arg, default=None,
+                   help="sampling temperature, 0 to 2 (default: the provider's default, not sent)")
     p.add_argument("--max-tokens", type=positive_int, default=4096, help="output token limit per model call (default: 4096)")
     p.add_argument("--base-url", help="provider base URL, e.g. http://localhost:8000/v1 for vLLM "
                    "(default: ANTHROPIC_BASE_URL / OPENAI_BASE_URL, else the provider's API)")
@@ -182,7 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-retries", type=non_negative_int, default=4, help="SDK retries per model call on 408/409/429/5xx (default: 4)")
     p.add_argument("--request-timeout", type=positive_float, default=DEFAULT_REQUEST_TIMEOUT,
                    help=f"seconds per model call before the SDK retries (default: {DEFAULT_REQUEST_TIMEOUT:g})")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    progress = p.add_mutually_exclusive_group()
+    progress.add_argument("--no-progress", action="store_true", help="no progress bar")
+    progress.add_argument("--progress", action="store_true",
+                          help="show the progress bar even when stderr is not a terminal (default: only on a terminal)")
     p.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="default: WARNING")
     return p
 
@@ -208,7 +229,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         spec=spec, model_key=args.model_key, settings=settings, concurrent_problems=args.concurrent_problems,
         llm_concurrency=args.llm_semaphore, exec_concurrency=args.exec_semaphore, executor=args.executor,
         resume=args.resume, restart=args.restart, max_retries=args.max_retries, request_timeout=args.request_timeout,
-        progress=not args.no_progress,
+        progress=False if args.no_progress else True if args.progress else None,
     )
 
 
@@ -217,23 +238,14 @@ def build_config(args: argparse.Namespace) -> RunConfig:
 # --------------------------------------------------------------------------------------------
 
 
-def select_problems(records: list[Any], selection: tuple[int, ...] | None, path: Path) -> list[int]:
-    if selection is None:
-        return list(range(len(records)))
-    bad = [i for i in selection if not 0 <= i < len(records)]
-    if bad:
-        raise InputError(f"{path}: problem {bad[0]} does not exist ({len(records)} problems, indices 0-{len(records) - 1})")
-    return list(dict.fromkeys(selection))
-
-
 def infer_model_key(records: list[Any], indices: list[int], requested: str | None, path: Path) -> str:
     """The record key whose answers are repaired: ``--model-key`` (with or without ``_solution``)
     or the file's only model answer key."""
     chosen = [records[i] for i in indices]
     if requested:
-        for key in (requested, f"{requested}_solution"):
-            if any(isinstance(r, dict) and key in r for r in chosen):
-                return key
+        key = common.match_model_key(requested, {k for r in chosen if isinstance(r, dict) for k in r})
+        if key is not None:
+            return key
         raise InputError(f"{path}: no selected record has key {requested!r} (keys: {', '.join(solution_keys(chosen, True)) or 'none'})")
     keys = solution_keys(chosen)
     if len(keys) == 1:
@@ -266,7 +278,7 @@ def fingerprint_of(config: RunConfig, model_key: str) -> dict[str, Any]:
     return {
         "solution_file": str(config.solution_file.resolve()),
         "solution_sha256": hashlib.sha256(data).hexdigest(),
-        "provider": config.spec.provider, "model": config.spec.model, "base_url": config.spec.base_url,
+        "provider": config.spec.provider, "model": config.spec.model, "base_url": effective_base_url(config.spec),
         "model_key": model_key, "settings": asdict(config.settings),
     }
 
@@ -333,8 +345,9 @@ class ModelCaller:
 
     async def ask(self, messages: list[dict[str, str]]) -> Completion:
         spec = self.client.spec
+        base_url = effective_base_url(spec)  # the flag, else *_BASE_URL: the server that answers
         request = ChatRequest(SYSTEM_PROMPT, tuple(messages), self.settings.max_tokens, self.settings.temperature)
-        key = cache_key(provider=spec.provider, model=spec.model, base_url=spec.base_url, system=request.system,
+        key = cache_key(provider=spec.provider, model=spec.model, base_url=base_url, system=request.system,
                         messages=request.messages, temperature=request.temperature, max_tokens=request.max_tokens)
         if self.cache is not None:
             start = time.monotonic()
@@ -343,12 +356,16 @@ class ModelCaller:
                 self._count(hit.input_tokens, hit.output_tokens, cached=True)
                 return replace(hit, latency_s=round(time.monotonic() - start, 3))
         async with llm_semaphore():
-            completion = await self.client.complete(request)
+            try:
+                completion = await self.client.complete(request)
+            except ModelError as exc:
+                raise ModelError(f"{exc} (model {spec.provider}:{spec.model} at "
+                                 f"{base_url or 'the provider API'})") from exc
         if self.cache is not None:
             self.cache.put(key, provider=spec.provider, model=spec.model,
                            request={"system": request.system, "messages": list(request.messages),
                                     "temperature": request.temperature, "max_tokens": request.max_tokens,
-                                    "base_url": spec.base_url},
+                                    "base_url": base_url},
                            response=completion)
         self._count(completion.input_tokens, completion.output_tokens, cached=False)
         return completion
@@ -414,6 +431,7 @@ class ProblemState:
     problem_id: int
     original_code: str = ""
     iterations: list[dict[str, Any]] = field(default_factory=list)
+    initial: dict[str, Any] | None = None  # the starting program on all tests, once it has run
 
 
 @dataclass(frozen=True)
@@ -434,14 +452,18 @@ async def repair_problem(ctx: RunContext, state: ProblemState) -> dict[str, Any]
     s, pid = ctx.settings, state.problem_id
     record = ctx.records[pid]
     tests = problem_tests(record, pid, ctx.solution_file)
-    if ctx.model_key not in record:
-        raise InputError(f"{ctx.solution_file}: problem {pid}: no {ctx.model_key!r} answer")
-    state.original_code = answer_program(record, ctx.model_key)
+    try:
+        state.original_code = answer_program(record, ctx.model_key)
+    except InputError as exc:
+        raise InputError(common.problem_message(ctx.solution_file, pid, exc)) from None
     shown, held = split_tests(len(tests), s.feedback_tests, s.seed, pid)
     shown_tests = [tests[i] for i in shown]
     runner = ProgramRunner(tests, timeout=s.timeout, executor=ctx.executor)
+    everything = list(range(len(tests)))
 
     code = state.original_code
+    initial_all = await runner.results(code, everything)  # the starting score survives a later error
+    state.initial = counts_block(initial_all)
     results = await runner.results(code, shown)
     state.iterations.append(iteration_record(0, code, results, None, [], None))
     best = {"iteration": 0, "code": code, "results": results, "passed": count_passed(results)}
@@ -464,9 +486,13 @@ async def repair_problem(ctx: RunContext, state: ProblemState) -> dict[str, Any]
             duplicate_of = seen.setdefault(code_hash(code), number)
             results = await runner.results(code, shown)
             passed = count_passed(results)
-            regressions = [shown[j] + 1 for j, (old, new) in enumerate(zip(best["results"], results))
-                           if old.get("passed") and not new.get("passed")]
-            state.iterations.append(iteration_record(number, code, results, completion, regressions,
+            # Tests that passed in the best program and fail now: numbered among the shown tests in
+            # the prompt (as the feedback numbers them; held-out indices are never revealed), and
+            # by their 1-based index among all of the problem's tests in the stored record.
+            broken = [j for j, (old, new) in enumerate(zip(best["results"], results))
+                      if old.get("passed") and not new.get("passed")]
+            regressions = [j + 1 for j in broken]
+            state.iterations.append(iteration_record(number, code, results, completion, [shown[j] + 1 for j in broken],
                                                      duplicate_of if duplicate_of != number else None))
             if passed > best["passed"]:
                 best = {"iteration": number, "code": code, "results": results, "passed": passed}
@@ -478,8 +504,6 @@ async def repair_problem(ctx: RunContext, state: ProblemState) -> dict[str, Any]
     else:
         stopped = "target" if best["passed"] / len(shown) >= s.target_ratio else "max_iterations"
 
-    everything = list(range(len(tests)))
-    initial_all = await runner.results(state.original_code, everything)
     final_all = await runner.results(best["code"], everything)
     entry = base_entry(ctx, state, status="done", error=None)
     entry.update({
@@ -507,7 +531,7 @@ def base_entry(ctx: RunContext, state: ProblemState, *, status: str, error: str 
     new_out = sum(i["output_tokens"] for i in its if not i["cached"])
     return {
         "problem_id": state.problem_id, "status": status, "error": error,
-        "initial": None, "final": None, "feedback": None, "held_out": None,
+        "initial": state.initial, "final": None, "feedback": None, "held_out": None,
         "best_iteration": None, "best_code": state.original_code, "iterations": its,
         "model_calls": sum(1 for i in its if i["response"] is not None),
         "cached_calls": sum(1 for i in its if i["cached"]),
@@ -524,11 +548,14 @@ async def repair_or_error(ctx: RunContext, problem_id: int) -> dict[str, Any]:
     try:
         return await repair_problem(ctx, state)
     except LibraryBenchError as exc:
-        log.warning("problem %d: %s", problem_id, exc)
-        return base_entry(ctx, state, status="error", error=str(exc))
+        message = common.problem_message(ctx.solution_file, problem_id, exc)
+        common.report_problem_error(ctx.solution_file, problem_id, exc)
+        return base_entry(ctx, state, status="error", error=message)
     except Exception as exc:  # a bug must not take the other problems down
-        log.exception("problem %d: unexpected error", problem_id)
-        return base_entry(ctx, state, status="error", error=f"internal error: {type(exc).__name__}: {exc}")
+        log.debug("problem %d: unexpected error", problem_id, exc_info=True)
+        message = f"internal error: {type(exc).__name__}: {exc}"
+        common.report_problem_error(ctx.solution_file, problem_id, message)
+        return base_entry(ctx, state, status="error", error=common.problem_message(ctx.solution_file, problem_id, message))
 
 
 # --------------------------------------------------------------------------------------------
@@ -552,8 +579,8 @@ def output_records(records: list[Any], entries: dict[int, dict[str, Any]], model
 
 
 def average(values: list[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return round(sum(present) / len(present), 6) if present else None
+    mean = common.average(values)
+    return None if mean is None else round(mean, 6)
 
 
 def exact_ratio(block: dict[str, Any] | None) -> float | None:
@@ -606,9 +633,10 @@ def build_summary(config: RunConfig, model_key: str, selected: list[int], entrie
     return {
         "schema": SUMMARY_SCHEMA,
         "solution_file": str(config.solution_file), "output_file": str(config.output_file),
-        "model": config.spec.model, "provider": config.spec.provider, "base_url": config.spec.base_url,
+        "model": config.spec.model, "provider": config.spec.provider, "base_url": effective_base_url(config.spec),
         "model_key": model_key,
-        "settings": {**settings, "executor": config.executor, "conversation": "multi-turn"},
+        "settings": {**settings, "executor": config.executor, "isolation": config.isolation,
+                     "conversation": "multi-turn"},
         "scores_on_shown_tests": config.settings.feedback_tests is None,
         "scores_note": ("every test was shown to the model: the scores are on tests the model saw"
                         if config.settings.feedback_tests is None else
@@ -635,8 +663,10 @@ def write_outputs(config: RunConfig, records: list[Any], model_key: str, selecte
 def make_progress(config: RunConfig, total: int, done: int) -> Any:
     from tqdm import tqdm
 
+    # disable=None: tqdm shows the bar only when stderr is a terminal (no progress lines in logs).
+    disable = None if config.progress is None else not config.progress
     return tqdm(total=total, initial=done, desc="problems", unit="problem", file=sys.stderr,
-                disable=not config.progress, dynamic_ncols=True)
+                disable=disable, dynamic_ncols=True)
 
 
 def load_checkpoint(config: RunConfig, checkpoint: Checkpoint) -> dict[int, dict[str, Any]]:
@@ -652,20 +682,32 @@ async def run_repair(config: RunConfig) -> int:
     """Repair the selected problems; returns the exit code."""
     started = time.monotonic()
     records = load_problems(config.solution_file)
-    selected = select_problems(records, config.selection, config.solution_file)
-    model_key = infer_model_key(records, selected, config.model_key, config.solution_file)
+    valid, missing = common.select_problems(len(records), config.selection, config.solution_file)
+    for index, message in missing:  # an id out of range is an error of that problem; the others go on
+        common.report_problem_error(config.solution_file, index, message)
+    if not valid:
+        return 1
+    model_key = infer_model_key(records, valid, config.model_key, config.solution_file)
+    selected = valid + [index for index, _ in missing]
     checkpoint = Checkpoint(config.checkpoint_file, fingerprint_of(config, model_key))
-    finished = {pid: e for pid, e in load_checkpoint(config, checkpoint).items() if pid in set(selected)}
-    pending = [pid for pid in selected if pid not in finished]
+    finished = {pid: e for pid, e in load_checkpoint(config, checkpoint).items() if pid in set(valid)}
+    pending = [pid for pid in valid if pid not in finished]
     if finished:
         log.warning("resuming from %s: %d problem(s) already done, %d to go", checkpoint.path, len(finished), len(pending))
     set_semaphore_limits(llm=config.llm_concurrency, exec=config.exec_concurrency)
     executor = get_executor(config.executor)
+    config = replace(config, executor=str(getattr(executor, "name", "?")),
+                     isolation=str(getattr(executor, "isolation", "?")))
+    base_url = effective_base_url(config.spec)
+    print(f"Executor: {config.executor} ({config.isolation}); model: {config.spec.model} "
+          f"(provider {config.spec.provider}{', ' + base_url if base_url else ''}); "
+          f"repairing {model_key} in {config.solution_file}: {len(valid)} problem(s), {len(finished)} already done",
+          flush=True)
     cache = ResponseCache(config.cache_file) if config.cache_file else None
     client = make_chat_client(config.spec, max_retries=config.max_retries, request_timeout=config.request_timeout)
     stats = RunStats()
     entries: dict[int, dict[str, Any]] = dict(finished)
-    progress = make_progress(config, len(selected), len(finished))
+    progress = make_progress(config, len(valid), len(finished))
 
     def refresh() -> None:
         progress.set_postfix(iterations=stats.iterations, calls=stats.api_calls, cached=stats.cached_calls,
@@ -674,6 +716,8 @@ async def run_repair(config: RunConfig) -> int:
 
     caller = ModelCaller(client, cache, config.settings, stats, refresh)
     ctx = RunContext(records, config.solution_file, model_key, config.spec, config.settings, caller, executor, stats, refresh)
+    for index, message in missing:
+        entries[index] = base_entry(ctx, ProblemState(index), status="error", error=message)
     problem_slots = asyncio.Semaphore(config.concurrent_problems)
 
     async def one(pid: int) -> dict[str, Any]:
@@ -683,14 +727,16 @@ async def run_repair(config: RunConfig) -> int:
     def save(complete: bool) -> None:
         write_outputs(config, records, model_key, selected, entries, complete, time.monotonic() - started, stats)
 
+    def record(entry: dict[str, Any]) -> None:
+        entries[entry["problem_id"]] = entry
+        if entry["status"] == "done":  # errors are retried by the next run
+            checkpoint.append(entry["problem_id"], entry)
+
     tasks = [asyncio.create_task(one(pid)) for pid in pending]
     last_write = time.monotonic()
     try:
         for next_done in asyncio.as_completed(tasks):
-            entry = await next_done
-            entries[entry["problem_id"]] = entry
-            if entry["status"] == "done":  # errors are retried by the next run
-                checkpoint.append(entry["problem_id"], entry)
+            record(await next_done)
             progress.update(1)
             refresh()
             if time.monotonic() - last_write >= WRITE_INTERVAL_S:
@@ -699,7 +745,10 @@ async def run_repair(config: RunConfig) -> int:
     except asyncio.CancelledError:
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        for outcome in outcomes:  # problems that finished meanwhile are kept, not lost
+            if isinstance(outcome, dict) and outcome.get("problem_id") not in entries:
+                record(outcome)
         save(complete=False)
         raise
     finally:
@@ -707,15 +756,42 @@ async def run_repair(config: RunConfig) -> int:
         await client.aclose()
         if cache is not None:
             cache.close()
-        if hasattr(executor, "aclose"):
-            await executor.aclose()
+        await common.close_executor(executor)
     save(complete=True)
     errors = sum(1 for pid in selected if entries[pid]["status"] == "error")
-    log.info("wrote %s and %s (%d problems, %d errors)", config.output_file, config.summary_file, len(selected), errors)
+    print(results_table(config, selected, entries), end="", flush=True)
     if errors:
         print(f"{errors} of {len(selected)} problem(s) ended in error: see {config.summary_file} "
               "(run the same command again to retry them)", file=sys.stderr)
     return 1 if errors else 0
+
+
+def results_table(config: RunConfig, selected: list[int], entries: dict[int, dict[str, Any]]) -> str:
+    """The end-of-run report on stdout: per problem initial -> final, totals, tokens and cost, files."""
+    def score(block: dict[str, Any] | None) -> str:
+        return f"{block['passed']}/{block['total']}" if block else "-"
+
+    lines = [f"{'problem':>7}  {'initial':>9}  {'final':>9}  status"]
+    for pid in selected:
+        e = entries[pid]
+        status = f"{e['status']} ({e.get('stopped')})" if e["status"] == "done" else f"error: {(e.get('error') or '')[:80]}"
+        lines.append(f"{pid:>7}  {score(e.get('initial')):>9}  {score(e.get('final')):>9}  {status}")
+    listed = [entries[i] for i in selected]
+    done = [e for e in listed if e["status"] == "done"]
+    before = sum(e["initial"]["passed"] for e in done)
+    after = sum(e["final"]["passed"] for e in done)
+    total = sum(e["initial"]["total"] for e in done)
+    agg = aggregate(listed, config.spec.model, False)
+    cost = agg["estimated_cost_usd"]
+    lines += [
+        f"Total: {before}/{total} -> {after}/{total} tests passed on {len(done)} problem(s); "
+        f"fully passing {agg['fully_passing_before']} -> {agg['fully_passing_after']}; {agg['errors']} error(s)",
+        f"Tokens: {agg['input_tokens']:,} in, {agg['output_tokens']:,} out ({agg['model_calls']} calls, "
+        f"{agg['cached_calls']} from the cache); estimated cost "
+        + (f"${cost:.4f}" if cost is not None else "unknown (no price for this model)"),
+        f"Wrote {config.output_file}, {config.summary_file} and {config.checkpoint_file}",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 async def run_with_signals(config: RunConfig) -> int:
@@ -730,32 +806,27 @@ async def run_with_signals(config: RunConfig) -> int:
     return await run_repair(config)
 
 
-def load_env_file() -> None:
-    """Keys from ``.env`` (current directory or a parent); the environment wins."""
-    from dotenv import find_dotenv, load_dotenv
-
-    path = find_dotenv(usecwd=True)
-    if path:
-        load_dotenv(path, override=False)
-
-
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error already printed as one line
         return int(exc.code or 0)
     logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
-    load_env_file()
+    common.load_env()
     config: RunConfig | None = None
     try:
         config = build_config(args)
         return asyncio.run(run_with_signals(config))
     except LibraryBenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        kept = ""
+        if config is not None and isinstance(exc, InputError) and "cannot write" in str(exc) \
+                and config.checkpoint_file.exists() and str(config.checkpoint_file) not in str(exc):
+            kept = f" (finished problems are kept in {config.checkpoint_file}: run the command again to write them)"
+        print(f"error: {exc}{kept}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, asyncio.CancelledError):
         where = f": partial results in {config.output_file} and {config.summary_file}; run the same command to resume" if config else ""
-        print(f"interrupted{where}", file=sys.stderr)
+        print(f"error: interrupted{where}", file=sys.stderr)
         return 130
 
 

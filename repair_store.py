@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 
-from errors import ConfigError
+from errors import ConfigError, InputError
 from llm_clients import Completion
 
 log = logging.getLogger("librarybench.repair")
@@ -124,16 +124,19 @@ class Checkpoint:
         """One line per finished problem, on disk before returning (flush + fsync)."""
         line = canonical_json({"schema": CHECKPOINT_SCHEMA, "fingerprint": self.fingerprint_hash,
                                "problem_id": problem_id, "entry": entry})
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a+b") as fh:
-            fh.seek(0, os.SEEK_END)
-            if fh.tell() > 0:  # a torn last line must not swallow this one
-                fh.seek(-1, os.SEEK_END)
-                if fh.read(1) != b"\n":
-                    fh.write(b"\n")
-            fh.write(line.encode("utf-8") + b"\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a+b") as fh:
+                fh.seek(0, os.SEEK_END)
+                if fh.tell() > 0:  # a torn last line must not swallow this one
+                    fh.seek(-1, os.SEEK_END)
+                    if fh.read(1) != b"\n":
+                        fh.write(b"\n")
+                fh.write(line.encode("utf-8") + b"\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise InputError(f"{self.path}: cannot write the checkpoint: {exc.strerror or exc}") from None
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)

@@ -281,7 +281,8 @@ async def _no_run(config):
 
 @pytest.mark.parametrize("argv, message", [
     (["--problem-id", "1", "--range", "0-2"], "not allowed with argument"),
-    (["--problem-id", "9"], "problem 9 does not exist"),
+    (["--problem-ids", ","], "--problem-ids names no problem"),
+    (["--temperature", "-1"], "must be between 0 and 2"),
     (["--model-name", "mistral-large"], "cannot tell the provider"),
     (["--feedback-tests", "0"], "--feedback-tests"),
     (["--target-ratio", "2"], "--target-ratio"),
