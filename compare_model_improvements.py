@@ -6,8 +6,10 @@ problem and overall figures, a paired significance test over problems, the feedb
 and the tokens/cost recorded by the repair run's summary. Output: a terminal table, a JSON file
 (``--output-file``) and a self-contained HTML report with plots (``--report``).
 
-Exit status: 0 on success, 1 when some problems could not be measured (errors of the run, listed
-in the output), 2 on a user error (one line ``error: ...`` on stderr), 130 when interrupted.
+Exit status: 0 on success, 1 when some problems could not be measured (a bad record, a missing or
+non-string original answer, a problem id out of range, an executor failure: each printed as one
+line ``error: <file>: problem <i>: <message>`` on stderr and left out of every figure), 2 on a user
+error (one line ``error: ...`` on stderr), 130 when interrupted (Ctrl-C or SIGTERM).
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ class Settings:
 
     executor: Any
     timeout: float
+    source: str = ""  # the original file (named in per-problem error lines)
 
 
 # --------------------------------------------------------------------------------------------
@@ -169,9 +172,9 @@ def infer_model_key(original: list[Any], improved: list[Any], requested: str | N
     known = from_improved + [k for k in from_original if k not in from_improved]
     choices = ", ".join(known) or "none"
     if requested:
-        for key in (requested, f"{requested}_solution"):
-            if key in known:
-                return key
+        key = common.match_model_key(requested, known)
+        if key is not None:
+            return key
         raise ConfigError(f"--model-key {requested!r} not found in either file (choices: {choices})")
     if DEFAULT_MODEL_KEY in known:
         return DEFAULT_MODEL_KEY
@@ -180,14 +183,6 @@ def infer_model_key(original: list[Any], improved: list[Any], requested: str | N
     if not from_improved and len(from_original) == 1:
         return from_original[0]
     raise ConfigError(f"cannot infer the model key (choices: {choices}): pass --model-key")
-
-
-def select_indices(count: int, problem_id: int | None) -> list[int]:
-    if problem_id is None:
-        return list(range(count))
-    if not 0 <= problem_id < count:
-        raise ConfigError(f"--problem-id {problem_id} does not exist (the files have {count} problems)")
-    return [problem_id]
 
 
 def display_name(record: dict[str, Any], index: int) -> str:
@@ -199,16 +194,25 @@ def display_name(record: dict[str, Any], index: int) -> str:
 
 def plan_problem(index: int, original: dict[str, Any], improved: dict[str, Any], model_key: str,
                  original_path: str) -> ProblemPlan:
-    """Tests come from the original file; a missing or empty improved answer means 'no improved answer'."""
+    """Tests come from the original file; a missing or empty improved answer means 'no improved answer'.
+
+    The original answer is taken as ``answer_program`` does (``human_solution`` verbatim, model
+    answers extracted); a missing or non-string original answer is an ``InputError`` for this
+    problem (reported, left out of every figure), never an empty program counted as failing.
+    """
     tests = common.problem_tests(original, index, original_path)
+    try:
+        original_code = common.answer_program(original, model_key)
+    except InputError as exc:
+        raise InputError(common.problem_message(original_path, index, exc)) from None
     answer = improved.get(IMPROVED_PREFIX + model_key)
     return ProblemPlan(
         index=index,
         name=display_name(original, index),
         tests=tests,
-        original_code=common.extract_code(original.get(model_key) or ""),
+        original_code=original_code,
         improved_code=common.extract_code(answer) if isinstance(answer, str) and answer.strip() else None,
-        no_original_answer=not original.get(model_key),
+        no_original_answer=not original_code.strip(),
     )
 
 
@@ -249,19 +253,27 @@ async def measure_all(plans: list[ProblemPlan], settings: Settings, quiet: bool
         try:
             return await measure_problem(plan, settings, lambda _result: bar.update(1))
         except ExecutionError as exc:
-            log.error("problem %d: %s", plan.index, exc)
+            common.report_problem_error(settings.source, plan.index, exc)
             return exc
 
     try:
         return list(await asyncio.gather(*(one(p) for p in plans)))
+    except asyncio.CancelledError:
+        stop_executor(settings.executor)  # Ctrl-C/SIGTERM: kill running tests now
+        raise
     finally:
         bar.close()
-        await close_executor(settings.executor)
+        await common.close_executor(settings.executor)
 
 
-async def close_executor(executor: Any) -> None:
-    if hasattr(executor, "aclose"):
-        await executor.aclose()
+def stop_executor(executor: Any) -> None:
+    """Stop an executor at once: the local one kills its workers (and their tests)."""
+    close = getattr(executor, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception as exc:  # noqa: BLE001 - we are interrupting anyway
+            log.debug("closing the executor: %s", exc)
 
 
 # --------------------------------------------------------------------------------------------
@@ -306,12 +318,22 @@ def summary_problems(summary: dict[str, Any] | None) -> dict[int, dict[str, Any]
     return {p["problem_id"]: p for p in entries if isinstance(p, dict) and isinstance(p.get("problem_id"), int)}
 
 
-def iteration_ratios(entry: dict[str, Any] | None) -> list[float] | None:
+def iteration_ratios(entry: dict[str, Any] | None) -> list[float | None] | None:
+    """Pass ratio per iteration, by iteration number (index 0 = the original program); None for an
+    iteration without a score (an answer with no code), so later iterations keep their position."""
     iterations = (entry or {}).get("iterations")
     if not isinstance(iterations, list):
         return None
-    ratios = [float(it["ratio"]) for it in iterations if isinstance(it, dict) and isinstance(it.get("ratio"), (int, float))]
-    return ratios or None
+    by_number: dict[int, float | None] = {}
+    for position, it in enumerate(iterations):
+        if not isinstance(it, dict):
+            continue
+        number = it.get("iteration") if isinstance(it.get("iteration"), int) and it["iteration"] >= 0 else position
+        ratio = it.get("ratio")
+        by_number[number] = float(ratio) if isinstance(ratio, (int, float)) and not isinstance(ratio, bool) else None
+    if not any(v is not None for v in by_number.values()):
+        return None
+    return [by_number.get(i) for i in range(max(by_number) + 1)]
 
 
 def test_indices(entry: dict[str, Any] | None, part: str) -> list[int] | None:
@@ -411,8 +433,8 @@ def problem_detail(plan: ProblemPlan, outcome: tuple[Measurement, Measurement | 
     base = {"problem_id": plan.index, "name": plan.name, "no_improved_answer": plan.improved_code is None,
             "no_original_answer": plan.no_original_answer, "iteration_ratios": iteration_ratios(entry)}
     if isinstance(outcome, ExecutionError):
-        return {**base, "status": "error", "error": str(outcome), "original_passed": None, "original_total": len(plan.tests),
-                "original_ratio": None, "improved_passed": None, "improved_total": len(plan.tests),
+        return {**base, "status": "error", "error": str(outcome), "original_passed": None, "original_total": None,
+                "original_ratio": None, "improved_passed": None, "improved_total": None,
                 "improved_ratio": None, "improvement": None, "original_verdicts": None, "improved_verdicts": None,
                 "same_program": None, "split": None}
     before, measured_after = outcome
@@ -444,8 +466,9 @@ def add_verdicts(rows: list[dict[str, Any]], key: str) -> dict[str, int]:
     return {v: n for v, n in totals.items() if n}
 
 
-def mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values) if values else 0.0
+def mean(values: Sequence[float]) -> float | None:
+    """The mean, or None when there is nothing to average (no problem compared): never a made-up 0."""
+    return common.average(values)
 
 
 def split_aggregate(rows: list[dict[str, Any]], summary: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -488,7 +511,7 @@ def build_comparison(rows: list[dict[str, Any]], summary: dict[str, Any] | None,
                         + ", ".join(map(str, no_answer)))
     no_original = [r["problem_id"] for r in ok if r["no_original_answer"]]
     if no_original:
-        warnings.append(f"{len(no_original)} problem(s) have no original answer (run as an empty program): "
+        warnings.append(f"{len(no_original)} problem(s) have an original answer without code (run as an empty program): "
                         + ", ".join(map(str, no_original)))
     errors = [{"problem_id": r["problem_id"], "error": r["error"]} for r in rows if r["status"] == "error"]
     if errors:
@@ -549,6 +572,10 @@ def fraction(passed: int | None, total: int | None) -> str:
     return f"{passed}/{total} {passed / total:.3f}"
 
 
+def number(value: float | None, spec: str = ".3f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
 def format_table(result: dict[str, Any]) -> str:
     """The default terminal report: one row per problem, then the overall figures and warnings."""
     lines = [f"Comparing {result['model_key']}: {result['original_file']} -> {result['improved_file']} "
@@ -564,7 +591,8 @@ def format_table(result: dict[str, Any]) -> str:
         if r["no_original_answer"]:
             note += " (no original answer)"
         if r["error"]:
-            note += f": {r['error'][:60]}"
+            message = r["error"].split(f"problem {r['problem_id']}: ", 1)[-1]
+            note += f": {message[:60]}"
         lines.append(f"{r['problem_id']:>7}  {r['name'][:28]:<28}  "
                      f"{fraction(r['original_passed'], r['original_total']):>{width}}  "
                      f"{fraction(r['improved_passed'], r['improved_total']):>{width}}  {change:>7}  {note}")
@@ -577,8 +605,8 @@ def format_table(result: dict[str, Any]) -> str:
         f"Total pass ratio: {result['original_total_passed']}/{result['original_total_tests']} = "
         f"{result['original_overall_ratio']:.3f} -> {result['improved_total_passed']}/{result['improved_total_tests']} = "
         f"{result['improved_overall_ratio']:.3f} ({result['overall_ratio_change']:+.3f})",
-        f"Mean per-problem improvement: {result['overall_improvement']:+.3f} "
-        f"({result['original_mean_ratio']:.3f} -> {result['improved_mean_ratio']:.3f})",
+        f"Mean per-problem improvement: {number(result['overall_improvement'], '+.3f')} "
+        f"({number(result['original_mean_ratio'])} -> {number(result['improved_mean_ratio'])})",
         f"Fully passing: {result['original_fully_passing']} -> {result['improved_fully_passing']} of {n}",
     ]
     if result["most_improved"]:
@@ -620,7 +648,8 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     improved = common.load_problems(args.improved_file)
     check_alignment(original, improved, args.original_file, args.improved_file)
     model_key = infer_model_key(original, improved, args.model_key)
-    indices = select_indices(len(original), args.problem_id)
+    indices, missing = common.select_problems(len(original), None if args.problem_id is None else [args.problem_id],
+                                              args.original_file)
     summary, summary_path = load_summary(args.improved_file, args.summary_file, args.no_summary)
     warnings = []
     if summary and summary.get("model_key") not in (None, model_key):
@@ -630,18 +659,23 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
 
     plans: list[ProblemPlan] = []
     setup_errors: dict[int, dict[str, Any]] = {}
+    for i, message in missing:  # a problem id out of range: an error of that problem (exit 1)
+        common.report_problem_error(args.original_file, i, message)
+        setup_errors[i] = error_detail(i, None, common.problem_message(args.original_file, i, message))
     for i in indices:
         try:
             plans.append(plan_problem(i, original[i], improved[i], model_key, args.original_file))
         except InputError as exc:
-            log.error("%s", exc)
-            setup_errors[i] = error_detail(i, original[i], str(exc))
-    outcomes = asyncio.run(measure_all(plans, Settings(executor, args.timeout), args.quiet))
+            common.report_problem_error(args.original_file, i, exc)
+            setup_errors[i] = error_detail(i, original[i], common.problem_message(args.original_file, i, exc))
+    outcomes = asyncio.run(measure_all(plans, Settings(executor, args.timeout, args.original_file), args.quiet))
 
     entries = summary_problems(summary)
     by_index = dict(setup_errors)
     disagreements: list[dict[str, Any]] = []
     for plan, outcome in zip(plans, outcomes):
+        if isinstance(outcome, ExecutionError):
+            outcome = ExecutionError(common.problem_message(args.original_file, plan.index, outcome))
         by_index[plan.index] = problem_detail(plan, outcome, entries.get(plan.index))
         if not isinstance(outcome, ExecutionError):
             disagreements += summary_disagreements(entries.get(plan.index), outcome[0], outcome[1], plan.index)
@@ -652,12 +686,14 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         "exec_semaphore": args.exec_semaphore, "problem_id": args.problem_id,
         "repair_model": (summary or {}).get("model"), "warnings": warnings, "summary_disagreements": disagreements,
     }
-    return build_comparison([by_index[i] for i in indices], summary, context)
+    return build_comparison([by_index[i] for i in [*indices, *(i for i, _ in missing)]], summary, context)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    common.load_env()
+    common.install_sigterm_as_interrupt()
     try:
         result = compare(args)
         if args.output_file:
@@ -669,7 +705,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LibraryBenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         print("error: interrupted", file=sys.stderr)
         return 130
     if args.quiet:

@@ -116,26 +116,35 @@ def plot_per_problem(rows: Sequence[dict[str, Any]]) -> str:
     return png_data_url(fig)
 
 
-def best_so_far(ratios: Sequence[float], length: int) -> list[float]:
-    """Best ratio up to each iteration, carried forward after the problem stopped (the repair keeps its best)."""
-    out, best = [], 0.0
+def best_so_far(ratios: Sequence[float | None], length: int) -> list[float | None]:
+    """Best ratio up to each iteration, carried forward over iterations without a score (an answer
+    with no code) and after the problem stopped (the repair keeps its best). None before any score."""
+    out: list[float | None] = []
+    best: float | None = None
     for i in range(length):
-        if i < len(ratios):
-            best = max(best, ratios[i]) if i else ratios[0]
+        value = ratios[i] if i < len(ratios) else None
+        if value is not None:
+            best = value if best is None else max(best, value)
         out.append(best)
     return out
 
 
 def plot_iterations(rows: Sequence[dict[str, Any]]) -> str:
-    """Each problem's pass ratio by iteration (thin lines) and the mean of the best so far (thick)."""
+    """Each problem's pass ratio by iteration (thin lines; an iteration without a score is a gap,
+    so later points keep their iteration number) and the mean of the best so far (thick)."""
     series = [r["iteration_ratios"] for r in rows if r.get("iteration_ratios")]
     length = max(len(s) for s in series)
     fig = new_figure(9, 4.2)
     ax = fig.add_subplot()
     for ratios in series:
-        ax.plot(range(len(ratios)), ratios, color="#4575b4", alpha=0.35, linewidth=1.2, marker="o", markersize=3)
-    mean = [sum(best_so_far(s, length)[i] for s in series) / len(series) for i in range(length)]
-    ax.plot(range(length), mean, color="#d73027", linewidth=3, marker="o", label="mean of best so far")
+        points = [(i, v) for i, v in enumerate(ratios) if v is not None]
+        ax.plot(range(len(ratios)), [float("nan") if v is None else v for v in ratios], color="#4575b4",
+                alpha=0.35, linewidth=1.2)
+        ax.plot([i for i, _ in points], [v for _, v in points], linestyle="none", color="#4575b4", alpha=0.35,
+                marker="o", markersize=3)
+    mean = mean_best_so_far(series, length)
+    ax.plot(range(length), [float("nan") if v is None else v for v in mean], color="#d73027", linewidth=3, marker="o",
+            label="mean of best so far")
     ax.set_xticks(range(length))
     ax.set_xlabel("iteration (0 = original program)")
     ax.set_ylabel("pass ratio on the tests shown to the model")
@@ -144,6 +153,16 @@ def plot_iterations(rows: Sequence[dict[str, Any]]) -> str:
     ax.plot([], [], color="#4575b4", alpha=0.5, label="one problem")
     ax.legend(loc="lower right", fontsize=9)
     return png_data_url(fig)
+
+
+def mean_best_so_far(series: Sequence[Sequence[float | None]], length: int) -> list[float | None]:
+    """Per iteration, the mean over problems of the best ratio so far (problems without a score yet left out)."""
+    bests = [best_so_far(s, length) for s in series]
+    out: list[float | None] = []
+    for i in range(length):
+        values = [b[i] for b in bests if b[i] is not None]
+        out.append(sum(values) / len(values) if values else None)
+    return out
 
 
 def plot_verdicts(before: dict[str, int], after: dict[str, int]) -> str:
@@ -187,7 +206,8 @@ def plot_split(split: dict[str, Any]) -> str:
     ax.set_xticks(range(len(parts)), [name for name, _ in parts])
     ax.set_ylim(0, 1.12)
     ax.set_ylabel("mean pass ratio")
-    ax.legend(fontsize=9, loc="upper right")
+    # Outside the axes (above the plot): a legend inside would cover the "1.00" labels of full bars.
+    fig.legend(fontsize=9, loc="outside upper center", ncol=2, frameon=False)
     return png_data_url(fig)
 
 
@@ -214,6 +234,11 @@ def tone_of(change: float) -> str:
     return "good" if change > 0 else "bad" if change < 0 else ""
 
 
+def number(value: float | None, spec: str = ".3f") -> str:
+    """A figure, or "-" when there is none (no problem could be compared)."""
+    return "-" if value is None else format(value, spec)
+
+
 def headline_html(r: dict[str, Any]) -> str:
     n = r["total_problems"]
     return '<div class="cards">' + "".join([
@@ -223,8 +248,9 @@ def headline_html(r: dict[str, Any]) -> str:
         card("total pass ratio", f"{r['original_overall_ratio']:.3f} → {r['improved_overall_ratio']:.3f}",
              f"{r['original_total_passed']}/{r['original_total_tests']} → {r['improved_total_passed']}/{r['improved_total_tests']} tests "
              f"({r['overall_ratio_change']:+.3f})", tone_of(r["overall_ratio_change"])),
-        card("mean per-problem improvement", f"{r['overall_improvement']:+.3f}",
-             f"mean ratio {r['original_mean_ratio']:.3f} → {r['improved_mean_ratio']:.3f}", tone_of(r["overall_improvement"])),
+        card("mean per-problem improvement", number(r["overall_improvement"], "+.3f"),
+             f"mean ratio {number(r['original_mean_ratio'])} → {number(r['improved_mean_ratio'])}",
+             tone_of(r["overall_improvement"] or 0.0)),
         card("fully passing problems", f"{r['original_fully_passing']} → {r['improved_fully_passing']}", f"of {n}",
              tone_of(r["improved_fully_passing"] - r["original_fully_passing"])),
     ]) + "</div>"

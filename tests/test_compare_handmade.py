@@ -311,7 +311,10 @@ def test_files_with_different_statements(tmp_path):
 def test_missing_file_and_bad_problem_id(tmp_path):
     original, improved = write_case(tmp_path)
     assert_user_error(run_cli("--original-file", tmp_path / "nope.json", "--improved-file", improved), "nope.json", "not found")
-    assert_user_error(run_cli("--original-file", original, "--improved-file", improved, "--problem-id", "9"), "--problem-id 9")
+    proc = run_cli("--original-file", original, "--improved-file", improved, "--problem-id", "9")
+    assert proc.returncode == 1  # an id out of range is an error of that problem, as in the other scripts
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {original}: problem 9: does not exist (the file has 4 problems, indices 0-3)"]
     assert_user_error(run_cli("--original-file", original, "--improved-file", improved, "--summary-file", tmp_path / "s.json"),
                       "s.json")
 
@@ -403,17 +406,108 @@ class EchoExecutor:
         return [{"passed": ok, "verdict": "passed" if ok else "wrong_answer", "exec_output": {"run_output": {}}} for _ in tests]
 
 
-def test_missing_original_answer_is_said(tmp_path, monkeypatch, capsys):
+def test_missing_original_answer_is_a_problem_error_and_an_answer_without_code_is_said(tmp_path, monkeypatch, capsys):
     original, improved = write_case(tmp_path)
     records = json.loads(original.read_text())
     del records[1][KEY]
+    records[2][KEY] = "I do not know how to solve this."
     original.write_text(json.dumps(records))
     monkeypatch.setattr(cmi.common, "get_executor", lambda kind=None: EchoExecutor())
     out = tmp_path / "c.json"
-    assert cmi.main(["--original-file", str(original), "--improved-file", str(improved), "--problem-id", "1",
-                     "--output-file", str(out)]) == 0
+    assert cmi.main(["--original-file", str(original), "--improved-file", str(improved),
+                     "--output-file", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert f"error: {original}: problem 1: no '{KEY}' answer" in captured.err.splitlines()
     d = json.loads(out.read_text())
-    row = d["problem_details"][0]
-    assert row["no_original_answer"] is True and row["status"] == "improved" and row["original_passed"] == 0
-    assert any("no original answer" in w for w in d["warnings"])
-    assert "(no original answer)" in capsys.readouterr().out
+    rows = {r["problem_id"]: r for r in d["problem_details"]}
+    assert rows[1]["status"] == "error" and rows[1]["original_passed"] is None
+    assert rows[2]["no_original_answer"] is True and rows[2]["original_passed"] == 0
+    assert any("original answer without code" in w for w in d["warnings"])
+    assert "(no original answer)" in captured.out
+    assert f"error: no '{KEY}' answer" in captured.out  # the table shows the message, not the file again
+
+
+def test_bad_original_answers_are_problem_errors_and_human_solution_runs_verbatim(tmp_path):
+    """A missing or non-string original answer is a per-problem error left out of every figure;
+    human_solution is run as written (not passed through extract_code)."""
+    io = json.dumps({"inputs": ["1 2\n"], "outputs": ["3\n"]})
+    human = "a, b = map(int, input().split())\nprint(a + b)  # ```python is just a comment\n"
+    records = [
+        {"problem": "A", "input_output": io, "human_solution": human},
+        {"problem": "B", "input_output": io, "human_solution": 17},
+        {"problem": "C", "input_output": io},
+    ]
+    original = tmp_path / "o.json"
+    original.write_text(json.dumps(records))
+    improved = tmp_path / "i.json"
+    improved.write_text(json.dumps([{**r, "improved_human_solution": "```python\nprint(3)\n```"} for r in records]))
+    out = tmp_path / "c.json"
+    proc = run_cli("--original-file", original, "--improved-file", improved, "--model-key", "human_solution",
+                   "--output-file", out, "--log-level", "ERROR")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert [l for l in proc.stderr.splitlines() if l.startswith("error: ")] == [
+        f"error: {original}: problem 1: the 'human_solution' answer is int, not a string",
+        f"error: {original}: problem 2: no 'human_solution' answer",
+    ]
+    d = json.loads(out.read_text())
+    assert d["total_problems"] == 1 and d["error_problems"] == 2
+    assert d["original_total_passed"] == 1 and d["original_total_tests"] == 1  # human program ran verbatim
+    assert [r["status"] for r in d["problem_details"]] == ["unchanged", "error", "error"]
+    assert all(r["original_total"] is None for r in d["problem_details"][1:])
+
+
+def test_iteration_ratios_keep_their_iteration_number() -> None:
+    import compare_model_improvements as cmp
+    from report_html import best_so_far, mean_best_so_far
+
+    entry = {"iterations": [{"iteration": 0, "ratio": 0.5}, {"iteration": 1, "ratio": None, "passed": None},
+                            {"iteration": 2, "ratio": 0.25}, {"iteration": 3, "ratio": 1.0}]}
+    ratios = cmp.iteration_ratios(entry)
+    assert ratios == [0.5, None, 0.25, 1.0]
+    assert best_so_far(ratios, 5) == [0.5, 0.5, 0.5, 1.0, 1.0]
+    assert mean_best_so_far([ratios, [0.0, 0.5]], 4) == [0.25, 0.5, 0.5, 0.75]
+    assert cmp.iteration_ratios({"iterations": [{"iteration": 0, "ratio": None}]}) is None
+
+
+def test_split_plot_legend_does_not_cover_the_bars(monkeypatch) -> None:
+    import report_html
+
+    figures = []
+    monkeypatch.setattr(report_html, "png_data_url", lambda fig: figures.append(fig) or "data:")
+    split = {"feedback": {"original_mean_ratio": 0.5, "improved_mean_ratio": 1.0},
+             "held_out": {"original_mean_ratio": 0.5, "improved_mean_ratio": 1.0}}
+    report_html.plot_split(split)
+    [fig] = figures
+    assert fig.axes[0].get_legend() is None and len(fig.legends) == 1  # outside the axes, above the plot
+
+
+def test_sigterm_stops_the_comparison_at_once(tmp_path) -> None:
+    import signal
+    import time
+
+    io = json.dumps({"inputs": ["1\n"], "outputs": ["1\n"]})
+    records = [{"problem": "slow", "input_output": io, KEY: "```python\nimport time\ntime.sleep(60)\n```"}]
+    original = tmp_path / "o.json"
+    original.write_text(json.dumps(records))
+    improved = tmp_path / "i.json"
+    improved.write_text(json.dumps(records))
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), "--original-file", str(original), "--improved-file",
+                             str(improved), "--timeout", "40", "--executor", "local"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=30)
+    assert time.monotonic() - started < 10
+    assert proc.returncode == 130 and stderr.strip().splitlines()[-1] == "error: interrupted"
+
+
+def test_dotenv_cyber_url_applies_to_the_comparison(tmp_path) -> None:
+    original, improved = write_case(tmp_path)
+    (tmp_path / ".env").write_text("CYBER_URL=http://127.0.0.1:9/\n")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "CYBER_URL"}
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--original-file", str(original), "--improved-file",
+                           str(improved), "--problem-id", "0"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert "executor remote" in proc.stdout  # the remote executor named by .env was used
+    assert proc.returncode == 1 and "http://127.0.0.1:9/" in proc.stderr
