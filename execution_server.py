@@ -219,6 +219,9 @@ def executor_options(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    import librarybench_common as common
+
+    common.load_env()  # LIBRARYBENCH_ISOLATION may come from .env, as for the other scripts
     pool = ExecutorPool(**executor_options(args))
     try:
         server = ExecutionServer((args.host, args.port), pool, args.max_timeout)

@@ -56,6 +56,7 @@ def test_claude_seed_extraction_passes_385_of_915(lb_local_executor) -> None:
 @pytest.mark.parametrize(("name", "key", "rule", "expected"), [
     ("o3mini_search_solutions.json", "o3_mini_solution", "best", (851, 915)),
     ("claude_search_solutions.json", "claude_solution", "best", (666, 915)),
+    ("claude_search_solutions.json", "human_solution", "best", (892, 915)),
     ("o3mini_chess_solutions.json", "o3_mini_solution", "first", (794, 1082)),
     ("o3mini_chess_solutions.json", "o3_mini_solution", "best", (988, 1082)),
     ("o3mini_chess_solutions.json", "human_solution", "best", (1034, 1082)),

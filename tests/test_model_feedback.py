@@ -43,16 +43,19 @@ def test_readme_command_without_arguments_evaluates_the_samples() -> None:
     out = proc.stdout
     assert out.startswith("Executor: local (")
     assert "data/sample_problems.json | problem 1 (Largest Number) | sample_solution: 2/4 passed" in out
-    for verdict in ("FAILED (wrong_answer)", "FAILED (runtime_error)", "FAILED (timeout)"):
-        assert verdict in out
+    for verdict in ("wrong_answer", "runtime_error", "timeout", "memory_limit", "output_limit"):
+        assert f"FAILED ({verdict})" in out  # every verdict appears in the sample run
     rows = table(out)
     assert rows[("data/sample_problems.json", "1", "sample_solution")] == ("2/4", "passed 2, wrong_answer 2")
     assert rows[("data/sample_problems.json", "2", "sample_solution")] == ("2/3", "passed 2, runtime_error 1")
     assert rows[("data/sample_problems.json", "3", "sample_solution")] == ("3/4", "passed 3, timeout 1")
-    assert rows[("TOTAL", "", "sample_solution")] == ("10/14", "passed 10, wrong_answer 2, runtime_error 1, timeout 1")
+    assert rows[("data/sample_problems.json", "4", "sample_solution")] == ("2/3", "passed 2, memory_limit 1")
+    assert rows[("data/sample_problems.json", "5", "sample_solution")] == ("2/3", "passed 2, output_limit 1")
+    assert rows[("TOTAL", "", "sample_solution")] == (
+        "14/20", "passed 14, wrong_answer 2, runtime_error 1, timeout 1, memory_limit 1, output_limit 1")
     assert rows[("TOTAL", "", "o3_mini_solution")] == ("7/7", "passed 7")
     assert not any(key[2] == "human_solution" for key in rows)
-    assert "6 evaluated, 0 errors" in out
+    assert "8 evaluated, 0 errors" in out
 
 
 def test_output_json_has_results_and_counts(tmp_path: Path) -> None:
