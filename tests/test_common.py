@@ -29,7 +29,7 @@ def write(tmp_path: Path, name: str, content: object) -> Path:
 
 def test_load_problems_reads_sample_file() -> None:
     records = common.load_problems(SAMPLES / "sample_problems.json")
-    assert len(records) == 4
+    assert len(records) == 6
     assert all("input_output" in r and "sample_solution" in r for r in records)
 
 
