@@ -259,21 +259,11 @@ async def measure_all(plans: list[ProblemPlan], settings: Settings, quiet: bool
     try:
         return list(await asyncio.gather(*(one(p) for p in plans)))
     except asyncio.CancelledError:
-        stop_executor(settings.executor)  # Ctrl-C/SIGTERM: kill running tests now
+        common.stop_executor(settings.executor)  # Ctrl-C/SIGTERM: kill running tests now
         raise
     finally:
         bar.close()
         await common.close_executor(settings.executor)
-
-
-def stop_executor(executor: Any) -> None:
-    """Stop an executor at once: the local one kills its workers (and their tests)."""
-    close = getattr(executor, "close", None)
-    if close is not None:
-        try:
-            close()
-        except Exception as exc:  # noqa: BLE001 - we are interrupting anyway
-            log.debug("closing the executor: %s", exc)
 
 
 # --------------------------------------------------------------------------------------------

@@ -890,6 +890,17 @@ async def close_executor(executor: Any) -> None:
         await aclose()
 
 
+def stop_executor(executor: Any) -> None:
+    """Stop an executor at once (Ctrl-C/SIGTERM): the local one kills its workers and their tests,
+    the remote one drops its connection pool. Safe to call twice."""
+    close = getattr(executor, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception as exc:  # noqa: BLE001 - we are interrupting anyway
+            log.debug("closing the executor: %s", exc)
+
+
 def average(values: Iterable[float | None]) -> float | None:
     """Mean of the values that are not None; None when there are none (never a made-up 0.0)."""
     present = [v for v in values if v is not None]

@@ -193,20 +193,10 @@ async def run_jobs(jobs: list[Job], executor: Any, timeout: float, quiet: bool) 
         try:
             await asyncio.gather(*(run_job(j, executor, timeout, tick) for j in runnable))
         except asyncio.CancelledError:
-            stop_executor(executor)  # Ctrl-C/SIGTERM: kill running tests now, do not wait for them
+            common.stop_executor(executor)  # Ctrl-C/SIGTERM: kill running tests now, do not wait for them
             raise
         finally:
             await common.close_executor(executor)
-
-
-def stop_executor(executor: Any) -> None:
-    """Stop an executor at once: the local one kills its workers (and their tests)."""
-    close = getattr(executor, "close", None)
-    if close is not None:
-        try:
-            close()
-        except Exception as exc:  # noqa: BLE001 - we are interrupting anyway
-            log.debug("closing the executor: %s", exc)
 
 
 def report_error(message: str) -> None:
@@ -361,7 +351,7 @@ def evaluate(args: argparse.Namespace) -> int:
     try:
         asyncio.run(run_jobs(jobs, executor, args.timeout, args.quiet))
     except (KeyboardInterrupt, asyncio.CancelledError):
-        stop_executor(executor)
+        common.stop_executor(executor)
         if args.output:  # what finished is kept; the rest is marked as interrupted
             for job in jobs:
                 if job.status == "ok" and not job.finished:
