@@ -11,13 +11,17 @@ redirects stdin/stdout/stderr to in-memory files and executes the program as ``_
 ``main.py``; the fork costs about a millisecond and the header's imports hit ``sys.modules``.
 
 Design (why it is contained): each worker runs under bubblewrap in its own pid, network, mount,
-IPC and UTS namespaces with a read-only view of the host, a private tmpfs ``/tmp``, and the
-project directory and ``/root`` replaced by empty mounts (only the interpreter and the worker's
-modules are bound back). As root, the worker keeps a handful of capabilities so that each test
-child can switch to an unprivileged uid unique to the worker: the child then cannot signal the
-worker, ``kill(-1)`` only reaches its own processes, and ``RLIMIT_NPROC`` applies to it (it does
-not apply to root). Not as root, a user namespace replaces the uid switch. After every test the
-worker kills every remaining process of its namespace, so nothing a program started survives it.
+IPC and UTS namespaces on an allowlisted filesystem: an empty read-only root into which only the
+system directories (``/usr`` and the ``/bin``, ``/lib``... links), ``/etc/ld.so.cache`` and
+``/etc/localtime``, the interpreter's prefixes (stdlib, venv, numpy's site directory) and the
+worker's three modules are bound read-only, plus ``/proc``, a minimal ``/dev`` and private tmpfs
+``/tmp`` and ``/dev/shm``. Nothing else of the host is there: no home, project or working
+directory, hence no ``.env`` (the start-up self-test checks it). As root, the worker keeps a
+handful of capabilities so that each test child can switch to an unprivileged uid unique to
+the worker: the child then cannot signal the worker, ``kill(-1)`` only reaches its own processes,
+and ``RLIMIT_NPROC`` applies to it (it does not apply to root). Not as root, a user namespace
+replaces the uid switch. After every test the worker kills every remaining process of its
+namespace and empties its ``/dev/shm``, so nothing a program started or left survives it.
 Without working bubblewrap the same worker runs with rlimits, a new session, a scrubbed
 environment and a temporary directory (plus the uid switch when root and python is readable by
 other users); ``.isolation`` says which ran and a warning is issued. Without the uid switch a
@@ -81,8 +85,11 @@ class SandboxLimits:
     """Per-test limits. ``cpu_time`` defaults to the wall-clock timeout plus one second.
 
     ``output_bytes`` caps stdout and stderr each (and any file the program writes);
-    ``max_processes`` caps processes and threads of one test (applies when the sandbox can give
-    the program its own unprivileged uid, i.e. under bubblewrap or when the toolkit runs as root).
+    ``max_processes`` caps processes and threads of one test, its main thread included (applies
+    when the sandbox can give the program its own unprivileged uid, i.e. under bubblewrap or when
+    the toolkit runs as root): with the default 64, a program can start 63 threads. Each thread's
+    stack (``THREAD_STACK_BYTES``, 8 MB) counts against ``memory_mb``; all threads share one
+    malloc arena, so a thread costs nothing more.
     """
 
     timeout: float = 10.0
@@ -274,6 +281,8 @@ _DIAG_FD = -1  # the worker's own stderr while fds 0-2 carry a test's stdio
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
+M_ARENA_MAX = -8  # mallopt parameter
+THREAD_STACK_BYTES = 8 * 1024 * 1024  # the stack of each thread a program starts
 
 
 @dataclass
@@ -284,6 +293,9 @@ class _WorkerConfig:
     pid_namespace: bool      # alone in a pid namespace: kill(-1) reaches only test processes
     user_namespace: bool = False  # RLIMIT_NPROC then counts only this sandbox's processes
     base_path: list[str] | None = None
+    private_shm: bool = False  # /dev/shm is the sandbox's own tmpfs: emptied after each test
+    listing: dict[str, list[str]] | None = None  # self-test: the exact entries of these dirs
+    absent: list[str] | None = None  # self-test: host paths that must not be visible
 
 
 class _Worker:
@@ -364,6 +376,12 @@ def _set_process_defaults(worker: _Worker) -> None:
     worker.libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     if worker.config.uid is not None:
         _clear_inheritable_capabilities()
+    # Threads: glibc gives each thread that allocates its own 64 MB malloc arena, reserved address
+    # space that RLIMIT_AS counts, so only ~17 threads fitted in 1 GB. One arena for all threads
+    # (they hold the GIL anyway) leaves each thread costing its stack alone: a fixed 8 MB, the
+    # usual default, whatever the toolkit's own ``ulimit -s``.
+    worker.libc.mallopt(M_ARENA_MAX, 1)
+    threading.stack_size(THREAD_STACK_BYTES)
 
 
 def _preload_modules() -> None:
@@ -391,7 +409,30 @@ def _probe_isolation(config: _WorkerConfig) -> dict[str, Any]:
     root_read_only = bool(os.statvfs("/").f_flag & os.ST_RDONLY)
     return {"pid": os.getpid(), "uid": os.getuid(), "interfaces": interfaces,
             "child_uid": config.uid,
-            "root_read_only": root_read_only}
+            "root_read_only": root_read_only,
+            "unexpected_paths": _unexpected_paths(config)}
+
+
+def _unexpected_paths(config: _WorkerConfig) -> list[str]:
+    """Paths visible here that the filesystem allowlist does not explain (none, under bwrap):
+    extra entries in ``/`` or in a directory made to hold the bind points, and host paths that
+    must stay hidden (a ``.env`` covered by ``/dev/null`` counts as hidden)."""
+    import stat
+    found = []
+    for directory, expected in (config.listing or {}).items():
+        try:
+            names = set(os.listdir(directory))
+        except OSError:
+            names = set()
+        found += [os.path.join(directory, name) for name in sorted(names - set(expected))]
+    for path in config.absent or []:
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            continue
+        if not stat.S_ISCHR(mode):
+            found.append(path)
+    return found
 
 
 def _header_namespace() -> dict[str, Any] | None:
@@ -484,6 +525,8 @@ def _run_job(worker: _Worker, job: dict[str, Any]) -> dict[str, Any]:
         _reap_orphans()
         if worker.config.user_namespace:
             _wipe_directory(tempfile.gettempdir(), keep=workdir)
+        if worker.config.private_shm:
+            _wipe_directory("/dev/shm", keep="")
         if not _child_was_ready(ready_read) and not timed_out:
             raise RuntimeError("the test process failed before the program started: "
                                + _read_capped(fds[2], 2000)[0].strip())
@@ -495,9 +538,9 @@ def _run_job(worker: _Worker, job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _wipe_directory(directory: str, keep: str) -> None:
-    """Empty the worker's private /tmp, so nothing a program left there reaches the next test.
-
-    Needed without a uid switch only: otherwise programs cannot write outside their workdir.
+    """Empty the worker's private /tmp or /dev/shm, so nothing a program left there reaches the
+    next test. /tmp needs it without a uid switch only (otherwise programs cannot write outside
+    their workdir); /dev/shm is writable by all (multiprocessing's semaphores live there).
     """
     for entry in os.scandir(directory):
         if entry.path == keep:
@@ -833,39 +876,190 @@ _BWRAP_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN", "CAP_DAC_OVE
 _SPAWN_ATTEMPTS = 3
 _ANSWER_GRACE = 15.0
 _TMPFS_BYTES = 256 * 1024 * 1024
+_SHM_BYTES = 64 * 1024 * 1024
 
 
 class _WorkerFailure(Exception):
     """A worker died, hung or answered nonsense: an infrastructure failure, not a verdict."""
 
 
-def _bwrap_command(python: list[str], privileged: bool) -> list[str]:
-    """Run the worker in new pid/net/mount/ipc/uts namespaces with a read-only host view.
+# What a bwrap worker's filesystem holds besides /proc, /dev, /dev/shm and /tmp: an allowlist.
+_SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+_ETC_FILES = ("/etc/ld.so.cache", "/etc/localtime")  # the dynamic linker's cache, the time zone
+_WORKER_MODULES = ("sandbox.py", "records.py", "errors.py")  # the project files the worker imports
+_SANDBOX_MOUNTS = ("/proc", "/dev", "/tmp")  # made by bwrap itself (and /dev/shm inside /dev)
+
+
+@dataclass
+class _View:
+    """A bwrap worker's filesystem: an empty read-only root holding only what is listed here.
+
+    ``binds`` are (host source, sandbox path) pairs, bound read-only; ``symlinks`` are
+    (target, sandbox path) pairs (``/bin -> usr/bin``); ``masks`` are ``.env`` files that lie
+    inside a bound directory, covered by ``/dev/null``; ``dirs`` are the directories created to
+    hold the bind points (``/root``, ``/work``...). For the start-up self-test, ``listing`` gives
+    the exact entries of ``/`` and of every created directory, and ``absent`` the host paths that
+    must not be visible (the toolkit's working directory, ``$HOME``, ``.env`` files).
+    """
+
+    binds: list[tuple[str, str]]
+    symlinks: list[tuple[str, str]]
+    masks: list[str]
+    dirs: list[str]
+    listing: dict[str, list[str]]
+    absent: list[str]
+
+
+def _filesystem_view() -> _View:
+    """The allowlist: system directories, two files of /etc, python and the worker's modules.
+
+    Computed when a worker starts (from the toolkit's current directory), never cached.
+    """
+    binds: list[tuple[str, str]] = []
+    symlinks: list[tuple[str, str]] = []
+    for path in _SYSTEM_DIRS:
+        if os.path.islink(path):
+            symlinks.append((os.readlink(path), path))
+        elif os.path.isdir(path):
+            binds.append((path, path))
+    system = [dest for _, dest in binds]
+    for path in _ETC_FILES:
+        if os.path.islink(path) and any(_within(os.path.realpath(path), d) for d in system):
+            symlinks.append((os.readlink(path), path))
+        elif os.path.isfile(path):
+            binds.append((path, path))
+    for source, dest in _python_binds():
+        if not any(_within(dest, other) for _, other in binds):
+            binds.append((source, dest))
+    for name in _WORKER_MODULES:
+        path = os.path.join(_PROJECT_DIR, name)
+        if os.path.isfile(path) and not any(_within(path, other) for _, other in binds):
+            binds.append((path, path))
+    placed = [dest for _, dest in binds + symlinks] + list(_SANDBOX_MOUNTS)
+    dirs = sorted({ancestor for path in placed for ancestor in _ancestors(path)
+                   if not any(_within(ancestor, dest) for _, dest in binds)} - {"/"},
+                  key=lambda d: (d.count("/"), d))
+    listing: dict[str, set[str]] = {directory: set() for directory in ["/", *dirs]}
+    for path in placed + dirs:
+        listing[os.path.dirname(path)].add(os.path.basename(path))
+    masks, absent = [], []
+    for path in _secret_candidates():
+        if any(_within(path, dest) for _, dest in binds):
+            if path.endswith("/.env") and os.path.isfile(path):
+                masks.append(path)  # a .env inside a bound directory: covered by /dev/null
+                absent.append(path)
+        elif path not in listing and not _own_mount(path):
+            absent.append(path)  # (the listing check covers the created directories)
+    return _View(binds=binds, symlinks=symlinks, masks=masks, dirs=dirs,
+                 listing={d: sorted(names) for d, names in listing.items()}, absent=absent)
+
+
+def _own_mount(path: str) -> bool:
+    """The sandbox's own /tmp itself, or anything in its synthetic /proc and /dev: never the
+    host's files (a host path under /tmp is checked: the private /tmp starts empty)."""
+    return path == "/tmp" or _within(path, "/proc") or _within(path, "/dev")
+
+
+def _python_binds() -> list[tuple[str, str]]:
+    """(real path, sandbox path) of the interpreter's prefixes and the header modules' directories.
+
+    Each is bound at its real path and, when a symlink leads there, also at the path the
+    toolkit uses (``sys.executable`` and the venv keep their unresolved paths inside).
+    """
+    pairs: dict[str, str] = {}
+    for path in _interpreter_paths(resolve=False) + _module_directories():
+        real = os.path.realpath(path)
+        for dest in (real, os.path.abspath(path)):
+            pairs.setdefault(dest, real)
+    dests = sorted(pairs, key=lambda d: (d.count("/"), d))
+    kept = [d for d in dests if d != "/" and not any(_inside(d, other) for other in dests)]
+    return [(pairs[d], d) for d in kept]
+
+
+def _module_directories() -> list[str]:
+    """The ``sys.path`` entries holding the modules the worker imports (numpy's site directory).
+
+    Found without importing them. Entries that contain the toolkit's working directory or the
+    project directory are never returned: binding them would expose what the allowlist hides.
+    """
+    import importlib.util
+    names = re.findall(r"^(?:from|import) (\w+)", IMPORT_HEADER, re.MULTILINE) + list(_PRELOAD)
+    entries = sorted({os.path.abspath(p) for p in sys.path if p}, key=len, reverse=True)
+    cwd = _current_directory()
+    found: set[str] = set()
+    for name in names:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            continue
+        origin = spec.origin if spec else None
+        if not origin or not os.path.isabs(origin):  # built-in or frozen
+            continue
+        entry = next((e for e in entries if _inside(origin, e)), None)
+        if entry and entry != "/" and not (cwd and _within(cwd, entry)) \
+                and not _within(_PROJECT_DIR, entry):
+            found.add(entry)
+    return sorted(found)
+
+
+def _current_directory() -> str | None:
+    try:
+        return os.getcwd()
+    except OSError:
+        return None
+
+
+def _secret_candidates() -> list[str]:
+    """Host paths no program may see: the toolkit's working directory, ``$HOME``, and every
+    ``.env`` that the CLIs' ``find_dotenv(usecwd=True)`` could load (in the working directory or
+    a parent) or that sits in the project directory."""
+    cwd = _current_directory()
+    candidates = [os.path.join(_PROJECT_DIR, ".env")]
+    home = os.path.expanduser("~")
+    if home and home != "~":
+        candidates.append(os.path.abspath(home))
+    if cwd:
+        candidates.append(cwd)
+        candidates += [os.path.join(d, ".env") for d in [cwd, *_ancestors(cwd)]]
+    return sorted({c for c in candidates if c != "/"})
+
+
+def _ancestors(path: str) -> list[str]:
+    """The directories above ``path``, innermost first, ending with ``/``."""
+    found = []
+    while path != "/":
+        path = os.path.dirname(path)
+        found.append(path)
+    return found
+
+
+def _bwrap_command(python: list[str], privileged: bool, view: _View | None = None) -> list[str]:
+    """Run the worker in new pid/net/mount/ipc/uts namespaces on an allowlisted filesystem.
 
     As root (``privileged``) there is no user namespace: bubblewrap keeps the capabilities listed
     in ``_BWRAP_CAPS`` so that the worker can give each test child a private unprivileged uid.
     Otherwise a user namespace maps only the caller's uid (no switch is possible; programs can
     then kill their worker, which is restarted) and creating further ones is disabled.
-    The project directory (where a ``.env`` with API keys may live) and directories closed to
-    other users (``/root``) are replaced by empty tmpfs mounts into which only the interpreter,
-    its libraries and the worker's own modules are bound back, read-only.
+    The root is an empty tmpfs made read-only once ``view`` (see ``_filesystem_view``) is in
+    place; ``/proc``, a minimal ``/dev`` and private tmpfs ``/tmp`` and ``/dev/shm`` are added.
     """
+    view = view or _filesystem_view()
     command = ["bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
-               "--unshare-cgroup-try", "--die-with-parent", "--new-session",
-               "--ro-bind", "/", "/", "--size", str(_TMPFS_BYTES), "--tmpfs", "/tmp",
-               "--proc", "/proc", "--dev", "/dev"]
+               "--unshare-cgroup-try", "--die-with-parent", "--new-session"]
     if not privileged:
         command += ["--unshare-user", "--disable-userns"]
-    masks, exposed = _masked_view()
-    for mask in masks:
-        command += ["--perms", "0755", "--tmpfs", mask]
-    for directory in _directories_between(masks, exposed):
-        command += ["--perms", "0755", "--dir", directory]  # bwrap would make them 0700
-    for path in exposed:
-        command += ["--ro-bind", path, path]
-    for mask in masks:
-        command += ["--remount-ro", mask]
-    command += ["--chdir", "/tmp", "--clearenv"]
+    for directory in view.dirs:
+        command += ["--perms", "0755", "--dir", directory]  # traversable by the private uid
+    for target, path in view.symlinks:
+        command += ["--symlink", target, path]
+    for source, dest in view.binds:
+        command += ["--ro-bind", source, dest]
+    for path in view.masks:
+        command += ["--ro-bind", "/dev/null", path]
+    command += ["--proc", "/proc", "--dev", "/dev",
+                "--perms", "1777", "--size", str(_SHM_BYTES), "--tmpfs", "/dev/shm",
+                "--size", str(_TMPFS_BYTES), "--tmpfs", "/tmp",
+                "--remount-ro", "/", "--chdir", "/tmp", "--clearenv"]
     for name, value in _WORKER_ENV.items():
         command += ["--setenv", name, value]
     if privileged:
@@ -875,20 +1069,31 @@ def _bwrap_command(python: list[str], privileged: bool) -> list[str]:
     return command + ["--", *python]
 
 
-def _interpreter_paths() -> list[str]:
-    """Real paths a fresh interpreter needs: its prefixes (stdlib, venv) and site directories.
+def _interpreter_paths(resolve: bool = True) -> list[str]:
+    """Paths a fresh interpreter needs: its prefixes (stdlib, venv) and site directories.
 
-    Not the toolkit's own ``sys.path`` additions (its tests, PYTHONPATH): workers do not use them.
+    Real paths by default; ``resolve=False`` also keeps the unresolved forms. Not the toolkit's
+    own ``sys.path`` additions (its tests, PYTHONPATH): workers do not use them.
     """
     import site
     candidates = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
                   os.path.dirname(os.path.realpath(sys.executable)), *site.getsitepackages()]
-    real = {os.path.realpath(p) for p in candidates if p and os.path.exists(p)}
-    return sorted(p for p in real if not any(_inside(p, other) for other in real if other != p))
+    if not resolve:
+        candidates.append(os.path.dirname(os.path.abspath(sys.executable)))
+    existing = [p for p in candidates if p and os.path.exists(p)]
+    forms = {os.path.realpath(p) for p in existing}
+    if not resolve:
+        forms |= {os.path.abspath(p) for p in existing}
+    return sorted(p for p in forms if not any(_inside(p, other) for other in forms if other != p))
 
 
 def _inside(path: str, directory: str) -> bool:
     return path.startswith(directory.rstrip("/") + "/")
+
+
+def _within(path: str, directory: str) -> bool:
+    """``path`` is ``directory`` or inside it."""
+    return path == directory or _inside(path, directory)
 
 
 def _closed_ancestor(path: str) -> str | None:
@@ -902,27 +1107,6 @@ def _closed_ancestor(path: str) -> str | None:
         except OSError:
             return None
     return None
-
-
-def _masked_view() -> tuple[list[str], list[str]]:
-    """(directories to replace by tmpfs, paths to bind back inside them), outermost first."""
-    interpreter = _interpreter_paths()
-    masks = {_PROJECT_DIR} | {c for c in map(_closed_ancestor, interpreter) if c}
-    masks = {m for m in masks if m != "/"}
-    modules = [os.path.join(_PROJECT_DIR, name) for name in ("sandbox.py", "records.py", "errors.py")]
-    exposed = [p for p in interpreter + modules if any(_inside(p, m) for m in masks)]
-    return sorted(masks, key=lambda m: m.count("/")), exposed
-
-
-def _directories_between(masks: list[str], exposed: list[str]) -> list[str]:
-    """Directories to create inside the masks so that the bound-back paths are reachable."""
-    needed: set[str] = set()
-    for path in exposed:
-        parent = os.path.dirname(path)
-        while any(_inside(parent, mask) for mask in masks):
-            needed.add(parent)
-            parent = os.path.dirname(parent)
-    return sorted(needed, key=lambda d: d.count("/"))
 
 
 def _readable_by_others(path: str) -> bool:
@@ -1003,9 +1187,14 @@ class _WorkerHandle:
         privileged = os.geteuid() == 0
         bwrap = mode == "bwrap"
         self.uid = uid
-        config = {"uid": uid, "pid_namespace": bwrap, "user_namespace": bwrap and not privileged}
+        config: dict[str, Any] = {"uid": uid, "pid_namespace": bwrap,
+                                  "user_namespace": bwrap and not privileged,
+                                  "private_shm": bwrap}
+        view = _filesystem_view() if bwrap else None
+        if view is not None:
+            config.update(listing=view.listing, absent=view.absent)
         python = [sys.executable, "-c", _WORKER_BOOTSTRAP, _PROJECT_DIR, json.dumps(config)]
-        command = _bwrap_command(python, privileged) if bwrap else python
+        command = _bwrap_command(python, privileged, view) if bwrap else python
         self.log = tempfile.TemporaryFile()  # the worker's stderr, quoted when it fails
         self._stop_lock = threading.Lock()
         self._stopped = False
@@ -1448,24 +1637,26 @@ def _replace_limits(limits: SandboxLimits, **changes: Any) -> SandboxLimits:
 
 
 def _probe_is_isolated(probe: dict[str, Any]) -> bool:
-    """bwrap's self-test: a new pid namespace, a read-only root and only a loopback interface."""
+    """bwrap's self-test: a new pid namespace, a read-only root, only a loopback interface, and
+    a filesystem holding only the allowlist (the toolkit's directory, $HOME, .env: invisible)."""
     return (probe.get("pid", 0) <= 3 and probe.get("root_read_only", False)
-            and probe.get("interfaces") == ["lo"])
+            and probe.get("interfaces") == ["lo"] and probe.get("unexpected_paths") == [])
 
 
 def _describe_isolation(mode: str, probe: dict[str, Any]) -> str:
+    view = ("read-only allowlist filesystem (system dirs, python, the worker's modules; no "
+            "home, project or working directory), private /tmp and /dev/shm")
     if mode == "bwrap" and probe.get("child_uid") is not None:
-        return ("bwrap: pid+net+mount+ipc+uts namespaces, read-only root, project dir and "
-                "/root hidden, private /tmp, per-worker unprivileged uid, "
-                "rlimits (cpu, memory, output, processes)")
+        return (f"bwrap: pid+net+mount+ipc+uts namespaces, {view}, per-worker unprivileged uid, "
+                f"rlimits (cpu, memory, output, processes)")
     if mode == "bwrap":
-        return ("bwrap: user+pid+net+mount+ipc+uts namespaces, read-only root, project dir "
-                "hidden, private /tmp, rlimits (cpu, memory, output, processes); no uid switch "
-                "(not root): a program can kill its worker, which is restarted")
+        return (f"bwrap: user+pid+net+mount+ipc+uts namespaces, {view}, rlimits (cpu, memory, "
+                f"output, processes); no uid switch (not root): a program can kill its worker, "
+                f"which is restarted")
     if probe.get("child_uid") is not None:
         return ("fallback (no namespaces): rlimits (cpu, memory, output, processes) + setsid "
                 "+ per-worker unprivileged uid + scrubbed env + temp dir; no network or "
-                "filesystem isolation")
+                "filesystem isolation: programs can read every world-readable host file")
     return ("fallback (no namespaces): rlimits (cpu, memory, output) + setsid + scrubbed env "
             "+ temp dir; runs as the toolkit's uid: programs can read the toolkit's environment "
             "(API keys) in /proc; no network, filesystem or process isolation")

@@ -308,7 +308,7 @@ def broken_bwrap(monkeypatch) -> None:
     """Make bubblewrap fail its start-up (as where namespaces are forbidden)."""
     monkeypatch.delenv("LIBRARYBENCH_ISOLATION", raising=False)
     monkeypatch.setattr(sandbox.shutil, "which", lambda name: f"/usr/bin/{name}")
-    monkeypatch.setattr(sandbox, "_bwrap_command", lambda python, privileged: ["false"])
+    monkeypatch.setattr(sandbox, "_bwrap_command", lambda *args: ["false"])
 
 
 def test_auto_refuses_a_fallback_that_shares_the_toolkit_uid(monkeypatch):
@@ -561,6 +561,272 @@ def test_explicit_none_shares_the_toolkit_uid_and_says_so():
     assert any(SHARED_UID_WARNING in w and f"/proc/{out['toolkit_pid']}/environ" in w
                for w in out["warnings"]), out
     assert SHARED_UID_WARNING in out["isolation"]
+
+
+# --- the filesystem allowlist (bwrap) ----------------------------------------------------------
+
+def host_dir_outside_the_project() -> Path:
+    """A fresh directory on the host outside the project and outside /tmp (private in the
+    sandbox anyway): /var/tmp exists on Debian and CI; $HOME and /srv are the fallbacks."""
+    for parent in ("/var/tmp", os.path.expanduser("~"), "/srv"):
+        if os.path.isdir(parent) and os.access(parent, os.W_OK | os.X_OK) \
+                and not Path(parent).resolve().is_relative_to(ROOT):
+            return Path(tempfile.mkdtemp(prefix="lb-outside-", dir=parent))
+    pytest.skip("no writable host directory outside the project and /tmp")
+
+
+@pytest.fixture
+def outside_dir():
+    path = host_dir_outside_the_project()
+    path.chmod(0o755)  # readable by other uids, as home directories and their .env often are
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+# Looks for the canary through the absolute paths, through paths relative to its working
+# directory, and by walking the whole tree from /; reports every .env it can see.
+DOTENV_PROBE = """
+import json, os
+canary = {head!r} + {tail!r}
+places = {places!r}
+unique = {unique!r}
+report = {{"absolute": [], "relative": [], "walk": [], "dirs_visible": [], "leaks": []}}
+def read(path):
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    if canary.encode() in data:
+        report["leaks"].append(path)
+    return data
+for place in places:
+    if os.path.lexists(place):
+        report["dirs_visible"].append(place)
+    if read(os.path.join(place, ".env")) is not None:
+        report["absolute"].append(place)
+relative = ".env"
+for _ in range(12):
+    if read(relative) is not None:
+        report["relative"].append(relative)
+    relative = "../" + relative
+for directory, subdirs, files in os.walk("/"):
+    if directory in ("/proc", "/dev"):
+        subdirs[:] = []
+        continue
+    for name in files + subdirs:
+        path = os.path.join(directory, name)
+        if name == ".env" or name == unique:
+            report["walk"].append(path)
+        if name == ".env":
+            read(path)
+print(json.dumps(report))
+"""
+
+# The toolkit in its own process, started from the directory holding the .env (as a user would).
+DOTENV_TOOLKIT = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import sandbox
+with sandbox.LocalExecutor(workers=1, isolation="bwrap", import_header=False,
+                           limits=sandbox.SandboxLimits(timeout=60)) as executor:
+    isolation = executor.isolation
+    result = executor.run_test(sys.argv[2], {"stdin": "", "stdout": ""})
+print(json.dumps({"isolation": isolation, "run": result["exec_output"]["run_output"]}))
+"""
+
+
+def test_dotenv_outside_the_project_is_invisible(outside_dir):
+    """The review's leak: a toolkit run from ~/experiments, whose .env holds an API key. The
+    program cannot read that .env (nor one in $HOME or the project) by absolute path, relative
+    to its working directory, or by walking /; the directories themselves are not there."""
+    skip_without_bwrap()
+    workdir, home = outside_dir / "experiments", outside_dir / "home"
+    for place in (workdir, home):
+        place.mkdir()
+        (place / ".env").write_text(f"OPENAI_API_KEY={CANARY}-{place.name}\n")
+    places = [str(workdir), str(home), str(outside_dir), str(ROOT)]
+    probe = DOTENV_PROBE.format(head=CANARY[:5], tail=CANARY[5:], places=places,
+                                unique=outside_dir.name)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home)}
+    done = subprocess.run([sys.executable, "-c", DOTENV_TOOLKIT, str(ROOT), probe],
+                          cwd=workdir, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout)
+    assert out["run"]["exit_code"] == 0, out
+    report = json.loads(out["run"]["stdout"])
+    assert report["leaks"] == [], report
+    assert report["dirs_visible"] == [str(ROOT)], report  # the project dir holds only modules
+    assert report == {"absolute": [], "relative": [], "walk": [], "dirs_visible": [str(ROOT)],
+                      "leaks": []}, report
+    assert "no home, project or working directory" in out["isolation"]
+
+
+LISTING_PROBE = """
+import json, os
+report = {}
+for path in %r:
+    try:
+        report[path] = sorted(os.listdir(path))
+    except OSError:
+        report[path] = None
+print(json.dumps(report))
+"""
+
+
+def test_programs_see_only_the_allowlist(bwrap_executor):
+    """Exactly what README's sandbox section lists: /, every directory made to hold a bind point
+    (the project dir holds only the worker's modules and the venv, $HOME only the way to
+    python) and /etc, seen by the program itself; nothing of /home, /var, /srv, /mnt, /opt, /sys,
+    /run, /work (beyond the venv) or the project."""
+    view = sandbox._filesystem_view()
+    home = os.path.realpath(os.path.expanduser("~"))
+    forbidden = ["/home", "/var", "/srv", "/mnt", "/opt", "/sys", "/run", "/boot", "/media",
+                 "/root", "/work", "/farm", "/old_root", home, str(ROOT), str(ROOT / "tests"),
+                 "/etc/passwd", "/etc/hostname", "/etc/hosts"]
+    looked_at = sorted(set(view.listing) | set(forbidden))
+    result = run(bwrap_executor, LISTING_PROBE % (looked_at,))
+    seen = json.loads(result["exec_output"]["run_output"]["stdout"])
+    for directory, names in view.listing.items():
+        assert seen[directory] == names, (directory, seen[directory])
+    bound = [dest for _, dest in view.binds + view.symlinks]
+    for path in forbidden:
+        if path in view.listing or any(sandbox._within(path, dest) for dest in bound):
+            continue  # an ancestor of a bind point (checked above) or the interpreter's own
+        assert seen[path] is None, (path, seen[path])
+    assert set(seen["/"]) <= {"bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc",
+                              "sbin", "tmp", "usr"} | {d.split("/")[1] for _, d in view.binds}
+    assert seen["/etc"] == sorted(os.path.basename(p) for p in sandbox._ETC_FILES
+                                  if os.path.lexists(p))
+    project = set(seen.get(str(ROOT)) or [])
+    assert project <= {"sandbox.py", "records.py", "errors.py", ".venv"}, project
+    if home not in view.listing:
+        assert seen[home] is None or any(sandbox._within(home, d) for d in bound), seen[home]
+
+
+def test_everything_a_program_needs_still_works(bwrap_executor):
+    """On the allowlist: numpy (and its BLAS), hashlib, the time zone, the locale, cpu_count,
+    /dev/urandom, subprocesses of /bin tools, files in the working directory, tracebacks."""
+    code = (
+        "import os, subprocess, time, hashlib, decimal, fractions, datetime, locale\n"
+        "a = np.arange(9.0).reshape(3, 3)\n"
+        "print(int((a @ a).sum()), int(np.linalg.det(np.eye(3))), hashlib.md5(b'x').hexdigest()[:6])\n"
+        "print(time.localtime().tm_zone == time.tzname[time.localtime().tm_isdst], os.cpu_count() >= 1,\n"
+        "      len(os.urandom(4)), locale.getpreferredencoding(), datetime.date(2024, 1, 1).isoweekday())\n"
+        "print(subprocess.run(['/bin/echo', 'child'], capture_output=True, text=True).stdout.strip())\n"
+        "open('f.txt', 'w').write('y'); print(open('f.txt').read())\n"
+        "1 / 0\n"
+    )
+    result = run(bwrap_executor, code)
+    out = result["exec_output"]["run_output"]
+    assert out["stdout"].splitlines() == ["486 1 9dd4e4", "True True 4 UTF-8 1", "child", "y"], out
+    line = 8 + sandbox.IMPORT_HEADER.count("\n")
+    assert re.search(rf'File "(.*/)?main\.py", line {line}, in <module>', out["stderr"]), out
+    assert out["stderr"].rstrip().endswith("ZeroDivisionError: division by zero"), out
+
+
+def test_dotenv_inside_a_bound_directory_is_masked(monkeypatch, outside_dir):
+    """A toolkit started from inside an allowlisted directory (as if from /usr/src/x): that
+    directory stays visible, but every .env that find_dotenv could load there is
+    covered by /dev/null."""
+    skip_without_bwrap()
+    system, workdir = outside_dir, outside_dir / "x"
+    workdir.mkdir()
+    (system / ".env").write_text(f"KEY={CANARY}-parent\n")
+    (workdir / ".env").write_text(f"KEY={CANARY}-cwd\n")
+    (workdir / "notes.txt").write_text("visible\n")
+    monkeypatch.setattr(sandbox, "_SYSTEM_DIRS", (*sandbox._SYSTEM_DIRS, str(system)))
+    monkeypatch.chdir(workdir)
+    code = (f"import os, stat\nfor p in ({str(system / '.env')!r}, {str(workdir / '.env')!r}):\n"
+            "    try:\n        seen = repr(open(p).read())\n"
+            "    except OSError as error:\n        seen = type(error).__name__\n"
+            "    print(seen, stat.S_ISCHR(os.stat(p).st_mode))\n"
+            f"print(open({str(workdir / 'notes.txt')!r}).read().strip())\n")
+    with LocalExecutor(workers=1, isolation="bwrap", import_header=False) as executor:
+        result = run(executor, code)
+    # (/dev/null bound on a nodev mount cannot even be opened: the secret is unreadable)
+    assert result["exec_output"]["run_output"]["stdout"].splitlines() == [
+        "PermissionError True", "PermissionError True", "visible"], result
+
+
+def test_self_test_refuses_a_view_that_shows_too_much(monkeypatch):
+    """The start-up self-test compares what the worker sees with the allowlist: a forbidden
+    path that is visible, or an extra entry in /, fails it (auto would then fall back)."""
+    skip_without_bwrap()
+    real_view = sandbox._filesystem_view
+
+    def leaky_absent():
+        view = real_view()
+        view.absent = [*view.absent, "/usr/bin"]
+        return view
+
+    def extra_entry():
+        view = real_view()
+        view.listing["/"] = [name for name in view.listing["/"] if name != "usr"]
+        return view
+
+    for broken in (leaky_absent, extra_entry):
+        monkeypatch.setattr(sandbox, "_filesystem_view", broken)
+        with LocalExecutor(workers=1, isolation="bwrap") as executor:
+            with pytest.raises(ExecutionError, match=r"self-test found no isolation.*'/usr"):
+                executor.isolation
+
+
+# --- threads and multiprocessing -----------------------------------------------------------------
+
+def test_a_program_can_start_32_threads(any_executor):
+    code = ("from concurrent.futures import ThreadPoolExecutor\nimport threading, time\n"
+            "def work(i):\n    data = [bytes(100) for _ in range(2000)]\n    time.sleep(0.2)\n"
+            "    return i + len(data) - 2000\n"
+            "with ThreadPoolExecutor(32) as pool:\n    print(sum(pool.map(work, range(64))))\n")
+    assert run(any_executor, code, stdout="2016")["verdict"] == "passed"
+
+
+THREADS_PROBE = """
+import threading
+done = threading.Event()
+started = 0
+def work():
+    data = [bytes(100) for _ in range(2000)]  # an allocation in each thread, as real code does
+    done.wait()
+try:
+    for _ in range(200):
+        threading.Thread(target=work).start()
+        started += 1
+except RuntimeError as error:
+    print(started, error)
+done.set()
+"""
+
+
+def test_exactly_63_threads_besides_the_main_one(bwrap_executor):
+    """max_processes (64) counts the main thread: 63 more start, the 64th cannot; their 8 MB
+    stacks fit in the 1 GB address space (README: Limits)."""
+    if os.geteuid() != 0:
+        pytest.skip("without a private uid RLIMIT_NPROC also counts the user's other processes")
+    assert bwrap_executor.limits.max_processes == 64
+    assert run(bwrap_executor, THREADS_PROBE, stdout="63 can't start new thread")["passed"]
+
+
+def test_multiprocessing_pool_works(any_executor):
+    code = ("import multiprocessing\n"
+            "def square(x):\n    return x * x\n"
+            "if __name__ == '__main__':\n"
+            "    with multiprocessing.Pool(4) as pool:\n        print(sum(pool.map(square, range(10))))\n"
+            "    lock = multiprocessing.Lock()\n    with lock:\n        print('locked')\n")
+    result = run(any_executor, code, stdout="285\nlocked")
+    assert result["verdict"] == "passed", result
+
+
+def test_dev_shm_is_private_and_emptied_after_each_test(bwrap_executor):
+    name = f"left-{unique_sleep_marker()}"
+    code = f"open('/dev/shm/{name}', 'w').write('x')\nimport os\nprint(os.listdir('/dev/shm'))"
+    assert run(bwrap_executor, code, stdout=f"['{name}']")["verdict"] == "passed"
+    assert find_on_host(name) == []
+    for _ in range(bwrap_executor.workers):
+        assert run(bwrap_executor, "import os\nprint(os.listdir('/dev/shm'))", stdout="[]")["passed"]
 
 
 def find_on_host(name: str) -> list[str]:
