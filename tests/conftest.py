@@ -36,12 +36,23 @@ def lb_local_executor() -> Any:
     return common.get_executor("local")
 
 
+PROVIDER_ENV = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_BASE_URL",
+                "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_PROFILE", "CYBER_URL")
+
+
 def clean_env(**extra: str) -> dict[str, str]:
-    """The environment of a clean clone: no CYBER_URL, no API keys."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("CYBER_URL", "ANTHROPIC_API_KEY", "OPENAI_API_KEY") and not k.startswith("PYTEST")}
+    """The environment of a clean clone: no CYBER_URL, no API keys or provider URLs."""
+    env = {k: v for k, v in os.environ.items() if k not in PROVIDER_ENV and not k.startswith("PYTEST")}
     env.update(extra)
     return env
+
+
+@pytest.fixture
+def no_provider_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """In-process runs see no key, provider URL or CYBER_URL of the developer's shell, from tmp_path."""
+    for name in PROVIDER_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,18 +12,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-for folder in (ROOT, ROOT / "tests"):
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
 
+from conftest import clean_env  # noqa: E402
 from fake_llm_server import FakeLLMServer, FakeReply, fenced, repairing_handler, write_problems  # noqa: E402
 
-PROVIDER_ENV = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_BASE_URL",
-                "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_PROFILE", "CYBER_URL")
-
-
-def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in PROVIDER_ENV}
 
 
 def repair(problems: Path, server: FakeLLMServer, *extra: str) -> Path:

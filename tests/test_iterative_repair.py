@@ -4,15 +4,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-for folder in (ROOT, ROOT / "tests"):
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
 
 import iterative_repair  # noqa: E402
 from fake_llm_server import (  # noqa: E402
@@ -26,15 +22,7 @@ from fake_llm_server import (  # noqa: E402
 )
 from iterative_repair import feedback_count, split_tests  # noqa: E402
 
-PROVIDER_ENV = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_BASE_URL",
-                "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_PROFILE", "CYBER_URL")
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in PROVIDER_ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("no_provider_env")
 
 
 @pytest.fixture

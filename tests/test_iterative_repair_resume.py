@@ -14,8 +14,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT / "tests") not in sys.path:
-    sys.path.insert(0, str(ROOT / "tests"))
 
 from fake_llm_server import SAMPLE_PROBLEMS, FakeLLMServer, FakeReply, fenced, write_problems  # noqa: E402
 
