@@ -497,8 +497,8 @@ def build_comparison(rows: list[dict[str, Any]], summary: dict[str, Any] | None,
         warnings.insert(0, LEAKAGE_WARNING)
     no_answer = [r["problem_id"] for r in ok if r["no_improved_answer"]]
     if no_answer:
-        warnings.append(f"{len(no_answer)} problem(s) have no improved answer and are counted as unchanged: "
-                        + ", ".join(map(str, no_answer)))
+        warnings.append(f"{len(no_answer)} problem(s) have no improved answer and are counted as unchanged "
+                        f"(problem {', '.join(map(str, no_answer))})")
     no_original = [r["problem_id"] for r in ok if r["no_original_answer"]]
     if no_original:
         warnings.append(f"{len(no_original)} problem(s) have an original answer without code (run as an empty program): "
