@@ -67,15 +67,25 @@ def test_cost_estimates() -> None:
     assert estimate_cost("qwen2.5-coder", 10, 10) is None
 
 
+USER_TURN = ({"role": "user", "content": "u"},)
+
+
+async def complete_once(server: FakeLLMServer, provider: str, request: ChatRequest, *, max_retries: int,
+                        model: str = "m"):
+    """One call through the real SDK client pointed at the local server; the client is always closed."""
+    base = server.anthropic_base_url if provider == "anthropic" else server.openai_base_url
+    client = make_chat_client(ModelSpec(provider, model, base), max_retries=max_retries)
+    try:
+        return await client.complete(request)
+    finally:
+        await client.aclose()
+
+
 @pytest.mark.parametrize("provider", ["anthropic", "openai"])
 async def test_sdk_client_round_trip(provider: str) -> None:
     with FakeLLMServer(lambda r: FakeReply("```python\nprint(1)\n```", input_tokens=11, output_tokens=7)) as server:
-        base = server.anthropic_base_url if provider == "anthropic" else server.openai_base_url
-        client = make_chat_client(ModelSpec(provider, "some-model", base), max_retries=0)
-        try:
-            answer = await client.complete(ChatRequest("SYS", ({"role": "user", "content": "fix it"},), 123, 0.2))
-        finally:
-            await client.aclose()
+        answer = await complete_once(server, provider, ChatRequest("SYS", ({"role": "user", "content": "fix it"},), 123, 0.2),
+                                     max_retries=0, model="some-model")
     assert answer.text == "```python\nprint(1)\n```"
     assert (answer.input_tokens, answer.output_tokens, answer.truncated, answer.cached) == (11, 7, False, False)
     [request] = server.requests
@@ -88,12 +98,7 @@ async def test_sdk_client_round_trip(provider: str) -> None:
 @pytest.mark.parametrize("provider", ["anthropic", "openai"])
 async def test_truncation_is_flagged(provider: str) -> None:
     with FakeLLMServer(lambda r: FakeReply("```python\nprint(", truncated=True)) as server:
-        base = server.anthropic_base_url if provider == "anthropic" else server.openai_base_url
-        client = make_chat_client(ModelSpec(provider, "m", base), max_retries=0)
-        try:
-            answer = await client.complete(ChatRequest("s", ({"role": "user", "content": "u"},), 5))
-        finally:
-            await client.aclose()
+        answer = await complete_once(server, provider, ChatRequest("s", USER_TURN, 5), max_retries=0)
     assert answer.truncated and answer.stop_reason in ("max_tokens", "length")
     assert "temperature" not in server.requests[0].body  # provider default unless asked
 
@@ -102,12 +107,7 @@ async def test_truncation_is_flagged(provider: str) -> None:
 async def test_sdk_retries_429_then_succeeds(provider: str) -> None:
     replies = iter([FakeReply(status=429), FakeReply(status=429), FakeReply("ok")])
     with FakeLLMServer(lambda r: next(replies)) as server:
-        base = server.anthropic_base_url if provider == "anthropic" else server.openai_base_url
-        client = make_chat_client(ModelSpec(provider, "m", base), max_retries=3)
-        try:
-            answer = await client.complete(ChatRequest("s", ({"role": "user", "content": "u"},), 5))
-        finally:
-            await client.aclose()
+        answer = await complete_once(server, provider, ChatRequest("s", USER_TURN, 5), max_retries=3)
     assert answer.text == "ok"
     assert [r.status for r in server.requests] == [429, 429, 200]
 
@@ -115,24 +115,15 @@ async def test_sdk_retries_429_then_succeeds(provider: str) -> None:
 @pytest.mark.parametrize("provider", ["anthropic", "openai"])
 async def test_500_forever_is_a_model_error(provider: str) -> None:
     with FakeLLMServer(lambda r: FakeReply(status=500)) as server:
-        base = server.anthropic_base_url if provider == "anthropic" else server.openai_base_url
-        client = make_chat_client(ModelSpec(provider, "m", base), max_retries=2)
-        try:
-            with pytest.raises(ModelError, match=f"^{provider} API error after retries: HTTP 500"):
-                await client.complete(ChatRequest("s", ({"role": "user", "content": "u"},), 5))
-        finally:
-            await client.aclose()
+        with pytest.raises(ModelError, match=f"^{provider} API error after retries: HTTP 500"):
+            await complete_once(server, provider, ChatRequest("s", USER_TURN, 5), max_retries=2)
     assert len(server.requests) == 3
 
 
 async def test_bad_request_is_not_retried() -> None:
     with FakeLLMServer(lambda r: FakeReply(status=400)) as server:
-        client = make_chat_client(ModelSpec("anthropic", "m", server.anthropic_base_url), max_retries=3)
-        try:
-            with pytest.raises(ModelError, match="HTTP 400"):
-                await client.complete(ChatRequest("s", ({"role": "user", "content": "u"},), 5))
-        finally:
-            await client.aclose()
+        with pytest.raises(ModelError, match="HTTP 400"):
+            await complete_once(server, "anthropic", ChatRequest("s", USER_TURN, 5), max_retries=3)
     assert len(server.requests) == 1
 
 
