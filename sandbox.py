@@ -36,6 +36,7 @@ no scrubbing of the workers' own environment prevents: ``auto`` then refuses to 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import queue
@@ -43,6 +44,7 @@ import resource
 import select
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -52,6 +54,7 @@ import weakref
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, cast
 
+import sandbox_cgroups as cgroups
 import sandbox_policy as policy
 from errors import ExecutionError
 from records import RunOutput, Test, TestResult, Verdict
@@ -216,7 +219,9 @@ def _wait_readable(fd: int, timeout: float) -> bool:
 class _WorkerHandle:
     """The toolkit's end of one worker process."""
 
-    def __init__(self, slot: int, mode: str, uid: int | None, bwrap: str = "bwrap") -> None:
+    def __init__(self, slot: int, mode: str, uid: int | None, bwrap: str = "bwrap",
+                 plan: cgroups.CgroupPlan | None = None,
+                 limits: cgroups.WorkerLimits | None = None) -> None:
         import subprocess
         self.slot = slot
         self.mode = mode
@@ -229,14 +234,35 @@ class _WorkerHandle:
                               private_shm=bwrap, listing=view.listing if view else None,
                               absent=view.absent if view else None)
         python = [sys.executable, "-c", WORKER_BOOTSTRAP, PROJECT_DIR, json.dumps(asdict(config))]
-        command = policy.bwrap_command(python, privileged, view, bwrap_path) if bwrap else python
+        bpf = policy.seccomp_program() if bwrap else None
+        seccomp_fd = _memfd("seccomp", bpf) if bpf else None
+        command = (policy.bwrap_command(python, privileged, view, bwrap_path, seccomp_fd)
+                   if bwrap else python)
+        self.cgroup: cgroups.WorkerCgroup | None = None
+        if plan is not None and limits is not None and not plan.unavailable:
+            self.cgroup = cgroups.WorkerCgroup(plan, f"worker-{slot}-{next(_WORKER_SERIAL)}", limits)
+            command = self.cgroup.command_prefix() + command
         self.log = tempfile.TemporaryFile()  # the worker's stderr, quoted when it fails
         self._stop_lock = threading.Lock()
         self._stopped = False
-        self.proc = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
-            env=dict(WORKER_ENV), cwd="/", start_new_session=True, close_fds=True,
-        )
+        # One SOCK_SEQPACKET channel (the worker's fds 0 and 1): a message per packet, and the
+        # job's memfds travel with it as descriptors.
+        self.channel, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.proc = subprocess.Popen(
+                command, stdin=worker_end.fileno(), stdout=worker_end.fileno(), stderr=self.log,
+                env=dict(WORKER_ENV), cwd="/", start_new_session=True, close_fds=True,
+                pass_fds=() if seccomp_fd is None else (seccomp_fd,),
+            )
+        except BaseException:
+            self.channel.close()
+            if self.cgroup is not None:
+                self.cgroup.remove()
+            raise
+        finally:
+            worker_end.close()
+            if seccomp_fd is not None:
+                os.close(seccomp_fd)
         # Only stop() reaps the worker, so until then its pid (and process group id) is its own;
         # the pidfd lets us wait for its exit and read its status without reaping it.
         try:
@@ -268,22 +294,28 @@ class _WorkerHandle:
     def wait_ready(self, timeout: float = 30.0) -> None:
         """The handshake: the worker answers once its imports are done."""
         try:
-            hello = receive_message(self.proc.stdout.fileno(), time.monotonic() + timeout)
+            received = receive_message(self.channel.fileno(), time.monotonic() + timeout)
         except (TimeoutError, OSError, ValueError) as error:
             raise _WorkerFailure(f"worker did not start: {error}") from error
+        hello = received[0] if received else None
         if not hello or not hello.get("ready"):
             _wait_readable(self._pidfd, 0.05)  # let it exit, so that the exit code is known
             raise _WorkerFailure(f"worker did not start ({self.diagnosis()})")
         self.probe = cast(Hello, hello)["probe"]
 
-    def run(self, job: Job, answer_timeout: float) -> Answer:
+    def run(self, job: Job, files: _JobFiles, answer_timeout: float) -> Answer:
         try:
-            send_message(self.proc.stdin.fileno(), job)
-            answer = receive_message(self.proc.stdout.fileno(), time.monotonic() + answer_timeout)
+            send_message(self.channel.fileno(), job, files.fds)
+            received = receive_message(self.channel.fileno(), time.monotonic() + answer_timeout)
         except (TimeoutError, OSError, ValueError) as error:
             raise _WorkerFailure(f"worker failed: {error}") from error
-        if answer is None:
+        if received is None:
             raise _WorkerFailure(f"worker died ({self.diagnosis()})")
+        answer, stray = received
+        for fd in stray:
+            os.close(fd)
+        if self.cgroup is not None and "error" not in answer:
+            answer["oom_killed"] = self.cgroup.new_oom_kill()
         if "error" in answer:
             raise _WorkerFailure(f"worker error: {answer['error']}")
         return cast(Answer, answer)
@@ -303,7 +335,7 @@ class _WorkerHandle:
                 return
             self._stopped = True
         try:
-            self.proc.stdin.close()
+            self.channel.shutdown(socket.SHUT_WR)  # EOF: the worker cleans up and exits
         except OSError:
             pass
         _wait_readable(self._pidfd, grace)
@@ -314,8 +346,10 @@ class _WorkerHandle:
                 pass
         self.proc.wait()
         os.close(self._pidfd)
-        self.proc.stdout.close()
+        self.channel.close()
         self.log.close()
+        if self.cgroup is not None:
+            self.cgroup.remove()
         if self.mode == "none" and self.uid is not None:
             policy.kill_uid(self.uid)
 
@@ -336,6 +370,7 @@ class _Seat:
         self.handle = handle
 
 
+_WORKER_SERIAL = itertools.count()
 _SPAWNER: ThreadPoolExecutor | None = None
 _SPAWNER_LOCK = threading.Lock()
 
@@ -363,11 +398,14 @@ def _stop_handles(handles: list[_WorkerHandle]) -> None:
         handle.stop()
 
 
-def _shut_down(handles: list[_WorkerHandle], uid_indexes: list[int] | None) -> None:
+def _shut_down(handles: list[_WorkerHandle], uid_indexes: list[int] | None,
+               plan: cgroups.CgroupPlan | None = None) -> None:
     """An executor's end: stop its workers, then free its private uids for other executors."""
     _stop_handles(handles)
     if uid_indexes:
         policy.release_uid_indexes(uid_indexes)
+    if plan is not None:
+        cgroups.remove_parents(plan)
 
 
 class LocalExecutor:
@@ -408,7 +446,12 @@ class LocalExecutor:
         self._lock = threading.RLock()  # _respawn may run while _ensure_started holds it
         self._closed = False
         # Runs on close(), when the executor is garbage-collected, or at interpreter exit.
-        self._finalizer = weakref.finalize(self, _shut_down, self._all, uid_indexes)
+        # Per-worker cgroups where this process may create them (else rlimits alone).
+        self._cgroups = cgroups.find_plan()
+        self._worker_limits = None if self._cgroups.unavailable else cgroups.WorkerLimits(
+            memory_bytes=limits.memory_mb * 2**20 + cgroups.WORKER_MEMORY_HEADROOM,
+            pids=limits.max_processes + cgroups.WORKER_EXTRA_PIDS)
+        self._finalizer = weakref.finalize(self, _shut_down, self._all, uid_indexes, self._cgroups)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -428,7 +471,8 @@ class LocalExecutor:
     def isolation(self) -> str:
         """Which isolation actually runs (starts the workers if needed)."""
         self._ensure_started()
-        return policy.describe_isolation(self._mode or "none", self._probe, self._bwrap)
+        return (policy.describe_isolation(self._mode or "none", self._probe, self._bwrap)
+                + "; " + cgroups.describe(self._cgroups, self._worker_limits))
 
     def _uid_for(self, slot: int, mode: str) -> int | None:
         """The private uid of a slot's test processes, or None when they keep the worker's."""
@@ -522,7 +566,8 @@ class LocalExecutor:
         """Start a worker without waiting for it (the rest start in parallel with each other)."""
         uid = self._uid_for(slot, mode)
         bwrap = self._bwrap.path if self._bwrap is not None else "bwrap"
-        handle = _spawner().submit(_WorkerHandle, slot, mode, uid, bwrap).result()
+        handle = _spawner().submit(_WorkerHandle, slot, mode, uid, bwrap, self._cgroups,
+                                   self._worker_limits).result()
         with self._lock:
             self._all.append(handle)
         return handle
@@ -599,18 +644,18 @@ class LocalExecutor:
     def _run_with(self, seat: _Seat, code: str, test: Test, timeout: float | None) -> TestResult:
         """Run one test on the seat's worker (replacing it if needed)."""
         timeout = timeout or self.limits.timeout
-        job = self._job(program_for(code, test, self.import_header), test, timeout)
-        answer = self._run_on_worker(seat, job, timeout)
-        return self._result(code, test, answer)
+        stdin = "" if isinstance(test, str) else test["stdin"]
+        with _JobFiles(program_for(code, test, self.import_header), stdin) as files:
+            answer = self._run_on_worker(seat, self._job(timeout), files, timeout)
+            return self._result(code, test, answer, files)
 
-    def _job(self, source: str, test: Test, timeout: float) -> Job:
+    def _job(self, timeout: float) -> Job:
         limits = self.limits
-        return Job(source=source, stdin="" if isinstance(test, str) else test["stdin"],
-                   timeout=timeout, cpu_time=max(1, int(limits.cpu_time or timeout + 1)),
+        return Job(timeout=timeout, cpu_time=max(1, int(limits.cpu_time or timeout + 1)),
                    memory_bytes=limits.memory_mb * 1024 * 1024,
                    output_bytes=limits.output_bytes, max_processes=limits.max_processes)
 
-    def _run_on_worker(self, seat: _Seat, job: Job, timeout: float) -> Answer:
+    def _run_on_worker(self, seat: _Seat, job: Job, files: _JobFiles, timeout: float) -> Answer:
         """Run the job, replacing a worker that dies; a program that kills two is its fault.
 
         A worker that dies while a test runs is replaced and the test retried once. If the
@@ -625,12 +670,13 @@ class LocalExecutor:
                 self._respawn(seat)
             for _ in range(2):
                 try:
-                    return seat.handle.run(job, timeout + _ANSWER_GRACE)  # type: ignore[union-attr]
+                    return seat.handle.run(job, files, timeout + _ANSWER_GRACE)  # type: ignore[union-attr]
                 except _WorkerFailure:
                     self._respawn(seat)
-            health: Job = {**job, "source": "pass", "stdin": "", "timeout": 10.0, "cpu_time": 11}
+            health: Job = {**job, "timeout": 10.0, "cpu_time": 11}
             try:
-                seat.handle.run(health, 10.0 + _ANSWER_GRACE)  # type: ignore[union-attr]
+                with _JobFiles("pass", "") as trivial:
+                    seat.handle.run(health, trivial, 10.0 + _ANSWER_GRACE)  # type: ignore[union-attr]
             except _WorkerFailure as error:
                 raise ExecutionError(f"sandbox workers keep failing: {error}") from error
             return _killed_worker_answer()
@@ -638,25 +684,76 @@ class LocalExecutor:
             self._vacate(seat)
             raise
 
-    def _result(self, code: str, test: Test, answer: Answer) -> TestResult:
+    def _result(self, code: str, test: Test, answer: Answer, files: _JobFiles) -> TestResult:
         full = with_header(code, self.import_header)
+        cap = self.limits.output_bytes
+        stderr = answer.get("stderr") or files.output(files.stderr, cap)  # type: ignore[typeddict-item]
         run: RunOutput = {
-            "stdout": answer["stdout"],
-            "stderr": answer["stderr"],
+            "stdout": files.output(files.stdout, cap),
+            "stderr": stderr,
             "exit_code": answer["exit_code"],
             "timeout_expired": answer["timeout_expired"],
             "elapsed_time": round(answer["elapsed_time"], 4),
         }
-        memory = memory_exceeded(run["exit_code"], run["stderr"], answer["max_rss_bytes"],
-                                 self.limits.memory_mb * 1024 * 1024)
+        memory = answer.get("oom_killed", False) or memory_exceeded(
+            run["exit_code"], run["stderr"], answer["max_rss_bytes"], self.limits.memory_mb * 1024 * 1024)
         return make_result(full, test, run, classify(run, test, answer["output_capped"], memory))
 
 
 def _killed_worker_answer() -> Answer:
-    return {"stdout": "", "exit_code": -signal.SIGKILL, "timeout_expired": False,
-            "stderr": "sandbox: the program's executor process died while it ran "
-                      "(the program killed its parent or the whole process tree)\n",
-            "elapsed_time": 0.0, "output_capped": False, "max_rss_bytes": 0}
+    answer = {"exit_code": -signal.SIGKILL, "timeout_expired": False, "elapsed_time": 0.0,
+              "cpu_seconds": 0.0, "output_capped": False, "max_rss_bytes": 0,
+              "stderr": "sandbox: the program's executor process died while it ran "
+                        "(the program killed its parent or the whole process tree)\n"}
+    return cast(Answer, answer)
+
+
+class _JobFiles:
+    """The memfds of one test: the source and stdin the toolkit writes, the stdout and stderr
+    it reads back. Only their descriptors reach the worker (see ``sandbox_worker.send_message``)."""
+
+    def __init__(self, source: str, stdin: str) -> None:
+        self.fds: list[int] = []
+        try:
+            for name, data in (("source", source), ("stdin", stdin), ("stdout", ""), ("stderr", "")):
+                self.fds.append(_memfd(name, data.encode("utf-8", "surrogatepass")))
+        except BaseException:
+            self.close()
+            raise
+        self.stdout, self.stderr = self.fds[2], self.fds[3]
+
+    def __enter__(self) -> "_JobFiles":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        fds, self.fds = self.fds, []
+        for fd in fds:
+            os.close(fd)
+
+    @staticmethod
+    def output(fd: int, cap: int) -> str:
+        """At most ``cap`` bytes of an output file, decoded, and at most ``cap`` bytes once
+        decoded too (each invalid byte becomes a three-byte U+FFFD)."""
+        data = os.pread(fd, cap, 0)
+        text = data.decode("utf-8", "replace")
+        if len(text) > cap // 3:
+            encoded = text.encode("utf-8", "surrogatepass")
+            if len(encoded) > cap:
+                text = encoded[:cap].decode("utf-8", "ignore")
+        return text
+
+
+def _memfd(name: str, data: bytes = b"") -> int:
+    """An anonymous in-memory file (stdin from one: no pipe to fill with 80 KB of input)."""
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
 
 
 def _replace_limits(limits: SandboxLimits, **changes: Any) -> SandboxLimits:

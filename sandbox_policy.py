@@ -228,8 +228,72 @@ def bubblewrap_candidates() -> tuple[list[Bubblewrap], list[str]]:
     return found, missing
 
 
+# Syscalls no test program needs, denied with EPERM by a seccomp filter that bubblewrap installs
+# on the worker (and so on every test process it forks): state that outlives a test or crosses
+# to another one (SysV IPC, POSIX message queues, keyrings), ways out of the sandbox (new
+# namespaces, mounts, ptrace, reading another process's memory) and large kernel attack
+# surfaces (io_uring, bpf, perf events, modules). clone3 gets ENOSYS, so that libc falls back to
+# clone, whose namespace flags the filter can see.
+_DENIED_SYSCALLS = (
+    "shmget", "shmat", "shmdt", "shmctl", "msgget", "msgsnd", "msgrcv", "msgctl",
+    "semget", "semop", "semtimedop", "semctl",
+    "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify", "mq_getsetattr",
+    "add_key", "request_key", "keyctl",
+    "unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "move_mount", "open_tree",
+    "fsopen", "fsmount", "fsconfig", "fspick", "mount_setattr",
+    "ptrace", "process_vm_readv", "process_vm_writev", "kcmp", "pidfd_getfd",
+    "io_uring_setup", "io_uring_enter", "io_uring_register", "bpf", "perf_event_open",
+    "userfaultfd", "init_module", "finit_module", "delete_module", "kexec_load",
+    "kexec_file_load", "reboot", "swapon", "swapoff", "acct", "quotactl", "lookup_dcookie",
+)
+_CLONE_NAMESPACE_FLAGS = (0x00000080, 0x00020000, 0x02000000, 0x04000000, 0x08000000,
+                          0x10000000, 0x20000000, 0x40000000)  # CLONE_NEWTIME ... CLONE_NEWNET
+_SECCOMP_BPF: bytes | None = None
+_SECCOMP_ERROR: str | None = None
+_SECCOMP_LOCK = threading.Lock()
+
+
+def seccomp_program() -> bytes | None:
+    """The compiled filter (classic BPF for bubblewrap's ``--seccomp``), built once with
+    libseccomp through ``pyseccomp``; None where either is missing (then ``seccomp_missing``)."""
+    global _SECCOMP_BPF, _SECCOMP_ERROR
+    with _SECCOMP_LOCK:
+        if _SECCOMP_BPF is None and _SECCOMP_ERROR is None:
+            try:
+                _SECCOMP_BPF = _build_seccomp()
+            except Exception as error:  # no pyseccomp, no libseccomp, an unknown architecture
+                _SECCOMP_ERROR = f"{type(error).__name__}: {error}"
+        return _SECCOMP_BPF
+
+
+def seccomp_missing() -> str | None:
+    """Why there is no seccomp filter (None when there is one)."""
+    seccomp_program()
+    return _SECCOMP_ERROR
+
+
+def _build_seccomp() -> bytes:
+    import errno
+    import tempfile
+
+    import pyseccomp as seccomp
+    rules = seccomp.SyscallFilter(seccomp.ALLOW)
+    for name in _DENIED_SYSCALLS:
+        try:
+            rules.add_rule(seccomp.ERRNO(errno.EPERM), name)
+        except (ValueError, RuntimeError, OSError):
+            pass  # a syscall this architecture does not have
+    rules.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
+    for flag in _CLONE_NAMESPACE_FLAGS:
+        rules.add_rule(seccomp.ERRNO(errno.EPERM), "clone", seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
+    with tempfile.TemporaryFile() as out:
+        rules.export_bpf(out)
+        out.seek(0)
+        return out.read()
+
+
 def bwrap_command(python: list[str], privileged: bool, view: View | None = None,
-                   bwrap: str = "bwrap") -> list[str]:
+                   bwrap: str = "bwrap", seccomp_fd: int | None = None) -> list[str]:
     """Run the worker in new pid/net/mount/ipc/uts namespaces on an allowlisted filesystem.
 
     As root (``privileged``) there is no user namespace: bubblewrap keeps the capabilities listed
@@ -260,6 +324,8 @@ def bwrap_command(python: list[str], privileged: bool, view: View | None = None,
     command += ["--remount-ro", "/", "--chdir", "/tmp", "--clearenv"]
     for name, value in WORKER_ENV.items():
         command += ["--setenv", name, value]
+    if seccomp_fd is not None:
+        command += ["--seccomp", str(seccomp_fd)]
     if privileged:
         command += ["--cap-drop", "ALL"]
         for cap in _BWRAP_CAPS:
@@ -386,10 +452,12 @@ def shared_uid_warning() -> str:
 
 
 def probe_is_isolated(probe: Probe) -> bool:
-    """bwrap's self-test: a new pid namespace, a read-only root, only a loopback interface, and
-    a filesystem holding only the allowlist (the toolkit's directory, $HOME, .env: invisible)."""
+    """bwrap's self-test: a new pid namespace, a read-only root, only a loopback interface, a
+    filesystem holding only the allowlist (the toolkit's directory, $HOME, .env: invisible) and,
+    when a seccomp filter was built, that filter in force (SysV IPC denied)."""
     return (probe.get("pid", 0) <= 3 and probe.get("root_read_only", False)
-            and probe.get("interfaces") == ["lo"] and probe.get("unexpected_paths") == [])
+            and probe.get("interfaces") == ["lo"] and probe.get("unexpected_paths") == []
+            and (bool(probe.get("seccomp")) or seccomp_program() is None))
 
 
 def no_namespaces_message(errors: list[str], fallback: bool) -> str:
@@ -412,9 +480,16 @@ def no_namespaces_message(errors: list[str], fallback: bool) -> str:
     return f"cannot start the sandbox: namespace isolation is unavailable ({tried}): {fix}"
 
 
+def _describe_seccomp(probe: Probe | dict[str, Any]) -> str:
+    if probe.get("seccomp"):
+        return ("seccomp filter (SysV IPC, message queues, keyrings, new namespaces, mounts, "
+                "ptrace, io_uring, bpf, perf events: EPERM)")
+    return f"no seccomp filter ({seccomp_missing() or 'not in force'})"
+
+
 def describe_isolation(mode: str, probe: Probe | dict[str, Any], bwrap: Bubblewrap | None = None) -> str:
     if mode == "bwrap" and bwrap is not None:
-        return f"{describe_isolation(mode, probe)}; {bwrap.describe()} ({bwrap.path})"
+        return f"{describe_isolation(mode, probe)}; {_describe_seccomp(probe)}; {bwrap.describe()} ({bwrap.path})"
     view = ("read-only allowlist filesystem (system dirs, python, the worker's modules; no "
             "home, project or working directory), private /tmp and /dev/shm")
     if mode == "bwrap" and probe.get("child_uid") is not None:

@@ -11,6 +11,7 @@ slower. The host side (``sandbox.py``) starts workers; ``sandbox_policy.py`` dec
 
 from __future__ import annotations
 
+import array
 import json
 import os
 import re
@@ -18,13 +19,13 @@ import resource
 import select
 import shutil
 import signal
-import struct
+import socket
 import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 IMPORT_HEADER = """from collections import *
 from typing import *
@@ -45,10 +46,8 @@ import sys
 
 
 class Job(TypedDict):
-    """One test for a worker: the whole source that runs, its stdin and its limits."""
+    """One test for a worker: its limits. The source and stdin come as memfds with it."""
 
-    source: str
-    stdin: str
     timeout: float
     cpu_time: int
     memory_bytes: int
@@ -57,15 +56,16 @@ class Job(TypedDict):
 
 
 class Answer(TypedDict):
-    """What a worker reports of one finished test (``elapsed_time`` measured by the worker)."""
+    """How one test ended, measured by the worker. The output itself is not here: the toolkit
+    reads it from its own copies of the stdout and stderr memfds."""
 
-    stdout: str
-    stderr: str
     exit_code: int | None
     timeout_expired: bool
     elapsed_time: float
+    cpu_seconds: float
     output_capped: bool
     max_rss_bytes: int
+    oom_killed: NotRequired[bool]  # added by the toolkit: its cgroup's memory controller killed
 
 
 class Probe(TypedDict):
@@ -77,6 +77,7 @@ class Probe(TypedDict):
     child_uid: int | None
     root_read_only: bool
     unexpected_paths: list[str]
+    seccomp: bool  # the seccomp filter denies SysV IPC here
 
 
 class Hello(TypedDict):
@@ -97,7 +98,7 @@ class Failure(TypedDict):
 
 _THIS_FILE = os.path.abspath(__file__)
 PROJECT_DIR = os.path.dirname(_THIS_FILE)
-_HEADER_LEN = struct.Struct(">I")
+_MAX_MESSAGE = 1 << 20  # a packet of the channel; jobs and answers are a few hundred bytes
 
 # What the program sees as its environment: the same as the baseline's (HOME is its workdir).
 PROGRAM_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
@@ -118,40 +119,44 @@ WORKER_BOOTSTRAP = (
 )
 
 
-def send_message(fd: int, message: Job | Answer | Hello | Failure) -> None:
-    """Write one length-prefixed JSON message (the protocol between toolkit and worker)."""
+def send_message(fd: int, message: Job | Answer | Hello | Failure, fds: list[int] | None = None) -> None:
+    """Send one JSON message as one packet of the SOCK_SEQPACKET channel, with ``fds`` attached.
+
+    A job's data never travels in a message: the toolkit writes the program and its stdin into
+    memfds and passes them here as descriptors, and reads the program's output from its own
+    copies of the output memfds. The worker thus never holds a program, an input or a result in
+    its memory, which every later test process inherits by fork.
+    """
     body = json.dumps(message).encode()
-    data = memoryview(_HEADER_LEN.pack(len(body)) + body)
-    while data:
-        written = os.write(fd, data)
-        data = data[written:]
+    if len(body) > _MAX_MESSAGE:
+        raise ValueError(f"message of {len(body)} bytes exceeds {_MAX_MESSAGE}")
+    ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
+    with socket.socket(fileno=os.dup(fd)) as channel:
+        channel.sendmsg([body], ancillary)
 
 
-def _read_exact(fd: int, size: int, deadline: float | None) -> bytes | None:
-    """Read exactly ``size`` bytes; None on EOF; TimeoutError when ``deadline`` passes."""
-    chunks: list[bytes] = []
-    remaining = size
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    while remaining:
-        if deadline is not None:
-            wait_ms = int(max(0.0, deadline - time.monotonic()) * 1000)
-            if not poller.poll(wait_ms):
-                raise TimeoutError("no answer from the sandbox worker")
-        chunk = os.read(fd, min(remaining, 1 << 20))
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
-
-
-def receive_message(fd: int, deadline: float | None = None) -> dict[str, Any] | None:
-    head = _read_exact(fd, _HEADER_LEN.size, deadline)
-    if head is None:
+def receive_message(fd: int, deadline: float | None = None) -> tuple[dict[str, Any], list[int]] | None:
+    """The next message and the descriptors sent with it; None on EOF; TimeoutError at ``deadline``."""
+    if deadline is not None:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        if not poller.poll(int(max(0.0, deadline - time.monotonic()) * 1000)):
+            raise TimeoutError("no answer from the sandbox worker")
+    with socket.socket(fileno=os.dup(fd)) as channel:
+        body, ancillary, flags, _ = channel.recvmsg(_MAX_MESSAGE, socket.CMSG_SPACE(16 * 4))
+    fds: list[int] = []
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds += array.array("i", data[: len(data) - len(data) % 4]).tolist()
+    if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+        for received in fds:
+            os.close(received)
+        raise ValueError("truncated message on the sandbox channel")
+    if not body:
+        for received in fds:
+            os.close(received)
         return None
-    body = _read_exact(fd, _HEADER_LEN.unpack(head)[0], deadline)
-    return None if body is None else json.loads(body)
+    return json.loads(body), fds
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,9 +189,6 @@ class _Worker:
 
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config
-        self.compiled_source: str | None = None
-        self.compiled: Any = None
-        self.header_done = False
         self.header_names: dict[str, Any] | None = None
         # Entries of the private /tmp that hold the toolkit's own binds (a venv under /tmp):
         # never wiped between tests.
@@ -199,7 +201,7 @@ class _Worker:
 def worker_main(config_json: str) -> None:
     """Entry point of a worker process: warm up, say ready, then serve jobs until EOF."""
     config = WorkerConfig(**json.loads(config_json))
-    channel_in, channel_out = _take_channel()
+    channel = _take_channel()
     worker = _Worker(config)
     if not config.pid_namespace:
         worker.libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -211,25 +213,31 @@ def worker_main(config_json: str) -> None:
     import gc
     gc.collect()
     gc.freeze()  # forked children then leave the warm heap's pages shared instead of copying
-    send_message(channel_out, {"ready": True, "probe": _probe_isolation(config)})
+    send_message(channel, {"ready": True, "probe": _probe_isolation(config)})
     while True:
-        job = receive_message(channel_in)
-        if job is None:
+        received = receive_message(channel)
+        if received is None:
             break
+        job, fds = received
         try:
-            answer = _run_job(worker, job)
+            if len(fds) != 4:
+                raise ValueError(f"a job needs 4 descriptors, got {len(fds)}")
+            answer: Answer | Failure = _run_job(worker, job, fds)  # type: ignore[arg-type]
         except Exception as error:  # reported to the toolkit as an infrastructure failure
             answer = {"error": f"{type(error).__name__}: {error}"}
-        send_message(channel_out, answer)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        send_message(channel, answer)
     _kill_leftovers(worker, None)
     os._exit(0)
 
 
-def _take_channel() -> tuple[int, int]:
-    """Move the protocol pipes off fds 0/1 so stray prints cannot corrupt the protocol."""
-    channel_in, channel_out = os.dup(0), os.dup(1)
+def _take_channel() -> int:
+    """Move the protocol socket (fds 0 and 1) off stdio so stray prints cannot corrupt it."""
+    channel = os.dup(0)
     _restore_worker_stdio()
-    return channel_in, channel_out
+    return channel
 
 
 def _restore_worker_stdio() -> None:
@@ -295,7 +303,19 @@ def _probe_isolation(config: WorkerConfig) -> Probe:
     return {"pid": os.getpid(), "uid": os.getuid(), "interfaces": interfaces,
             "child_uid": config.uid,
             "root_read_only": root_read_only,
-            "unexpected_paths": _unexpected_paths(config)}
+            "unexpected_paths": _unexpected_paths(config),
+            "seccomp": _sysv_ipc_denied()}
+
+
+def _sysv_ipc_denied() -> bool:
+    """Does the seccomp filter hold (a SysV shared memory segment cannot be created)?"""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    segment = libc.shmget(0, 4096, 0o600)  # IPC_PRIVATE
+    if segment >= 0:
+        libc.shmctl(segment, 0, None)  # IPC_RMID
+        return False
+    return ctypes.get_errno() == 1  # EPERM
 
 
 def _unexpected_paths(config: WorkerConfig) -> list[str]:
@@ -341,65 +361,63 @@ def _with_source_line(error: Exception, source: str) -> Exception:
     return error
 
 
-def _compiled(worker: _Worker, source: str) -> tuple[Any, bool]:
-    """Compile once per distinct program (a batch reuses it); a SyntaxError is kept to re-raise.
+def _compile_program(worker: _Worker, source: str) -> Any:
+    """Compile the program in its own test process; a SyntaxError is returned to be raised.
 
-    Returns (code, header_done). When the source starts with the import header and compiles,
-    the code is compiled from a copy whose header lines are blank (``pass`` on the first, so
-    that a docstring or ``from __future__`` is treated as after the header): line numbers are
-    unchanged, and the worker binds the header's names into ``__main__`` before forking
-    instead of each child running the imports (which copy-on-write makes costly).
+    When the source starts with the import header, the code is compiled from a copy whose header
+    lines are blank (``pass`` on the first, so that a docstring or ``from __future__`` is treated
+    as after the header) and the header's names, imported once by the worker, are bound into
+    ``__main__``: line numbers are unchanged and no test re-runs the imports.
     """
-    if worker.compiled_source != source:
-        worker.compiled_source = source
-        worker.header_done = False
-        try:
-            worker.compiled = compile(source, "main.py", "exec", dont_inherit=True)
-        except (SyntaxError, ValueError) as error:
-            worker.compiled = _with_source_line(error, source)
-            return worker.compiled, False
-        if worker.header_names is not None and source.startswith(IMPORT_HEADER):
-            blank = "pass" + "\n" * IMPORT_HEADER.count("\n")
-            worker.compiled = compile(blank + source[len(IMPORT_HEADER):], "main.py", "exec",
-                                      dont_inherit=True)
-            worker.header_done = True
-    return worker.compiled, worker.header_done
+    try:
+        code = compile(source, "main.py", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as error:
+        return _with_source_line(error, source)
+    if worker.header_names is not None and source.startswith(IMPORT_HEADER):
+        blank = "pass" + "\n" * IMPORT_HEADER.count("\n")
+        code = compile(blank + source[len(IMPORT_HEADER):], "main.py", "exec", dont_inherit=True)
+        sys.modules["__main__"].__dict__.update(worker.header_names)
+    return code
 
 
-def _memfd(name: str, data: bytes = b"") -> int:
-    """An anonymous in-memory file. Stdin comes from one (no pipe to fill: problem 0's 80 KB
-    would block a pipe write), stdout/stderr go to others, capped by ``RLIMIT_FSIZE``."""
-    fd = os.memfd_create(name, 0)
-    if data:
-        os.write(fd, data)
-        os.lseek(fd, 0, os.SEEK_SET)
-    return fd
+def _read_fd(fd: int) -> bytes:
+    """The whole content of a memfd, from its start."""
+    size = os.fstat(fd).st_size
+    chunks, offset = [], 0
+    while offset < size:
+        chunk = os.pread(fd, min(size - offset, 1 << 24), offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
 
 
-def _run_job(worker: _Worker, job: Job) -> Answer:
-    """Run one program on one stdin in a forked child and report what happened."""
+def _run_job(worker: _Worker, job: Job, fds: list[int]) -> Answer:
+    """Run one program in a forked child and report how it ended.
+
+    ``fds`` are the toolkit's memfds: the source, stdin, stdout and stderr. Only the child reads
+    the source; the worker looks at the output files' sizes, never their content.
+    """
+    source_fd, stdin_fd, stdout_fd, stderr_fd = fds
     uid = worker.config.uid
     workdir = tempfile.mkdtemp(prefix="run-")
-    fds: list[int] = []
+    own: list[int] = []
     try:
-        main_path = os.path.join(workdir, "main.py")
-        with open(main_path, "w") as fh:
-            fh.write(job["source"])
         if uid is not None:
             os.chown(workdir, uid, uid)
-            os.chown(main_path, uid, uid)
-        stdin = job["stdin"].encode("utf-8", "surrogatepass")
-        fds = [_memfd("stdin", stdin), _memfd("stdout"), _memfd("stderr")]
-        code, header_done = _compiled(worker, job["source"])
+        for fd in (stdin_fd, stdout_fd, stderr_fd):  # a retried job must start from scratch
+            os.lseek(fd, 0, os.SEEK_SET)
+        for fd in (stdout_fd, stderr_fd):
+            os.ftruncate(fd, 0)
         ready_read, ready_write = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-        fds += [ready_read, ready_write]
-        header = worker.header_names if header_done else None
-        _prepare_interpreter(workdir, fds[:3], worker.config.base_path or [], header)
+        own += [ready_read, ready_write]
+        _prepare_interpreter(workdir, [stdin_fd, stdout_fd, stderr_fd], worker.config.base_path or [])
         start = time.monotonic()
         try:
             pid = os.fork()
             if pid == 0:
-                _child_main(worker, job, code, ready_write)
+                _child_main(worker, job, source_fd, ready_write)
         finally:
             _restore_worker_stdio()
             os.chdir("/")
@@ -408,18 +426,48 @@ def _run_job(worker: _Worker, job: Job) -> Answer:
         _kill_leftovers(worker, pid)
         _, status, usage = os.wait4(pid, 0)
         _reap_orphans()
+        _wait_until_alone(worker)
         if worker.config.user_namespace:
             _wipe_directory(tempfile.gettempdir(), keep=worker.kept_in_tmp | {workdir})
         if worker.config.private_shm:
             _wipe_directory("/dev/shm", keep=set())
         if not _child_was_ready(ready_read) and not timed_out:
             raise RuntimeError("the test process failed before the program started: "
-                               + _read_capped(fds[2], 2000)[0].strip())
-        return _job_report(job, status, usage, fds, elapsed, timed_out)
+                               + _read_capped(stderr_fd, 2000)[0].strip())
+        return _job_report(job, status, usage, [stdout_fd, stderr_fd], elapsed, timed_out)
     finally:
-        for fd in fds:
+        for fd in own:
             os.close(fd)
-        shutil.rmtree(workdir, ignore_errors=True)
+        _remove_tree(workdir)
+
+
+def _remove_tree(path: str) -> None:
+    """Remove a directory tree a program left, however deep: ``shutil.rmtree`` recurses (a tree
+    of 1,500 levels raises ``RecursionError``), so whatever it leaves goes to ``rm -rf``."""
+    try:
+        shutil.rmtree(path)
+    except (OSError, RecursionError):
+        pass
+    if os.path.lexists(path):
+        import subprocess
+        subprocess.run(["rm", "-rf", "--one-file-system", "--", path], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+
+
+def _wait_until_alone(worker: _Worker, limit: float = 5.0) -> None:
+    """In its pid namespace, wait until the killed test processes are gone (reaped by pid 1):
+    a process still dying would count against the next test's process limit."""
+    if not worker.config.pid_namespace:
+        return
+    me = str(os.getpid())
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        others = [p for p in os.listdir("/proc") if p.isdigit() and p not in ("1", me)]
+        if not others:
+            return
+        _signal_all(signal.SIGKILL)
+        _reap_orphans()
+        time.sleep(0.001)
 
 
 def _wipe_directory(directory: str, keep: set[str]) -> None:
@@ -431,7 +479,7 @@ def _wipe_directory(directory: str, keep: set[str]) -> None:
         if entry.path in keep:
             continue
         if entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path, ignore_errors=True)
+            _remove_tree(entry.path)
         else:
             try:
                 os.unlink(entry.path)
@@ -544,20 +592,23 @@ def _reap_orphans() -> None:
             return
 
 
-def _job_report(job: Job, status: int, usage: Any, fds: list[int], elapsed: float,
+def _job_report(job: Job, status: int, usage: Any, outputs: list[int], elapsed: float,
                 timed_out: bool) -> Answer:
+    """How the test ended, measured here: a verdict of timeout needs the wall-clock limit to have
+    passed or the CPU limit to have been used up (a ``SIGXCPU`` the program sent itself is just a
+    signal), and output over the cap is read from the files' sizes, not their content."""
     cap = job["output_bytes"]
-    stdout, stdout_capped = _read_capped(fds[1], cap)
-    stderr, stderr_capped = _read_capped(fds[2], cap)
     signum = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
     exit_code = -signum if signum else os.WEXITSTATUS(status)
+    cpu_seconds = usage.ru_utime + usage.ru_stime
+    cpu_exhausted = signum == signal.SIGXCPU and cpu_seconds >= job["cpu_time"] - 0.05
+    oversized = any(os.fstat(fd).st_size > cap for fd in outputs)
     return {
-        "stdout": stdout,
-        "stderr": stderr,
         "exit_code": exit_code,
-        "timeout_expired": timed_out or signum == signal.SIGXCPU,
+        "timeout_expired": timed_out or cpu_exhausted,
         "elapsed_time": elapsed,
-        "output_capped": stdout_capped or stderr_capped or signum == signal.SIGXFSZ,
+        "cpu_seconds": cpu_seconds,
+        "output_capped": oversized or signum == signal.SIGXFSZ,
         "max_rss_bytes": usage.ru_maxrss * 1024,
     }
 
@@ -570,8 +621,7 @@ def _read_capped(fd: int, cap: int) -> tuple[str, bool]:
 
 # --- inside the forked test child ------------------------------------------------------------
 
-def _prepare_interpreter(workdir: str, stdio: list[int], base_path: list[str],
-                         header: dict[str, Any] | None) -> None:
+def _prepare_interpreter(workdir: str, stdio: list[int], base_path: list[str]) -> None:
     """Make the worker look like a fresh ``python3 main.py`` in ``workdir``, just before forking.
 
     The child inherits all of it without touching (and so copying) a page: stdio on the test's
@@ -596,12 +646,10 @@ def _prepare_interpreter(workdir: str, stdio: list[int], base_path: list[str],
     main.__file__ = os.path.join(workdir, "main.py")
     main.__cached__ = None
     main.__builtins__ = builtins
-    if header is not None:
-        main.__dict__.update(header)
     sys.modules["__main__"] = main
 
 
-def _child_main(worker: _Worker, job: dict[str, Any], code: Any, ready: int) -> None:
+def _child_main(worker: _Worker, job: Job, source_fd: int, ready: int) -> None:
     """Become the sandboxed program: own session, limits, unprivileged uid; run; exit.
 
     One byte on ``ready`` tells the worker that the set-up succeeded before any of the program
@@ -610,17 +658,23 @@ def _child_main(worker: _Worker, job: dict[str, Any], code: Any, ready: int) -> 
     status = 70
     try:
         os.setsid()
+        source = _read_fd(source_fd)
         os.dup2(ready, 3)
         os.closerange(4, _max_fd())
         _set_limits(job, worker.config)
+        _volunteer_for_oom()
         _drop_privileges(worker.config.uid)
+        with open("main.py", "wb") as fh:  # in the program's workdir, as its own uid
+            fh.write(source)
         # random reseeds itself after fork (os.register_at_fork); numpy's global state does not.
         numpy_random = sys.modules.get("numpy.random")
         if numpy_random is not None:
             numpy_random.seed()
         os.write(3, b"1")
         os.close(3)
-        status = _run_program(code)
+        text = source.decode("utf-8", "surrogatepass")
+        del source
+        status = _run_program(_compile_program(worker, text))
     except BaseException as error:  # a failure of the sandbox itself, before the program ran
         try:
             os.write(2, f"sandbox: the test process could not start: {error!r}\n".encode())
@@ -630,11 +684,20 @@ def _child_main(worker: _Worker, job: dict[str, Any], code: Any, ready: int) -> 
         os._exit(status)
 
 
+def _volunteer_for_oom() -> None:
+    """Make the test's processes the memory controller's first choice, never the worker."""
+    try:
+        with open("/proc/self/oom_score_adj", "w") as fh:
+            fh.write("1000")
+    except OSError:
+        pass
+
+
 def _max_fd() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def _set_limits(job: dict[str, Any], config: WorkerConfig) -> None:
+def _set_limits(job: Job, config: WorkerConfig) -> None:
     cpu = int(job["cpu_time"])
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     memory = job["memory_bytes"]
