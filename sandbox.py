@@ -40,6 +40,7 @@ import itertools
 import json
 import os
 import queue
+import re
 import resource
 import select
 import shutil
@@ -130,6 +131,9 @@ def make_result(code: str, test: Test, run: RunOutput, verdict: Verdict) -> Test
     }
 
 
+_MEMORY_ERROR_LINE = re.compile(r"^[\w.]*MemoryError(:|$)")
+
+
 def memory_exceeded(exit_code: int | None, stderr: str, max_rss_bytes: int, limit_bytes: int) -> bool:
     """Did the run fail for lack of memory?
 
@@ -140,8 +144,8 @@ def memory_exceeded(exit_code: int | None, stderr: str, max_rss_bytes: int, limi
     """
     if exit_code == 0 or exit_code is None:
         return False
-    tail = stderr[-2000:]
-    if "MemoryError" in tail:
+    lines = stderr[-2000:].rstrip().splitlines()
+    if lines and _MEMORY_ERROR_LINE.match(lines[-1]):  # the traceback's last line
         return True
     fatal = {-signal.SIGKILL, -signal.SIGSEGV, -signal.SIGABRT, -signal.SIGBUS}
     return exit_code in fatal and max_rss_bytes >= 0.8 * limit_bytes
