@@ -17,6 +17,7 @@ import os
 import random
 import re
 import tempfile
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Protocol, Sequence
@@ -911,12 +912,28 @@ def load_env() -> str | None:
     """Read ``.env`` from the current directory or a parent into the environment (the environment
     wins over the file). Every CLI calls this first, so ``CYBER_URL``, keys and base URLs set in
     ``.env`` apply to model_feedback, iterative_repair and the comparison alike. Returns the path."""
-    from dotenv import find_dotenv, load_dotenv
+    from dotenv import dotenv_values, find_dotenv
 
     path = find_dotenv(usecwd=True)
-    if path:
-        load_dotenv(path, override=False)
-    return path or None
+    if not path:
+        return None
+    own = os.path.dirname(os.path.abspath(path)) == os.path.dirname(os.path.abspath(__file__))
+    for name, value in dotenv_values(path).items():
+        if name in os.environ or value is None:
+            continue
+        if name in WEAKENING_SETTINGS and not own:
+            # A .env the project does not own (a parent directory's, a shared checkout's) may not
+            # weaken the sandbox: only the command line, the environment or the project's .env can.
+            warnings.warn(f"{path}: {name} ignored: settings that weaken isolation are read only "
+                          f"from the environment or the project's own .env", RuntimeWarning,
+                          stacklevel=2)
+            continue
+        os.environ[name] = value
+    return path
+
+
+# Settings that weaken what the sandbox guarantees.
+WEAKENING_SETTINGS = frozenset({"LIBRARYBENCH_ISOLATION"})
 
 
 def install_sigterm_as_interrupt() -> None:

@@ -213,3 +213,20 @@ def test_invalid_bytes_do_not_inflate_the_result(one_worker):
     result = one_worker.run_test(flood, SANITY)
     assert len(stdout_of(result).encode()) <= cap
     assert result["verdict"] == "wrong_answer"
+
+
+def test_a_parent_directory_env_cannot_weaken_isolation(tmp_path, monkeypatch):
+    """A ``.env`` in some parent directory may set keys and URLs, but not the isolation: that
+    comes only from the command line, the environment or the project's own ``.env``."""
+    import librarybench_common as common
+    (tmp_path / ".env").write_text("LIBRARYBENCH_ISOLATION=none\nLB_INTEGRITY_PROBE=loaded\n")
+    workdir = tmp_path / "some" / "where"
+    workdir.mkdir(parents=True)
+    monkeypatch.chdir(workdir)
+    monkeypatch.delenv("LIBRARYBENCH_ISOLATION", raising=False)
+    monkeypatch.delenv("LB_INTEGRITY_PROBE", raising=False)
+    with pytest.warns(RuntimeWarning, match="LIBRARYBENCH_ISOLATION ignored"):
+        assert common.load_env() == str(tmp_path / ".env")
+    import os
+    assert "LIBRARYBENCH_ISOLATION" not in os.environ
+    assert os.environ["LB_INTEGRITY_PROBE"] == "loaded"
