@@ -1253,7 +1253,9 @@ class _WorkerHandle:
         view = _filesystem_view() if bwrap else None
         if view is not None:
             config.update(listing=view.listing, absent=view.absent)
-        python = [sys.executable, "-c", _WORKER_BOOTSTRAP, _PROJECT_DIR, json.dumps(config)]
+        # -B: no __pycache__ beside the worker's modules (under /tmp they sit on the writable tmpfs,
+        # where the self-test would rightly find it)
+        python = [sys.executable, "-B", "-c", _WORKER_BOOTSTRAP, _PROJECT_DIR, json.dumps(config)]
         command = _bwrap_command(python, privileged, view, bwrap_path) if bwrap else python
         self.log = tempfile.TemporaryFile()  # the worker's stderr, quoted when it fails
         self._stop_lock = threading.Lock()
