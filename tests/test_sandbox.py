@@ -35,9 +35,9 @@ if str(ROOT) not in sys.path:
 
 import sandbox  # noqa: E402
 from errors import ExecutionError  # noqa: E402
+from conftest import shared_data  # noqa: E402
 from sandbox import LocalExecutor, SandboxLimits, outputs_match  # noqa: E402
 
-REAL_DATA = ROOT.parent / "shared" / "data" / "librarybench" / "o3mini_search_solutions.json"
 ECHO = "print(input())"
 SANITY = {"stdin": "ping\n", "stdout": "ping"}
 
@@ -1198,10 +1198,9 @@ def o3_mini_code(record: dict) -> str:
     return re.search(r"[-]{5,}\n(.*?)[-]{5,}", record["o3_mini_solution"], re.DOTALL).group(1)
 
 
-@pytest.mark.skipif(not REAL_DATA.is_file(), reason=f"real data not found at {REAL_DATA}")
 async def test_real_data_verdict_totals():
     """Same totals as the remote service / a fresh python3 per test: 627 and 892 of 915."""
-    records = json.loads(REAL_DATA.read_text())
+    records = json.loads(shared_data("o3mini_search_solutions.json").read_text())
     totals: dict[str, Counter] = {"o3": Counter(), "human": Counter()}
     with LocalExecutor(isolation="auto") as executor:
         for record in records:
