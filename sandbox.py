@@ -529,6 +529,9 @@ def _run_job(worker: _Worker, job: dict[str, Any]) -> dict[str, Any]:
         _reap_orphans()
         if worker.config.user_namespace:
             _wipe_directory(tempfile.gettempdir(), keep=worker.kept_in_tmp | {workdir})
+            for directory, names in (worker.config.listing or {}).items():
+                if _inside(directory, tempfile.gettempdir()):  # made to hold a bind (project in /tmp)
+                    _wipe_directory(directory, keep={os.path.join(directory, n) for n in names})
         if worker.config.private_shm:
             _wipe_directory("/dev/shm", keep=set())
         if not _child_was_ready(ready_read) and not timed_out:

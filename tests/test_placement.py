@@ -23,6 +23,7 @@ from typing import Iterator
 
 import pytest
 
+import sandbox
 from conftest import ROOT, clean_env
 
 PROBLEMS = "0,1,2"  # three fast problems of the samples with three different verdicts
@@ -272,3 +273,43 @@ def test_no_bubblewrap_can_start_one_line_refusal(tmp_placement: Placement, tmp_
     assert "bundled bwrap: not installed" in line  # both were tried
     assert "user namespaces" in line and "CYBER_URL" in line  # how to fix it
     assert not out.exists()
+
+
+# Not root, a program shares its worker's uid (user namespace): it can write in the directories the
+# sandbox made under its private /tmp to hold the project's binds. What it leaves there, or in /tmp,
+# must be gone for the next test. Header off: the system python that runs it has no numpy.
+NON_ROOT_LEFTOVERS = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from sandbox import LocalExecutor, SandboxLimits
+test = {"stdin": "", "stdout": ""}
+inside = sys.argv[1] + "/left-behind"
+leave = f"open({inside!r}, 'w').write('x'); open('/tmp/left-behind', 'w').write('x'); print('left')"
+look = f"import os; print(os.path.exists({inside!r}), os.path.exists('/tmp/left-behind'))"
+with LocalExecutor(workers=1, isolation="bwrap", import_header=False,
+                   limits=SandboxLimits(timeout=10)) as executor:
+    out = {"isolation": executor.isolation,
+           "runs": [executor.run_test(code, test)["exec_output"]["run_output"]["stdout"].strip()
+                    for code in (leave, look)]}
+print(json.dumps(out))
+"""
+
+
+def test_not_root_with_the_project_under_tmp_nothing_survives_a_test(place_root: Path) -> None:
+    system_python = "/usr/bin/python3"
+    if os.geteuid() != 0 or not shutil.which("runuser") or not os.access(system_python, os.X_OK):
+        pytest.skip("needs root, runuser and /usr/bin/python3 to run the toolkit as nobody")
+    candidates, missing = sandbox.bubblewrap_candidates()
+    if not candidates:
+        pytest.skip(f"no bubblewrap to run: {'; '.join(missing)}")
+    project = copy_project(place_root / "not-root" / "main")
+    for directory in (place_root, *project.parents[:2], project):
+        directory.chmod(0o755)  # nobody must reach the project's modules
+    done = subprocess.run(["runuser", "-u", "nobody", "--", "env", "HOME=/tmp",
+                           f"PATH={os.path.dirname(candidates[0].path)}:/usr/bin:/bin",
+                           system_python, "-c", NON_ROOT_LEFTOVERS, str(project)],
+                          capture_output=True, text=True, timeout=120, cwd="/")
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout)
+    assert re.match(r"bwrap \(system bubblewrap [\w.]+\): user\+pid\+net", out["isolation"])
+    assert out["runs"] == ["left", "False False"]
