@@ -6,7 +6,8 @@ with ``uv sync`` (offline first: the cache is warm once the suite itself runs un
 the project and venv under /tmp (a directory the sandbox mounts for itself), under a path with a
 space, the venv outside the project (``UV_PROJECT_ENVIRONMENT``), python from another install.
 Then the choice of bubblewrap: the bundled one when the system has none or a broken one, and a
-one-line refusal when none can start.
+one-line refusal when none can start. Last, not as root with the project under /tmp: nothing a
+program leaves in the directories holding the project's binds survives into the next test.
 """
 
 from __future__ import annotations
