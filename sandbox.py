@@ -237,7 +237,9 @@ class _WorkerHandle:
         config = WorkerConfig(uid=uid, pid_namespace=bwrap, user_namespace=bwrap and not privileged,
                               private_shm=bwrap, listing=view.listing if view else None,
                               absent=view.absent if view else None)
-        python = [sys.executable, "-c", WORKER_BOOTSTRAP, PROJECT_DIR, json.dumps(asdict(config))]
+        # -B: no __pycache__ beside the worker's modules (under /tmp they sit on the writable tmpfs,
+        # where the self-test would rightly find it)
+        python = [sys.executable, "-B", "-c", WORKER_BOOTSTRAP, PROJECT_DIR, json.dumps(asdict(config))]
         bpf = policy.seccomp_program() if bwrap else None
         seccomp_fd = _memfd("seccomp", bpf) if bpf else None
         command = (policy.bwrap_command(python, privileged, view, bwrap_path, seccomp_fd)

@@ -489,7 +489,9 @@ def _describe_seccomp(probe: Probe | dict[str, Any]) -> str:
 
 def describe_isolation(mode: str, probe: Probe | dict[str, Any], bwrap: Bubblewrap | None = None) -> str:
     if mode == "bwrap" and bwrap is not None:
-        return f"{describe_isolation(mode, probe)}; {_describe_seccomp(probe)}; {bwrap.describe()} ({bwrap.path})"
+        plain = describe_isolation(mode, probe)
+        return (plain.replace("bwrap: ", f"bwrap ({bwrap.describe()}): ", 1)
+                + f"; {_describe_seccomp(probe)}; bubblewrap at {bwrap.path}")
     view = ("read-only allowlist filesystem (system dirs, python, the worker's modules; no "
             "home, project or working directory), private /tmp and /dev/shm")
     if mode == "bwrap" and probe.get("child_uid") is not None:

@@ -194,6 +194,11 @@ class _Worker:
         # never wiped between tests.
         tmp = tempfile.gettempdir()
         self.kept_in_tmp = {os.path.join(tmp, name) for name in (config.listing or {}).get(tmp, [])}
+        # Directories below /tmp made to hold those binds: emptied down to their expected entries.
+        self.bind_holders_in_tmp = {
+            directory: {os.path.join(directory, name) for name in names}
+            for directory, names in (config.listing or {}).items()
+            if directory.startswith(tmp.rstrip("/") + "/")}
         import ctypes
         self.libc = ctypes.CDLL(None, use_errno=True)
 
@@ -429,6 +434,8 @@ def _run_job(worker: _Worker, job: Job, fds: list[int]) -> Answer:
         _wait_until_alone(worker)
         if worker.config.user_namespace:
             _wipe_directory(tempfile.gettempdir(), keep=worker.kept_in_tmp | {workdir})
+            for directory in worker.bind_holders_in_tmp:  # made to hold a bind (project in /tmp)
+                _wipe_directory(directory, keep=worker.bind_holders_in_tmp[directory])
         if worker.config.private_shm:
             _wipe_directory("/dev/shm", keep=set())
         if not _child_was_ready(ready_read) and not timed_out:

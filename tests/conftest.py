@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NoReturn
 
 import pytest
 
@@ -26,6 +27,35 @@ if str(ROOT) not in sys.path:
 
 SHARED_DATA = ROOT.parent / "shared" / "data" / "librarybench"
 SAMPLES = ROOT / "data"
+
+
+def under_ci() -> bool:
+    """``CI=true``: CI has the shared data and Chromium, so their absence is a failure there."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1")
+
+
+def missing_requirement(reason: str) -> NoReturn:
+    """A test needs something a user's fresh clone may lack: skip saying what, or fail under CI."""
+    if under_ci():
+        pytest.fail(f"{reason} (CI=true: required)", pytrace=False)
+    pytest.skip(reason)
+
+
+def shared_data(name: str) -> Path:
+    """A file of the shared real data (``../shared`` beside the project), which a clone lacks."""
+    path = SHARED_DATA / name
+    if not path.is_file():
+        missing_requirement(f"shared real data not found: {path}")
+    return path
+
+
+def require_chromium() -> str:
+    """The Chromium that renders the HTML report in a test."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found:
+        missing_requirement("chromium not found on PATH: install Debian's chromium package "
+                            "(apt-get install chromium) to render the HTML report")
+    return found
 
 
 @pytest.fixture(scope="session")

@@ -13,14 +13,14 @@ from functools import cache
 import pytest
 
 import librarybench_common as common
-from conftest import SHARED_DATA
+from conftest import shared_data
 
 _counts: dict[tuple[str, int, str], int] = {}
 
 
 @cache
 def records(name: str) -> list[dict]:
-    return common.load_problems(SHARED_DATA / name)
+    return common.load_problems(shared_data(name))
 
 
 def count(executor, name: str, key: str, rule: str) -> tuple[int, int]:

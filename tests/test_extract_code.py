@@ -10,7 +10,7 @@ import re
 import pytest
 
 import librarybench_common as common
-from conftest import SAMPLES, SHARED_DATA
+from conftest import SAMPLES, shared_data
 from errors import ConfigError
 
 F = "```"
@@ -105,7 +105,7 @@ def test_sample_answers_extract_to_runnable_programs() -> None:
 
 
 def load_real(name: str) -> list[dict]:
-    return json.loads((SHARED_DATA / name).read_text())
+    return json.loads(shared_data(name).read_text())
 
 
 def test_real_o3_mini_problem_2_best_rule_finds_the_program_after_the_title() -> None:

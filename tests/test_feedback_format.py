@@ -9,7 +9,7 @@ import re
 import pytest
 
 import librarybench_common as common
-from conftest import SHARED_DATA
+from conftest import shared_data
 
 
 def results_for(executor, code: str, tests: list[dict], timeout: float = 2) -> list[dict]:
@@ -86,7 +86,7 @@ def test_long_inputs_are_cut_and_budget_is_respected(lb_local_executor, budget: 
 
 
 def test_real_problem_0_feedback_fits_the_default_budget(lb_local_executor) -> None:
-    record = json.loads((SHARED_DATA / "o3mini_search_solutions.json").read_text())[0]
+    record = json.loads(shared_data("o3mini_search_solutions.json").read_text())[0]
     tests = common.problem_tests(record, 0)
     assert sum(len(t["stdin"]) for t in tests) > 70_000
     for code in (common.extract_code(record["o3_mini_solution"], rule="first"), "print('NO')"):

@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 import compare_model_improvements as cmi
+from conftest import require_chromium
 from report_html import render_report, write_report
 from test_compare_handmade import split_run  # noqa: F401  (module fixture: one CLI run on the hand-made case)
 
@@ -99,19 +100,9 @@ def test_report_without_summary_says_so(tmp_path):
 # --------------------------------------------------------------------------------------------
 
 
-def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found:
-        return found
-    message = "chromium not found: install Debian's chromium package (apt-get install chromium) to render the HTML report"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 def run_chromium(url: str, profile: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     """Headless Chromium with networking and background services off (the page must need none)."""
-    args = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    args = [require_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
             f"--user-data-dir={profile}", *extra, url]
     return subprocess.run(args, capture_output=True, text=True, timeout=120)
