@@ -106,6 +106,9 @@ def _token_difference(expected: list[str], actual: list[str], same: Callable[[st
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:inf|infinity|nan)", re.IGNORECASE)
 
 
+_INTEGER = re.compile(r"[+-]?\d+")
+
+
 def parse_number(token: str) -> float | None:
     """A plain decimal or scientific number (no underscores, no hex, no spaces), else None."""
     return float(token) if _NUMBER.fullmatch(token) else None
@@ -152,6 +155,8 @@ def make_float_compare(abs_tol: float, rel_tol: float) -> Compare:
     def same(e: str, a: str) -> bool:
         if e == a:
             return True
+        if _INTEGER.fullmatch(e) and _INTEGER.fullmatch(a):
+            return int(e) == int(a)  # integers are exact (a relative tolerance would blur big counts)
         ev, av = parse_number(e), parse_number(a)
         return ev is not None and av is not None and numbers_close(ev, av, abs_tol, rel_tol)
 
@@ -162,7 +167,7 @@ def make_float_compare(abs_tol: float, rel_tol: float) -> Compare:
         return f", beyond the tolerance (abs {abs_tol:g}, rel {rel_tol:g}; error {abs(ev - av):.3g})"
 
     def compare_float(expected: str, actual: str, test: Test) -> Decision:
-        """Tokens; numeric tokens equal within the tolerances (1.0 = 1.00 = 1e0)."""
+        """Tokens; numeric tokens equal within the tolerances (1.0 = 1.00 = 1e0), integers exactly."""
         diff = _token_difference(expected.split(), actual.split(), same, why)
         return (True, f"tokens equal, numbers within abs {abs_tol:g} / rel {rel_tol:g}") if diff is None else (False, diff)
 
