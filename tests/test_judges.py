@@ -385,3 +385,46 @@ def test_apps_accepts_a_missing_line_on_the_real_data(tmp_path: Path) -> None:
     result5 = doc["files"][0]["problems"][0]["results"][4]
     expected, actual = result5["test"]["stdout"], result5["exec_output"]["run_output"]["stdout"]
     assert len(actual.split()) < len(expected.split())  # a wrong answer (a line missing) that APPS accepts
+
+
+def test_compare_runs_both_programs_under_the_chosen_judge(tmp_path: Path, no_provider_env: None) -> None:
+    import compare_model_improvements as cmi
+
+    cases = json.dumps({"inputs": ["ab\n", "cd\n"], "outputs": ["AB\n", "CD\n"]})
+    original = [{"name": "upper", "input_output": cases, "m_solution": "```python\nprint(input().lower())\n```"}]
+    improved = [{**original[0], "improved_m_solution": "```python\nprint(input().title())\n```"}]
+    (tmp_path / "o.json").write_text(json.dumps(original), encoding="utf-8")
+    (tmp_path / "i.json").write_text(json.dumps(improved), encoding="utf-8")
+    rows = {}
+    for name in ("exact", "case-insensitive"):
+        out = tmp_path / f"{name}.json"
+        assert cmi.main(["--original-file", str(tmp_path / "o.json"), "--improved-file", str(tmp_path / "i.json"),
+                         "--quiet", "--no-summary", "--judge", name, "--output-file", str(out)]) == 0
+        doc = json.loads(out.read_text())
+        rows[name] = doc["problem_details"][0]
+        assert json.dumps(doc).count(f'"judge": {{"name": "{name}"}}') >= 1
+    assert (rows["exact"]["original_passed"], rows["exact"]["improved_passed"]) == (0, 0)
+    assert (rows["case-insensitive"]["original_passed"], rows["case-insensitive"]["improved_passed"]) == (2, 2)
+
+
+@pytest.mark.parametrize(("flags", "record_judge", "passed"), [
+    ([], None, 0), (["--judge", "case-insensitive"], None, 2), ([], "case-insensitive", 2)])
+def test_repair_loop_scores_with_the_run_or_record_judge(tmp_path: Path, no_provider_env: None,
+                                                        capsys: pytest.CaptureFixture[str], flags: list[str],
+                                                        record_judge: str | None, passed: int) -> None:
+    import iterative_repair
+
+    record: dict[str, Any] = {"name": "upper", "problem": "Print s in upper case.",
+                              "input_output": json.dumps({"inputs": ["ab\n", "cd\n"], "outputs": ["AB\n", "CD\n"]}),
+                              "sample_solution": "```python\nprint(input().lower())\n```"}
+    if record_judge:
+        record["judge"] = record_judge
+    problems = tmp_path / "problems.json"
+    problems.write_text(json.dumps([record]), encoding="utf-8")
+    # no model call is made (--max-iterations 0): the starting program is only scored
+    assert iterative_repair.main(["--solution-file", str(problems), "--max-iterations", "0", "--no-cache",
+                                  "--no-progress", "--executor", "local", "--base-url", "http://127.0.0.1:9/v1",
+                                  "--model-name", "local-model", *flags]) == 0
+    summary = json.loads((tmp_path / "summary_improved_problems.json").read_text())
+    assert summary["problems"][0]["initial"]["passed"] == passed
+    assert f"judge: {'case-insensitive' if flags else 'exact'}" in capsys.readouterr().out
