@@ -483,7 +483,9 @@ async def rejudge_async(results: Sequence[dict[str, Any]], judge: Judge, *, exec
     """Like ``rejudge``; a checker judge runs its checker (never the judged program)."""
     if not judge.needs_execution:
         return rejudge(results, judge)
-    return [await judge_result(judge, r, executor=executor, semaphore=semaphore) for r in results]
+    import asyncio
+
+    return list(await asyncio.gather(*(judge_result(judge, r, executor=executor, semaphore=semaphore) for r in results)))
 
 
 # --------------------------------------------------------------------------------------------

@@ -458,18 +458,18 @@ def rejudge_file(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"Re-judging {path} (executor of the run: {document.get('executor')}); judge: {judge.spec}\n", flush=True)
 
+    async def rejudge_job(job: Job) -> None:
+        job.judge = job.judge if job.judge_from_record and job.judge is not None else judge
+        try:
+            job.results = await judges.rejudge_async(job.results, job.judge, executor=executor,
+                                                     semaphore=common.exec_semaphore())
+        except ExecutionError as exc:  # a checker failed: an error of the run
+            job.fail(common.problem_message(job.solution_file, job.problem_id, f"{job.model_key}: {exc}"))
+            report_error(job.error or "")
+
     async def rejudge_all() -> None:
         try:
-            for job in jobs:
-                if job.status != "ok":
-                    continue
-                job.judge = job.judge if job.judge_from_record and job.judge is not None else judge
-                try:
-                    job.results = await judges.rejudge_async(job.results, job.judge, executor=executor,
-                                                             semaphore=common.exec_semaphore())
-                except ExecutionError as exc:
-                    job.fail(common.problem_message(job.solution_file, job.problem_id, f"{job.model_key}: {exc}"))
-                    report_error(job.error or "")
+            await asyncio.gather(*(rejudge_job(j) for j in jobs if j.status == "ok"))
         finally:
             if executor is not None:
                 await common.close_executor(executor)

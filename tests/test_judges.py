@@ -428,3 +428,22 @@ def test_repair_loop_scores_with_the_run_or_record_judge(tmp_path: Path, no_prov
     summary = json.loads((tmp_path / "summary_improved_problems.json").read_text())
     assert summary["problems"][0]["initial"]["passed"] == passed
     assert f"judge: {'case-insensitive' if flags else 'exact'}" in capsys.readouterr().out
+
+
+def test_rejudge_with_a_checker_runs_only_the_checker(tmp_path: Path) -> None:
+    (tmp_path / "derangement_checker.py").write_text(DERANGEMENT_CHECKER, encoding="utf-8")
+    (tmp_path / "crash.py").write_text("raise RuntimeError('checker bug')\n", encoding="utf-8")
+    problems = write_problem(tmp_path, SWAP_PAIRS)
+    exact, out = tmp_path / "exact.json", tmp_path / "out.json"
+    assert run_cli("--solution-file", str(problems), "--output", str(exact)).returncode == 0
+    proc = run_cli("--rejudge", str(exact), "--judge", "checker", "--checker", str(tmp_path / "derangement_checker.py"),
+                   "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    problem = json.loads(out.read_text())["files"][0]["problems"][0]
+    assert (problem["passed"], problem["total"]) == (3, 3)
+    assert [r["exec_output"] for r in problem["results"]] == [
+        r["exec_output"] for r in json.loads(exact.read_text())["files"][0]["problems"][0]["results"]]
+    proc = run_cli("--rejudge", str(exact), "--judge", "checker", "--checker", str(tmp_path / "crash.py"),
+                   "--output", str(out))
+    problem = json.loads(out.read_text())["files"][0]["problems"][0]
+    assert proc.returncode == 1 and problem["status"] == "error" and "RuntimeError: checker bug" in problem["error"]
