@@ -26,6 +26,7 @@ from typing import Any, Callable, Sequence
 
 from tqdm import tqdm
 
+import judges
 import librarybench_common as common
 from cli import OneLineParser, positive_float, positive_int
 from errors import ConfigError, ExecutionError, InputError, LibraryBenchError
@@ -90,6 +91,7 @@ class Settings:
     executor: Any
     timeout: float
     source: str = ""  # the original file (named in per-problem error lines)
+    judge: Any = None  # judges.Judge of the comparison (None: exact), the same for both programs
 
 
 # --------------------------------------------------------------------------------------------
@@ -126,6 +128,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="where programs run: remote (the API at CYBER_URL) or local (embedded sandbox); "
                              "default remote when CYBER_URL is set, else local")
     parser.add_argument("--quiet", action="store_true", help="no terminal table and no progress bar")
+    judges.add_judge_arguments(parser, audit=False)
     parser.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
                         help="logging level on stderr (default WARNING)")
     return parser.parse_args(argv)
@@ -223,7 +226,7 @@ def plan_problem(index: int, original: dict[str, Any], improved: dict[str, Any],
 
 async def measure(code: str, tests: list[Any], settings: Settings, on_result: Callable[[Any], None]) -> Measurement:
     results = await common.run_tests(code, tests, timeout=settings.timeout, executor=settings.executor,
-                                     on_result=on_result)
+                                     on_result=on_result, judge=settings.judge)
     return Measurement(tuple(bool(r.get("passed")) for r in results), common.count_verdicts(results))
 
 
@@ -645,6 +648,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     if summary and summary.get("model_key") not in (None, model_key):
         warnings.append(f"the repair summary is for {summary.get('model_key')!r}, this comparison for {model_key!r}")
     common.set_semaphore_limits(exec=args.exec_semaphore)
+    judge = judges.judge_from_args(args)
     executor = common.get_executor(args.executor)
 
     plans: list[ProblemPlan] = []
@@ -658,7 +662,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         except InputError as exc:
             common.report_problem_error(args.original_file, i, exc)
             setup_errors[i] = error_detail(i, original[i], common.problem_message(args.original_file, i, exc))
-    outcomes = asyncio.run(measure_all(plans, Settings(executor, args.timeout, args.original_file), args.quiet))
+    outcomes = asyncio.run(measure_all(plans, Settings(executor, args.timeout, args.original_file, judge), args.quiet))
 
     entries = summary_problems(summary)
     by_index = dict(setup_errors)
@@ -673,6 +677,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         "original_file": args.original_file, "improved_file": args.improved_file, "summary_file": summary_path,
         "model_key": model_key, "executor": getattr(executor, "name", str(executor)),
         "isolation": getattr(executor, "isolation", None), "timeout": args.timeout,
+        "judge": judge.spec.as_dict(),
         "exec_semaphore": args.exec_semaphore, "problem_id": args.problem_id,
         "repair_model": (summary or {}).get("model"), "warnings": warnings, "summary_disagreements": disagreements,
     }

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import json
 import logging
 import random
 import signal
@@ -30,6 +31,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import judges
 import librarybench_common as common
 from cli import OneLineParser, fraction, non_negative_int, positive_float, positive_int
 from errors import ConfigError, InputError, LibraryBenchError, ModelError
@@ -105,6 +107,7 @@ class RepairSettings:
     feedback_tests: str | None = None
     seed: int = 0
     feedback_budget: int = DEFAULT_FEEDBACK_BUDGET
+    judge: str | None = None  # the run's judge (canonical JSON of its spec); None: exact
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,7 @@ class RunConfig:
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     progress: bool | None = None  # None: only when stderr is a terminal
     isolation: str | None = None  # filled in by the run: what the executor says it is
+    judge: Any = None  # judges.Judge of the run (None: exact); a record's own 'judge' overrides it
 
 
 def feedback_tests_arg(text: str) -> str:
@@ -204,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     progress.add_argument("--no-progress", action="store_true", help="no progress bar")
     progress.add_argument("--progress", action="store_true",
                           help="show the progress bar even when stderr is not a terminal (default: only on a terminal)")
+    judges.add_judge_arguments(p, audit=False)
     p.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="default: WARNING")
     return p
 
@@ -217,10 +222,12 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     solution = Path(args.solution_file)
     output = Path(args.output_file) if args.output_file else Path(f"improved_{solution.name}")
     selection = parse_problem_selection(args.problem_id, args.problem_ids, args.range_spec)
+    judge = judges.judge_from_args(args)
     settings = RepairSettings(
         max_iterations=args.max_iterations, target_ratio=args.target_ratio, temperature=args.temperature,
         max_tokens=args.max_tokens, timeout=args.timeout, feedback_tests=args.feedback_tests, seed=args.seed,
         feedback_budget=args.feedback_budget,
+        judge=None if judge.name == "exact" else json.dumps(judge.spec.as_dict(), sort_keys=True),
     )
     return RunConfig(
         solution_file=solution, output_file=output, summary_file=output.with_name(f"summary_{output.name}"),
@@ -229,7 +236,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         spec=spec, model_key=args.model_key, settings=settings, concurrent_problems=args.concurrent_problems,
         llm_concurrency=args.llm_semaphore, exec_concurrency=args.exec_semaphore, executor=args.executor,
         resume=args.resume, restart=args.restart, max_retries=args.max_retries, request_timeout=args.request_timeout,
-        progress=False if args.no_progress else True if args.progress else None,
+        progress=False if args.no_progress else True if args.progress else None, judge=judge,
     )
 
 
@@ -279,7 +286,9 @@ def fingerprint_of(config: RunConfig, model_key: str) -> dict[str, Any]:
         "solution_file": str(config.solution_file.resolve()),
         "solution_sha256": hashlib.sha256(data).hexdigest(),
         "provider": config.spec.provider, "model": config.spec.model, "base_url": effective_base_url(config.spec),
-        "model_key": model_key, "settings": asdict(config.settings),
+        "model_key": model_key,
+        # the exact judge is left out, so checkpoints written before judges existed still match
+        "settings": {k: v for k, v in asdict(config.settings).items() if k != "judge" or v is not None},
     }
 
 
@@ -301,10 +310,11 @@ def counts_block(results: list[dict[str, Any]]) -> dict[str, Any]:
 class ProgramRunner:
     """Runs programs of one problem; a (program, test) pair is executed at most once."""
 
-    def __init__(self, tests: list[Any], *, timeout: float, executor: Any) -> None:
+    def __init__(self, tests: list[Any], *, timeout: float, executor: Any, judge: Any = None) -> None:
         self.tests = tests
         self.timeout = timeout
         self.executor = executor
+        self.judge = judge
         self._results: dict[tuple[str, int], dict[str, Any]] = {}
         self.executions = 0
 
@@ -312,7 +322,8 @@ class ProgramRunner:
         digest = code_hash(code)
         missing = [i for i in indices if (digest, i) not in self._results]
         if missing:
-            fresh = await run_tests(code, [self.tests[i] for i in missing], timeout=self.timeout, executor=self.executor)
+            fresh = await run_tests(code, [self.tests[i] for i in missing], timeout=self.timeout, executor=self.executor,
+                                    judge=self.judge)
             self.executions += len(missing)
             for i, result in zip(missing, fresh):
                 self._results[(digest, i)] = result
@@ -445,6 +456,7 @@ class RunContext:
     executor: Any
     stats: RunStats
     on_change: Any
+    judge: Any = None
 
 
 async def repair_problem(ctx: RunContext, state: ProblemState) -> dict[str, Any]:
@@ -458,7 +470,11 @@ async def repair_problem(ctx: RunContext, state: ProblemState) -> dict[str, Any]
         raise InputError(common.problem_message(ctx.solution_file, pid, exc)) from None
     shown, held = split_tests(len(tests), s.feedback_tests, s.seed, pid)
     shown_tests = [tests[i] for i in shown]
-    runner = ProgramRunner(tests, timeout=s.timeout, executor=ctx.executor)
+    try:
+        judge = judges.judge_from_record(record, ctx.judge or judges.get_judge("exact"), str(ctx.solution_file.resolve().parent))[0]
+    except ConfigError as exc:
+        raise InputError(common.problem_message(ctx.solution_file, pid, f"judge: {exc}")) from None
+    runner = ProgramRunner(tests, timeout=s.timeout, executor=ctx.executor, judge=judge)
     everything = list(range(len(tests)))
 
     code = state.original_code
@@ -701,7 +717,8 @@ async def run_repair(config: RunConfig) -> int:
     base_url = effective_base_url(config.spec)
     print(f"Executor: {config.executor} ({config.isolation}); model: {config.spec.model} "
           f"(provider {config.spec.provider}{', ' + base_url if base_url else ''}); "
-          f"repairing {model_key} in {config.solution_file}: {len(valid)} problem(s), {len(finished)} already done",
+          f"repairing {model_key} in {config.solution_file}: {len(valid)} problem(s), {len(finished)} already done; "
+          f"judge: {config.judge.spec if config.judge is not None else 'exact'}",
           flush=True)
     cache = ResponseCache(config.cache_file) if config.cache_file else None
     client = make_chat_client(config.spec, max_retries=config.max_retries, request_timeout=config.request_timeout)
@@ -715,7 +732,8 @@ async def run_repair(config: RunConfig) -> int:
         progress.refresh()
 
     caller = ModelCaller(client, cache, config.settings, stats, refresh)
-    ctx = RunContext(records, config.solution_file, model_key, config.spec, config.settings, caller, executor, stats, refresh)
+    ctx = RunContext(records, config.solution_file, model_key, config.spec, config.settings, caller, executor, stats, refresh,
+                     config.judge)
     for index, message in missing:
         entries[index] = base_entry(ctx, ProblemState(index), status="error", error=message)
     problem_slots = asyncio.Semaphore(config.concurrent_problems)

@@ -610,19 +610,25 @@ def _first_leaf(group: BaseExceptionGroup) -> BaseException:
 
 
 async def run_tests(code: str, tests: Sequence[Test], *, timeout: float | None = None, executor: Any = None,
-                    on_result: Any = None) -> list[TestResult]:
+                    on_result: Any = None, judge: Any = None) -> list[TestResult]:
     """Run one program on its tests, each execution under the global execution semaphore.
 
     ``on_result(result)`` is called as each test finishes (progress bars). Raises
-    ``ExecutionError`` when the executor fails (not a verdict about the program).
+    ``ExecutionError`` when the executor fails (not a verdict about the program), or when a
+    checker judge's program fails. ``judge`` (a ``judges.Judge``, default ``exact``) re-decides
+    each run that ended normally and is recorded in every result.
     """
+    import judges  # here, not at the top: it imports the sandbox, which remote-only use never needs
+
     executor = executor or get_executor()
     sem = exec_semaphore()
     timeout = timeout or DEFAULT_TIMEOUT
+    judge = judge or judges.get_judge(judges.DEFAULT_JUDGE)
 
     async def one(test: Test) -> TestResult:
         async with sem:
             [result] = await executor.run_tests(code, [test], timeout=timeout)
+        result = await judges.judge_result(judge, result, executor=executor, semaphore=sem)  # type: ignore[assignment]
         if on_result is not None:
             on_result(result)
         return result
@@ -761,7 +767,8 @@ def _describe_test(index: int, test: Test, result: dict[str, Any], field_limit: 
         else:
             parts.append(f"Actual output:\n{cut_middle(stdout, field_limit)}")
         if verdict == "wrong_answer":
-            diff = first_difference(test["stdout"], stdout)
+            judged = (result.get("judge") or {}).get("name", "exact") != "exact" and result.get("judge_reason")
+            diff = deterministic_text(str(judged)) if judged else first_difference(test["stdout"], stdout)
             if diff:
                 parts.append(f"First difference: {diff}")
     if verdict == "timeout":

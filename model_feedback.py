@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import sys
@@ -24,6 +25,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+import judges
 import librarybench_common as common
 from cli import DefaultsFormatter, OneLineParser, non_negative_int, positive_float, positive_int
 from errors import ExecutionError, InputError, LibraryBenchError
@@ -72,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "```python block)")
     parser.add_argument("--feedback-budget", type=positive_int, default=common.DEFAULT_FEEDBACK_BUDGET,
                         help="maximum characters of feedback printed per problem and model")
+    judges.add_judge_arguments(parser)
     parser.add_argument("--output", metavar="PATH",
                         help="write per problem and model the result dicts and counts as JSON (atomically)")
     parser.add_argument("--quiet", action="store_true",
@@ -96,6 +99,8 @@ class Job:
     results: list[dict[str, Any]] = field(default_factory=list)
     feedback: str = ""
     finished: bool = False
+    judge: Any = None  # judges.Judge: the run's, or the record's own
+    judge_from_record: bool = False
 
     @property
     def passed(self) -> int:
@@ -175,7 +180,7 @@ async def run_job(job: Job, executor: Any, timeout: float, on_result: Any) -> No
     """Run one job's tests; an executor failure marks the job as an error of the run, not as failed tests."""
     try:
         job.results = await common.run_tests(job.code, job.tests, timeout=timeout, executor=executor,
-                                             on_result=on_result)
+                                             on_result=on_result, judge=job.judge)
     except ExecutionError as exc:
         job.fail(common.problem_message(job.solution_file, job.problem_id, f"{job.model_key}: {exc}"))
         report_error(job.error or "")
@@ -303,6 +308,7 @@ def output_document(jobs: list[Job], executor_info: tuple[str, str], args: argpa
              "problems": [job_document(j) for j in jobs if j.solution_file == path]}
             for path in files
         ],
+        "judge": judges.judge_from_args(args).spec.as_dict(),
         "summary": summary,
     }
 
@@ -317,6 +323,8 @@ def job_document(job: Job) -> dict[str, Any]:
         "passed": job.passed if job.status == "ok" else None,  # an error is no test result at all
         "total": job.total if job.status == "ok" else None,
         "verdicts": common.count_verdicts(job.results),
+        "judge": job.judge.spec.as_dict() if job.judge is not None else None,
+        "judge_from_record": job.judge_from_record,
         "code": job.code,
         "results": job.results,
     }
@@ -339,12 +347,15 @@ def evaluate(args: argparse.Namespace) -> int:
     for path, records in files.items():
         if not records:
             raise InputError(f"{path}: the file has no problems (an empty list)")
+    judge = judges.judge_from_args(args)
+    audit_judges = judges.parse_judges(args.judges) if args.judges else None
     executor = make_executor(args)
     executor_info = (str(getattr(executor, "name", "?")), str(getattr(executor, "isolation", "?")))
     if not args.quiet:
         print(f"Executor: {executor_info[0]} ({executor_info[1]}); timeout {args.timeout:g} s per test; "
-              f"extraction rule: {args.extract}\n", flush=True)
+              f"extraction rule: {args.extract}; judge: {judge.spec}\n", flush=True)
     jobs = plan_jobs(files, args, selection)
+    assign_judges(jobs, files, judge)
     for job in jobs:
         if job.status == "error":
             report_error(job.error or "")
@@ -373,13 +384,119 @@ def evaluate(args: argparse.Namespace) -> int:
                 job.feedback = "(no code found in the answer)\n" + job.feedback
         if not args.quiet:
             print(describe_job(job))
+    return finish(jobs, args, executor_info, list(files), audit_judges)
+
+
+def finish(jobs: list[Job], args: argparse.Namespace, executor_info: tuple[str, str], files: list[str],
+           audit_judges: list[Any] | None) -> int:
+    """The summary table, the audit when asked for, and the JSON output (a fresh run or a re-judged file)."""
     summary = summarize(jobs)
+    summary["judge"] = judges.judge_from_args(args).spec.as_dict()
     print(format_table(jobs, summary), end="", flush=True)
+    document = output_document(jobs, executor_info, args, files, summary)
+    if audit_judges:
+        report = judges.audit(audit_items(jobs), audit_judges)
+        print("\n" + judges.format_audit(report), end="", flush=True)
+        document["audit"] = report.as_dict()
     if args.output:
-        common.write_atomic_json(args.output, output_document(jobs, executor_info, args, list(files), summary))
+        common.write_atomic_json(args.output, document)
         if not args.quiet:
             print(f"Results written to {args.output}")
     return 1 if summary["errors"] else 0
+
+
+def assign_judges(jobs: list[Job], files: dict[str, list[Any]], default: Any) -> None:
+    """Each job's judge: the record's own ``judge`` field, else the run's; a bad one is that problem's error."""
+    for job in jobs:
+        records = files[job.solution_file]
+        record = records[job.problem_id] if 0 <= job.problem_id < len(records) else None
+        try:
+            job.judge, job.judge_from_record = judges.judge_from_record(
+                record, default, str(Path(job.solution_file).resolve().parent))
+        except LibraryBenchError as exc:
+            if job.status == "ok":
+                job.fail(common.problem_message(job.solution_file, job.problem_id, f"judge: {exc}"))
+                report_error(job.error or "")
+
+
+def audit_items(jobs: list[Job]) -> list[judges.AuditItem]:
+    return [judges.AuditItem(f"{j.solution_file} | problem {j.problem_id} | {j.model_key}", tuple(j.results))
+            for j in jobs if j.status == "ok"]
+
+
+def jobs_from_document(document: Any, path: str) -> tuple[list[Job], list[str]]:
+    """The jobs of a finished ``--output`` file (results kept as they were), and its solution files."""
+    try:
+        file_docs = document["files"]
+        jobs = [Job(f["solution_file"], int(p["problem_id"]), p.get("model_key"), p.get("name") or "",
+                    code=p.get("code") or "", tests=[r["test"] for r in p.get("results") or []],
+                    status=p.get("status", "ok"), error=p.get("error"), results=list(p.get("results") or []),
+                    finished=True, judge_from_record=bool(p.get("judge_from_record")),
+                    judge=recorded_judge(p, f["solution_file"]))
+                for f in file_docs for p in f["problems"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{path}: not a results file of model_feedback.py --output ({type(exc).__name__}: {exc})") from None
+    return jobs, [f["solution_file"] for f in file_docs]
+
+
+def recorded_judge(problem: dict[str, Any], solution_file: str) -> Any:
+    """A judge the record itself chose keeps deciding that problem when it is re-judged."""
+    if not problem.get("judge_from_record") or problem.get("status", "ok") != "ok":
+        return None
+    return judges.judge_from_record({"judge": problem.get("judge")}, None,
+                                    str(Path(solution_file).resolve().parent))[0]
+
+
+def rejudge_file(args: argparse.Namespace) -> int:
+    """``--rejudge FILE``: judge a finished results file again; no program runs (a checker does)."""
+    path = args.rejudge
+    document = read_results(path)
+    judge = judges.judge_from_args(args)
+    audit_judges = judges.parse_judges(args.judges) if args.judges else None
+    jobs, files = jobs_from_document(document, path)
+    executor = make_executor(args) if judge.needs_execution or any(j.judge and j.judge.needs_execution for j in jobs) else None
+    if not args.quiet:
+        print(f"Re-judging {path} (executor of the run: {document.get('executor')}); judge: {judge.spec}\n", flush=True)
+
+    async def rejudge_job(job: Job) -> None:
+        job.judge = job.judge if job.judge_from_record and job.judge is not None else judge
+        try:
+            job.results = await judges.rejudge_async(job.results, job.judge, executor=executor,
+                                                     semaphore=common.exec_semaphore())
+        except ExecutionError as exc:  # a checker failed: an error of the run
+            job.fail(common.problem_message(job.solution_file, job.problem_id, f"{job.model_key}: {exc}"))
+            report_error(job.error or "")
+
+    async def rejudge_all() -> None:
+        try:
+            await asyncio.gather(*(rejudge_job(j) for j in jobs if j.status == "ok"))
+        finally:
+            if executor is not None:
+                await common.close_executor(executor)
+
+    asyncio.run(rejudge_all())
+    for job in jobs:
+        if job.status == "ok":
+            job.feedback = common.format_feedback(job.results, job.tests, job.passed, job.total,
+                                                  budget=args.feedback_budget)
+        if not args.quiet:
+            print(describe_job(job))
+    info = (str(document.get("executor", "?")), str(document.get("isolation", "?")))
+    args.timeout, args.extract = document.get("timeout", args.timeout), document.get("extract", args.extract)
+    return finish(jobs, args, info, files, audit_judges)
+
+
+def read_results(path: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = json.load(handle)
+    except OSError as exc:
+        raise InputError(f"cannot read results file {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise InputError(f"{path}: not JSON ({exc})") from None
+    if not isinstance(document, dict):
+        raise InputError(f"{path}: not a results file of model_feedback.py --output (not a JSON object)")
+    return document
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -388,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     common.load_env()
     common.install_sigterm_as_interrupt()
     try:
-        return evaluate(args)
+        return rejudge_file(args) if args.rejudge else evaluate(args)
     except LibraryBenchError as exc:
         report_error(str(exc))
         return 2

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 Verdict = Literal["passed", "wrong_answer", "runtime_error", "timeout", "memory_limit", "output_limit"]
 VERDICTS: tuple[Verdict, ...] = (
@@ -39,7 +39,8 @@ class ExecOutput(TypedDict):
 
 
 class TestResult(TypedDict):
-    """One test's result in the remote execution API's shape, plus the toolkit's ``verdict``."""
+    """One test's result in the remote execution API's shape, plus the toolkit's ``verdict``, the
+    judge that decided it (``judges.JudgeSpec.as_dict()``) and, for a judged run, its reason."""
 
     code: str
     test: Test
@@ -47,3 +48,5 @@ class TestResult(TypedDict):
     exec_output: ExecOutput
     uncaught_exception: str
     verdict: Verdict
+    judge: NotRequired[dict[str, Any]]
+    judge_reason: NotRequired[str]

@@ -626,7 +626,8 @@ class LocalExecutor:
         one thread hand-off per test: the toolkit's own CPU time per test then stays small.
         """
         import asyncio
-        await asyncio.to_thread(self._ensure_started)
+        if self._mode is None or self._closed:  # a thread hop only while workers must start
+            await asyncio.to_thread(self._ensure_started)
         results: list[TestResult | None] = [None] * len(tests)
         indexes = iter(range(len(tests)))
         taking = threading.Lock()
