@@ -17,9 +17,10 @@ import os
 import random
 import re
 import tempfile
+import threading
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Awaitable, Callable, Iterable, Protocol, Sequence, TypeVar
 
 import httpx
 
@@ -27,6 +28,7 @@ from errors import ConfigError, ExecutionError, InputError, LibraryBenchError
 from records import VERDICTS, StdioTest, Test, TestResult, Verdict
 
 log = logging.getLogger("librarybench")
+T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 10.0  # seconds per test
 DEFAULT_FEEDBACK_BUDGET = 6000  # characters of feedback shown to a model
@@ -415,55 +417,54 @@ class RemoteExecutor:
         self.connections = connections
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._owner: asyncio.Task[None] | None = None  # keeps the pool open; closes it in its loop
 
     @property
     def isolation(self) -> str:
         return f"remote execution API at {self.url}"
 
     def _get_client(self) -> httpx.AsyncClient:
+        """The connection pool of the running loop, made in that loop.
+
+        An ``httpx.AsyncClient`` belongs to the loop it was made in, so each pool has an owner
+        task in that loop which closes it there: when ``close``/``aclose`` cancel it, or when
+        the loop ends (``asyncio.run`` cancels the tasks left, so every blocking call and every
+        script releases its pool without help). A new loop gets a new pool.
+        """
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
-            if self._client is not None:
-                self._discard(self._client, self._loop)
+            self._release()
             n = self.connections or semaphore_limit("exec")
-            self._client = httpx.AsyncClient(limits=httpx.Limits(max_connections=n, max_keepalive_connections=n))
-            self._loop = loop
+            client = httpx.AsyncClient(limits=httpx.Limits(max_connections=n, max_keepalive_connections=n))
+            self._client, self._loop = client, loop
+            self._owner = loop.create_task(_keep_open_until_cancelled(client), name="librarybench-remote-pool")
         return self._client
 
     async def aclose(self) -> None:
-        """Close the connection pool (it is recreated on the next request)."""
-        client, self._client, self._loop = self._client, None, None
-        if client is not None:
-            await client.aclose()
+        """Close the connection pool now (it is recreated on the next request)."""
+        owner, loop = self._owner, self._loop
+        self._release()
+        if owner is not None and loop is asyncio.get_running_loop():
+            await asyncio.wait({owner})  # its ``finally`` closes the pool
 
     def close(self) -> None:
-        """Synchronous counterpart of ``aclose``; inside a running loop the pool is closed by a task
-        of the loop that owns it (or, when that loop is gone, its sockets are closed directly)."""
-        client, loop = self._client, self._loop
-        self._client, self._loop = None, None
-        if client is not None:
-            self._discard(client, loop)
+        """Synchronous counterpart of ``aclose`` (Ctrl-C): the pool's owner task closes it in its loop."""
+        self._release()
 
-    _closing: set[Any] = set()  # tasks closing discarded pools (kept referenced until done)
-
-    @classmethod
-    def _discard(cls, client: httpx.AsyncClient, loop: asyncio.AbstractEventLoop | None) -> None:
-        """Close a pool that is no longer used, without leaking its connections."""
+    def _release(self) -> None:
+        """Forget the current pool and ask its owner task, in the pool's own loop, to close it."""
+        owner, loop = self._owner, self._loop
+        self._client, self._loop, self._owner = None, None, None
+        if owner is None or loop is None or owner.done() or loop.is_closed():
+            return  # a loop that ended cancelled the owner, which closed the pool
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
-        if loop is not None and loop is running:
-            task = loop.create_task(client.aclose())
-            cls._closing.add(task)
-            task.add_done_callback(cls._closing.discard)
-        elif loop is not None and not loop.is_closed() and loop.is_running():  # another thread's loop
-            loop.call_soon_threadsafe(cls._discard, client, loop)
-        elif loop is not None and not loop.is_closed() and running is None:
-            loop.run_until_complete(client.aclose())
-        else:  # its loop has ended: close the pooled sockets directly
-            _close_pool_now(client)
-
+        if running is loop:
+            owner.cancel()
+        else:  # another thread's loop (or one not running now): cancelled when it runs
+            loop.call_soon_threadsafe(owner.cancel)
 
     @property
     def has_client(self) -> bool:
@@ -518,22 +519,12 @@ class RemoteExecutor:
         return await gather_all([self.run_test(code, t, timeout=timeout) for t in tests], self.name)
 
 
-def _close_pool_now(client: httpx.AsyncClient) -> None:
-    """Close an ``AsyncClient`` whose event loop has ended: close each pooled connection's socket."""
-    pool = getattr(getattr(client, "_transport", None), "_pool", None)
-    for connection in list(getattr(pool, "_connections", []) or []):
-        stream = getattr(getattr(connection, "_connection", None), "_network_stream", None)
-        sock = getattr(stream, "get_extra_info", lambda _name: None)("socket")
-        sock = getattr(sock, "_sock", sock)  # asyncio wraps the socket in a TransportSocket
-        if sock is not None and hasattr(sock, "close"):
-            try:
-                sock.close()
-            except OSError:
-                pass
+async def _keep_open_until_cancelled(client: httpx.AsyncClient) -> None:
+    """Owner task of a connection pool: waits until cancelled, then closes the pool in its own loop."""
     try:
-        client._state = httpx._client.ClientState.CLOSED  # type: ignore[attr-defined]
-    except AttributeError:
-        pass
+        await asyncio.get_running_loop().create_future()
+    finally:
+        await client.aclose()
 
 
 _local_executor: Any = None
@@ -640,20 +631,69 @@ async def run_unit_tests_async(generations: list[str], stdin_stdout_tests: list[
     )
 
 
+def run_blocking(make: Callable[[], Awaitable[T]]) -> T:
+    """Run ``make()`` to completion from synchronous code, whether or not this thread runs a loop.
+
+    Without a running loop this is ``asyncio.run``. With one (a Jupyter cell, an async
+    application) a running loop cannot be entered again, so the coroutine runs under
+    ``asyncio.run`` in a private thread while the caller waits; an interrupt while waiting
+    (Ctrl-C, the notebook's stop button) cancels it there and is raised here.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(_awaited(make))
+    return _run_in_private_loop(make)
+
+
+async def _awaited(make: Callable[[], Awaitable[T]]) -> T:
+    return await make()
+
+
+def _run_in_private_loop(make: Callable[[], Awaitable[T]]) -> T:
+    box: dict[str, Any] = {}
+    started = threading.Event()
+
+    async def main() -> T:
+        box["loop"], box["task"] = asyncio.get_running_loop(), asyncio.current_task()
+        started.set()
+        return await make()
+
+    def target() -> None:
+        try:
+            box["result"] = asyncio.run(main())
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            box["error"] = exc
+        finally:
+            started.set()
+
+    thread = threading.Thread(target=target, name="librarybench-blocking-call", daemon=True)
+    thread.start()
+    try:
+        thread.join()
+    except BaseException:
+        started.wait()
+        loop, task = box.get("loop"), box.get("task")
+        if loop is not None and task is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(task.cancel)
+        thread.join()
+        raise
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
 def run_unit_tests(generations: list[str], stdin_stdout_tests: list[Test], *, timeout: float | None = None,
                    executor: Any = None, on_result: Any = None) -> list[list[TestResult]]:
-    """Blocking wrapper of ``run_unit_tests_async`` for scripts and notebooks (not inside a running loop)."""
+    """Blocking wrapper of ``run_unit_tests_async`` for scripts and notebooks.
+
+    It works whether or not an event loop is running in the calling thread: in Jupyter, where
+    one always is, the tests run on a private loop in a helper thread (``run_blocking``). In a
+    notebook cell ``await run_unit_tests_async(...)`` does the same on the notebook's own loop.
+    """
     executor = executor or get_executor()
-
-    async def run() -> list[list[TestResult]]:
-        try:
-            return await run_unit_tests_async(generations, stdin_stdout_tests, timeout=timeout, executor=executor,
-                                              on_result=on_result)
-        finally:
-            if isinstance(executor, RemoteExecutor):  # its pool belongs to this loop, which ends here
-                await executor.aclose()
-
-    return asyncio.run(run())
+    return run_blocking(lambda: run_unit_tests_async(generations, stdin_stdout_tests, timeout=timeout,
+                                                     executor=executor, on_result=on_result))
 
 
 def count_passed(results: Iterable[dict[str, Any]]) -> int:
@@ -857,13 +897,9 @@ def get_model_feedback(solution_file: str, problem_id: int | None = None, model_
         return format_feedback(results, tests, passed, len(tests), budget=budget), results
 
     async def run_all() -> list[tuple[str, list[TestResult]] | None]:
-        try:
-            return list(await asyncio.gather(*(one(i) for i in indices)))
-        finally:
-            if isinstance(executor, RemoteExecutor):  # its pool belongs to this loop, which ends here
-                await executor.aclose()
+        return list(await asyncio.gather(*(one(i) for i in indices)))
 
-    done = [item for item in asyncio.run(run_all()) if item is not None]
+    done = [item for item in run_blocking(run_all) if item is not None]
     return "\n".join(f for f, _ in done), [r for _, r in done]
 
 
