@@ -28,7 +28,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import librarybench_common as common
 from cli import OneLineParser, fraction, non_negative_int, positive_float, positive_int
@@ -38,7 +38,6 @@ from librarybench_common import (
     answer_program,
     DEFAULT_TIMEOUT,
     count_passed,
-    count_verdicts,
     cut_middle,
     extract_code,
     format_feedback,
@@ -61,16 +60,31 @@ from llm_clients import (
     ModelSpec,
     check_credentials,
     effective_base_url,
-    estimate_cost,
     make_chat_client,
-    price_of,
     route_model,
 )
-from repair_store import Checkpoint, ResponseCache, cache_key, sha256_text
+from repair_store import Checkpoint, ResponseCache, cache_key
+from repair_summary import (
+    Counts,
+    Iteration,
+    ProblemEntry,
+    RepairSummary,
+    aggregate,
+    build_summary,
+    checkpoint_path,
+    code_hash,
+    counts_block,
+    default_output_path,
+    finished_entry,
+    iteration_record,
+    output_records,
+    problem_entry,
+    subset_block,
+    summary_path,
+)
 
 log = logging.getLogger("librarybench.repair")
 
-SUMMARY_SCHEMA = "librarybench.repair_summary/1"
 DEFAULT_CACHE_FILE = ".librarybench_cache/responses.sqlite"
 WRITE_INTERVAL_S = 10.0  # rewrite output/summary at most this often while running
 STATEMENT_LIMIT = 20_000  # characters of the problem statement shown to the model
@@ -215,7 +229,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     spec = route_model(args.model_name, args.base_url)
     check_credentials(spec)
     solution = Path(args.solution_file)
-    output = Path(args.output_file) if args.output_file else Path(f"improved_{solution.name}")
+    output = Path(args.output_file) if args.output_file else default_output_path(solution)
     selection = parse_problem_selection(args.problem_id, args.problem_ids, args.range_spec)
     settings = RepairSettings(
         max_iterations=args.max_iterations, target_ratio=args.target_ratio, temperature=args.temperature,
@@ -223,8 +237,8 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         feedback_budget=args.feedback_budget,
     )
     return RunConfig(
-        solution_file=solution, output_file=output, summary_file=output.with_name(f"summary_{output.name}"),
-        checkpoint_file=output.with_name(f"{output.name}.checkpoint.jsonl"),
+        solution_file=solution, output_file=output, summary_file=summary_path(output),
+        checkpoint_file=checkpoint_path(output),
         cache_file=None if args.no_cache else Path(args.cache_file), selection=tuple(selection) if selection is not None else None,
         spec=spec, model_key=args.model_key, settings=settings, concurrent_problems=args.concurrent_problems,
         llm_concurrency=args.llm_semaphore, exec_concurrency=args.exec_semaphore, executor=args.executor,
@@ -286,16 +300,6 @@ def fingerprint_of(config: RunConfig, model_key: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 # Running programs and calling the model
 # --------------------------------------------------------------------------------------------
-
-
-def code_hash(code: str) -> str:
-    return sha256_text(code)
-
-
-def counts_block(results: list[dict[str, Any]]) -> dict[str, Any]:
-    passed, total = count_passed(results), len(results)
-    return {"passed": passed, "total": total, "ratio": round(passed / total, 6) if total else None,
-            "verdicts": count_verdicts(results)}
 
 
 class ProgramRunner:
@@ -407,31 +411,14 @@ def followup_prompt(feedback: str, passed: int, total: int, best_passed: int, be
     return f"{note}## Test results of your program\n{feedback}\nFix the program. Reply with the complete corrected program in a single ```python code block."
 
 
-def iteration_record(number: int, code: str, shown_results: list[dict[str, Any]] | None,
-                     completion: Completion | None, regressions: list[int], duplicate_of: int | None) -> dict[str, Any]:
-    block = counts_block(shown_results) if shown_results is not None else {"passed": None, "total": None, "ratio": None, "verdicts": {}}
-    return {
-        "iteration": number, **block, "code_sha256": code_hash(code) if code else None, "code": code,
-        "response": completion.text if completion else None,
-        "stop_reason": completion.stop_reason if completion else None,
-        "input_tokens": completion.input_tokens if completion else 0,
-        "output_tokens": completion.output_tokens if completion else 0,
-        "latency_s": completion.latency_s if completion else 0.0,
-        "cached": bool(completion and completion.cached),
-        "truncated": bool(completion and completion.truncated),
-        "no_code": completion is not None and not code,
-        "regressions": regressions, "duplicate_of": duplicate_of,
-    }
-
-
 @dataclass
 class ProblemState:
     """What is known of a problem so far (kept when it ends in error)."""
 
     problem_id: int
     original_code: str = ""
-    iterations: list[dict[str, Any]] = field(default_factory=list)
-    initial: dict[str, Any] | None = None  # the starting program on all tests, once it has run
+    iterations: list[Iteration] = field(default_factory=list)
+    initial: Counts | None = None  # the starting program on all tests, once it has run
 
 
 @dataclass(frozen=True)
@@ -447,7 +434,7 @@ class RunContext:
     on_change: Any
 
 
-async def repair_problem(ctx: RunContext, state: ProblemState) -> dict[str, Any]:
+async def repair_problem(ctx: RunContext, state: ProblemState) -> ProblemEntry:
     """The repair loop for one problem; returns its summary entry (status ``done``)."""
     s, pid = ctx.settings, state.problem_id
     record = ctx.records[pid]
@@ -505,44 +492,19 @@ async def repair_problem(ctx: RunContext, state: ProblemState) -> dict[str, Any]
         stopped = "target" if best["passed"] / len(shown) >= s.target_ratio else "max_iterations"
 
     final_all = await runner.results(best["code"], everything)
-    entry = base_entry(ctx, state, status="done", error=None)
-    entry.update({
-        "initial": counts_block(initial_all), "final": counts_block(final_all),
-        "best_iteration": best["iteration"], "best_code": best["code"], "stopped": stopped,
-        "executions": runner.executions,
-    })
-    if s.feedback_tests is not None:
-        entry["feedback"] = subset_block(initial_all, final_all, shown)
-        entry["held_out"] = subset_block(initial_all, final_all, held)
-    return entry
+    split = None if s.feedback_tests is None else (subset_block(initial_all, final_all, shown),
+                                                   subset_block(initial_all, final_all, held))
+    return finished_entry(base_entry(ctx, state, status="done", error=None), initial=counts_block(initial_all),
+                          final=counts_block(final_all), best_iteration=best["iteration"], best_code=best["code"],
+                          stopped=stopped, executions=runner.executions, split=split)
 
 
-def subset_block(initial: list[dict[str, Any]], final: list[dict[str, Any]], indices: list[int]) -> dict[str, Any]:
-    return {"initial": counts_block([initial[i] for i in indices]), "final": counts_block([final[i] for i in indices]),
-            "test_indices": [i + 1 for i in indices]}
+def base_entry(ctx: RunContext, state: ProblemState, *, status: str, error: str | None) -> ProblemEntry:
+    return problem_entry(state.problem_id, ctx.spec.model, status=status, error=error, initial=state.initial,
+                         iterations=state.iterations, original_code=state.original_code)
 
 
-def base_entry(ctx: RunContext, state: ProblemState, *, status: str, error: str | None) -> dict[str, Any]:
-    """Fields every entry has, done or error; token totals come from the iterations."""
-    its = state.iterations
-    tokens_in = sum(i["input_tokens"] for i in its)
-    tokens_out = sum(i["output_tokens"] for i in its)
-    new_in = sum(i["input_tokens"] for i in its if not i["cached"])
-    new_out = sum(i["output_tokens"] for i in its if not i["cached"])
-    return {
-        "problem_id": state.problem_id, "status": status, "error": error,
-        "initial": state.initial, "final": None, "feedback": None, "held_out": None,
-        "best_iteration": None, "best_code": state.original_code, "iterations": its,
-        "model_calls": sum(1 for i in its if i["response"] is not None),
-        "cached_calls": sum(1 for i in its if i["cached"]),
-        "input_tokens": tokens_in, "output_tokens": tokens_out,
-        "new_input_tokens": new_in, "new_output_tokens": new_out,
-        "cost_usd": estimate_cost(ctx.spec.model, tokens_in, tokens_out),
-        "new_cost_usd": estimate_cost(ctx.spec.model, new_in, new_out),
-    }
-
-
-async def repair_or_error(ctx: RunContext, problem_id: int) -> dict[str, Any]:
+async def repair_or_error(ctx: RunContext, problem_id: int) -> ProblemEntry:
     """A problem's entry; a failure of its model calls, execution or record is an ``error`` entry."""
     state = ProblemState(problem_id)
     try:
@@ -563,96 +525,21 @@ async def repair_or_error(ctx: RunContext, problem_id: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-def fence(code: str) -> str:
-    return f"```python\n{code.rstrip()}\n```" if code.strip() else "```python\n```"
-
-
-def output_records(records: list[Any], entries: dict[int, dict[str, Any]], model_key: str) -> list[Any]:
-    """The input records with ``improved_<model_key>`` on every finished problem."""
-    out = []
-    for index, record in enumerate(records):
-        entry = entries.get(index)
-        if entry is not None and isinstance(record, dict):
-            record = {**record, f"improved_{model_key}": fence(entry.get("best_code") or "")}
-        out.append(record)
-    return out
-
-
-def average(values: list[float | None]) -> float | None:
-    mean = common.average(values)
-    return None if mean is None else round(mean, 6)
-
-
-def exact_ratio(block: dict[str, Any] | None) -> float | None:
-    """passed/total unrounded, so averages and differences do not carry rounding noise."""
-    if not block or not block.get("total"):
-        return None
-    return block["passed"] / block["total"]
-
-
-def sum_costs(values: list[float | None]) -> float | None:
-    return None if any(v is None for v in values) else round(sum(v for v in values if v is not None), 6)
-
-
-def aggregate(entries: list[dict[str, Any]], model: str, held_out: bool) -> dict[str, Any]:
-    done = [e for e in entries if e["status"] == "done"]
-    initial = [exact_ratio(e["initial"]) for e in done]
-    final = [exact_ratio(e["final"]) for e in done]
-    result: dict[str, Any] = {
-        "problems": len(entries), "errors": len(entries) - len(done),
-        "avg_initial_ratio": average(initial), "avg_final_ratio": average(final),
-        "avg_improvement": average([f - i for i, f in zip(initial, final)]),
-        "fully_passing_before": sum(1 for e in done if e["initial"]["passed"] == e["initial"]["total"]),
-        "fully_passing_after": sum(1 for e in done if e["final"]["passed"] == e["final"]["total"]),
-        "model_calls": sum(e["model_calls"] for e in entries), "cached_calls": sum(e["cached_calls"] for e in entries),
-        "input_tokens": sum(e["input_tokens"] for e in entries), "output_tokens": sum(e["output_tokens"] for e in entries),
-        "new_input_tokens": sum(e["new_input_tokens"] for e in entries),
-        "new_output_tokens": sum(e["new_output_tokens"] for e in entries),
-        "estimated_cost_usd": sum_costs([e["cost_usd"] for e in entries]),
-        "new_estimated_cost_usd": sum_costs([e["new_cost_usd"] for e in entries]),
-        "price_per_mtok_usd": list(price_of(model)) if price_of(model) else None,
-        "cost_note": ("estimate from a built-in list-price table (USD per million input/output tokens); "
-                      "cost_usd counts all tokens, new_cost_usd only calls not served from the cache")
-        if price_of(model) else f"no price known for model {model!r}: cost is null",
-        "held_out": None,
-    }
-    if held_out:
-        result["held_out"] = {
-            "avg_initial_ratio": average([exact_ratio(e["held_out"]["initial"]) for e in done]),
-            "avg_final_ratio": average([exact_ratio(e["held_out"]["final"]) for e in done]),
-            "feedback_avg_initial_ratio": average([exact_ratio(e["feedback"]["initial"]) for e in done]),
-            "feedback_avg_final_ratio": average([exact_ratio(e["feedback"]["final"]) for e in done]),
-        }
-    return result
-
-
-def build_summary(config: RunConfig, model_key: str, selected: list[int], entries: dict[int, dict[str, Any]],
-                  complete: bool, elapsed: float, stats: RunStats) -> dict[str, Any]:
-    listed = [entries[i] for i in selected if i in entries]
-    settings = asdict(config.settings)
-    return {
-        "schema": SUMMARY_SCHEMA,
-        "solution_file": str(config.solution_file), "output_file": str(config.output_file),
-        "model": config.spec.model, "provider": config.spec.provider, "base_url": effective_base_url(config.spec),
-        "model_key": model_key,
-        "settings": {**settings, "executor": config.executor, "isolation": config.isolation,
-                     "conversation": "multi-turn"},
-        "scores_on_shown_tests": config.settings.feedback_tests is None,
-        "scores_note": ("every test was shown to the model: the scores are on tests the model saw"
-                        if config.settings.feedback_tests is None else
-                        "iterations are scored on the feedback tests; held_out scores the final program on tests the model never saw"),
-        "complete": complete,
-        "pending": [i for i in selected if i not in entries],
-        "problems": listed,
-        "aggregate": aggregate(listed, config.spec.model, config.settings.feedback_tests is not None),
-        "this_run": {**asdict(stats), "elapsed_s": round(elapsed, 3)},
-    }
+def summary_document(config: RunConfig, model_key: str, selected: list[int], entries: dict[int, ProblemEntry],
+                     complete: bool, elapsed: float, stats: RunStats) -> RepairSummary:
+    return build_summary(
+        solution_file=str(config.solution_file), output_file=str(config.output_file), model=config.spec.model,
+        provider=config.spec.provider, base_url=effective_base_url(config.spec), model_key=model_key,
+        settings={**asdict(config.settings), "executor": config.executor, "isolation": config.isolation,
+                  "conversation": "multi-turn"},
+        held_out_split=config.settings.feedback_tests is not None, selected=selected, entries=entries,
+        complete=complete, this_run={**asdict(stats), "elapsed_s": round(elapsed, 3)})
 
 
 def write_outputs(config: RunConfig, records: list[Any], model_key: str, selected: list[int],
-                  entries: dict[int, dict[str, Any]], complete: bool, elapsed: float, stats: RunStats) -> None:
+                  entries: dict[int, ProblemEntry], complete: bool, elapsed: float, stats: RunStats) -> None:
     write_atomic_json(config.output_file, output_records(records, entries, model_key))
-    write_atomic_json(config.summary_file, build_summary(config, model_key, selected, entries, complete, elapsed, stats))
+    write_atomic_json(config.summary_file, summary_document(config, model_key, selected, entries, complete, elapsed, stats))
 
 
 # --------------------------------------------------------------------------------------------
@@ -669,13 +556,13 @@ def make_progress(config: RunConfig, total: int, done: int) -> Any:
                 disable=disable, dynamic_ncols=True)
 
 
-def load_checkpoint(config: RunConfig, checkpoint: Checkpoint) -> dict[int, dict[str, Any]]:
+def load_checkpoint(config: RunConfig, checkpoint: Checkpoint) -> dict[int, ProblemEntry]:
     if config.restart:
         checkpoint.remove()
         return {}
     if config.resume and not checkpoint.exists():
         log.warning("--resume: no checkpoint at %s, starting from the beginning", checkpoint.path)
-    return checkpoint.load()
+    return cast(dict[int, ProblemEntry], checkpoint.load())
 
 
 async def run_repair(config: RunConfig) -> int:
@@ -706,7 +593,7 @@ async def run_repair(config: RunConfig) -> int:
     cache = ResponseCache(config.cache_file) if config.cache_file else None
     client = make_chat_client(config.spec, max_retries=config.max_retries, request_timeout=config.request_timeout)
     stats = RunStats()
-    entries: dict[int, dict[str, Any]] = dict(finished)
+    entries: dict[int, ProblemEntry] = dict(finished)
     progress = make_progress(config, len(valid), len(finished))
 
     def refresh() -> None:
@@ -720,14 +607,14 @@ async def run_repair(config: RunConfig) -> int:
         entries[index] = base_entry(ctx, ProblemState(index), status="error", error=message)
     problem_slots = asyncio.Semaphore(config.concurrent_problems)
 
-    async def one(pid: int) -> dict[str, Any]:
+    async def one(pid: int) -> ProblemEntry:
         async with problem_slots:
             return await repair_or_error(ctx, pid)
 
     def save(complete: bool) -> None:
         write_outputs(config, records, model_key, selected, entries, complete, time.monotonic() - started, stats)
 
-    def record(entry: dict[str, Any]) -> None:
+    def record(entry: ProblemEntry) -> None:
         entries[entry["problem_id"]] = entry
         if entry["status"] == "done":  # errors are retried by the next run
             checkpoint.append(entry["problem_id"], entry)
@@ -766,9 +653,9 @@ async def run_repair(config: RunConfig) -> int:
     return 1 if errors else 0
 
 
-def results_table(config: RunConfig, selected: list[int], entries: dict[int, dict[str, Any]]) -> str:
+def results_table(config: RunConfig, selected: list[int], entries: dict[int, ProblemEntry]) -> str:
     """The end-of-run report on stdout: per problem initial -> final, totals, tokens and cost, files."""
-    def score(block: dict[str, Any] | None) -> str:
+    def score(block: Counts | None) -> str:
         return f"{block['passed']}/{block['total']}" if block else "-"
 
     lines = [f"{'problem':>7}  {'initial':>9}  {'final':>9}  status"]
