@@ -25,8 +25,10 @@ from typing import Any, Callable, Mapping, Sequence, TypedDict
 from tqdm import tqdm
 
 import librarybench_common as common
-from cli import OneLineParser, positive_float, positive_int
-from errors import ConfigError, ExecutionError, InputError, LibraryBenchError
+from atomic_io import write_atomic_json
+from cli import OneLineParser, add_executor_flags, add_logging_flag, add_selection_flags, run_async, run_main
+from errors import ConfigError, ExecutionError, InputError
+from executors import Executor
 from improvement_stats import paired_significance
 from records import VERDICTS
 from repair_summary import (  # noqa: F401  (iteration_ratios: the reader's, re-exported)
@@ -93,7 +95,7 @@ class Measurement:
 class Settings:
     """How programs are run: identical for the original and the improved program."""
 
-    executor: Any
+    executor: Executor
     timeout: float
     source: str = ""  # the original file (named in per-problem error lines)
 
@@ -138,7 +140,7 @@ class ComparisonRow(TypedDict):
 # --------------------------------------------------------------------------------------------
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         description="Re-run original and improved programs on the same tests and report whether repair helped.",
     )
@@ -150,7 +152,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model-key", default=None,
                         help=f"answer key to compare, e.g. o3_mini_solution (default {DEFAULT_MODEL_KEY} when present, "
                              "else the improved file's single improved_<key>, else the original's single *_solution key)")
-    parser.add_argument("--problem-id", type=int, default=None, help="compare only this problem (0-based index)")
+    add_selection_flags(parser, "compare", single_only=True)
     parser.add_argument("--output-file", default=None, help="write the full comparison as JSON to this file")
     parser.add_argument("--report", default=None, metavar="FILE.html",
                         help="write a self-contained HTML report with plots (works offline)")
@@ -159,17 +161,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                          help="the repair run's summary JSON (default: summary_<improved file name> beside the "
                               "improved file, when it exists)")
     summary.add_argument("--no-summary", action="store_true", help="ignore the repair summary even when one is found")
-    parser.add_argument("--timeout", type=positive_float, default=common.DEFAULT_TIMEOUT,
-                        help=f"seconds per test, the same for both programs (default {common.DEFAULT_TIMEOUT:g})")
-    parser.add_argument("--exec-semaphore", type=positive_int, default=common.DEFAULT_EXEC_CONCURRENCY,
-                        help=f"maximum concurrent test executions (default {common.DEFAULT_EXEC_CONCURRENCY})")
-    parser.add_argument("--executor", choices=("local", "remote"), default=None,
-                        help="where programs run: remote (the API at CYBER_URL) or local (embedded sandbox); "
-                             "default remote when CYBER_URL is set, else local")
+    add_executor_flags(parser, timeout_help="seconds per test, the same for both programs")
     parser.add_argument("--quiet", action="store_true", help="no terminal table and no progress bar")
-    parser.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-                        help="logging level on stderr (default WARNING)")
-    return parser.parse_args(argv)
+    add_logging_flag(parser, help="logging level on stderr")
+    return parser
 
 
 # --------------------------------------------------------------------------------------------
@@ -610,7 +605,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         except InputError as exc:
             common.report_problem_error(args.original_file, i, exc)
             setup_errors[i] = error_detail(i, original[i], common.problem_message(args.original_file, i, exc))
-    outcomes = asyncio.run(measure_all(plans, Settings(executor, args.timeout, args.original_file), args.quiet))
+    outcomes = run_async(measure_all(plans, Settings(executor, args.timeout, args.original_file), args.quiet))
 
     stored = summary.problems if summary else {}
     by_index = dict(setup_errors)
@@ -623,39 +618,33 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
             disagreements += summary_disagreements(stored.get(plan.index), outcome[0], outcome[1], plan.index)
     context = {
         "original_file": args.original_file, "improved_file": args.improved_file, "summary_file": summary.path if summary else None,
-        "model_key": model_key, "executor": getattr(executor, "name", str(executor)),
-        "isolation": getattr(executor, "isolation", None), "timeout": args.timeout,
+        "model_key": model_key, "executor": executor.name,
+        "isolation": executor.isolation, "timeout": args.timeout,
         "exec_semaphore": args.exec_semaphore, "problem_id": args.problem_id,
         "repair_model": summary.model if summary else None, "warnings": warnings, "summary_disagreements": disagreements,
     }
     return build_comparison([by_index[i] for i in [*indices, *(i for i, _ in missing)]], summary, context)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(levelname)s: %(message)s", stream=sys.stderr)
-    common.load_env()
-    common.install_sigterm_as_interrupt()
-    try:
-        result = compare(args)
-        if args.output_file:
-            common.write_atomic_json(args.output_file, result)
-        if args.report:
-            from report_html import write_report
+def run(args: argparse.Namespace) -> int:
+    """Compare, write the JSON and the report, print the table; 1 when some problem could not be measured."""
+    result = compare(args)
+    if args.output_file:
+        write_atomic_json(args.output_file, result)
+    if args.report:
+        from report_html import write_report
 
-            write_report(args.report, result)
-    except LibraryBenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("error: interrupted", file=sys.stderr)
-        return 130
+        write_report(args.report, result)
     if args.quiet:
         for warning in result["warnings"]:
             log.warning("%s", warning)
     else:
         sys.stdout.write(format_table(result))
     return 1 if result["error_problems"] else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_main(build_parser(), argv, run, log_format="%(levelname)s: %(message)s")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ stderr, so messages must say what went wrong and where (file, problem index, URL
 
 from __future__ import annotations
 
+import os
+
 
 class LibraryBenchError(Exception):
     """Base class: a failure the user can act on, printed as one line without a traceback."""
@@ -13,6 +15,17 @@ class LibraryBenchError(Exception):
 
 class InputError(LibraryBenchError):
     """A solution file or a problem record is unusable (missing, not JSON, no tests, ...)."""
+
+
+class WriteError(InputError):
+    """An output file cannot be written (``atomic_io``): ``path`` and the OS's ``reason`` as fields.
+
+    A subclass of ``InputError`` (a user error, exit 2) so existing handlers keep working."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str, what: str = "") -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: cannot write{' ' + what if what else ''}: {reason}")
 
 
 class ConfigError(LibraryBenchError):

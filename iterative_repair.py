@@ -23,20 +23,32 @@ import asyncio
 import hashlib
 import logging
 import random
-import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, cast
 
 import librarybench_common as common
-from cli import OneLineParser, fraction, non_negative_int, positive_float, positive_int
-from errors import ConfigError, InputError, LibraryBenchError, ModelError
+from cli import (
+    OneLineParser,
+    add_executor_flags,
+    add_logging_flag,
+    add_selection_flags,
+    fraction,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    run_async,
+    run_main,
+)
+from errors import ConfigError, InputError, LibraryBenchError, ModelError, WriteError
 from librarybench_common import (
+    DEFAULT_EXEC_CONCURRENCY,
     DEFAULT_FEEDBACK_BUDGET,
-    answer_program,
+    DEFAULT_LLM_CONCURRENCY,
     DEFAULT_TIMEOUT,
+    answer_program,
     count_passed,
     cut_middle,
     extract_code,
@@ -133,8 +145,8 @@ class RunConfig:
     model_key: str | None
     settings: RepairSettings
     concurrent_problems: int = 3
-    llm_concurrency: int = 5
-    exec_concurrency: int = 50
+    llm_concurrency: int = DEFAULT_LLM_CONCURRENCY
+    exec_concurrency: int = DEFAULT_EXEC_CONCURRENCY
     executor: str | None = None
     resume: bool = False
     restart: bool = False
@@ -142,6 +154,11 @@ class RunConfig:
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     progress: bool | None = None  # None: only when stderr is a terminal
     isolation: str | None = None  # filled in by the run: what the executor says it is
+
+
+def config_default(name: str) -> Any:
+    """A ``RunConfig`` field's default (the flag's default is declared there, once)."""
+    return next(f.default for f in fields(RunConfig) if f.name == name)
 
 
 def feedback_tests_arg(text: str) -> str:
@@ -178,47 +195,46 @@ def build_parser() -> argparse.ArgumentParser:
             "'not-needed' is sent). Exit codes: 0 done, 1 some problem ended in error, 2 usage error, 130 interrupted."
         ),
     )
+    defaults = RepairSettings()  # the defaults' one source: the settings and config records
     p.add_argument("--solution-file", required=True, help="JSON list of problem records with model answers")
-    sel = p.add_mutually_exclusive_group()
-    sel.add_argument("--problem-id", type=int, help="repair one problem (0-based index)")
-    sel.add_argument("--problem-ids", help="comma-separated indices, e.g. 1,4,7")
-    sel.add_argument("--range", dest="range_spec", help="inclusive index range, e.g. 0-9 (default: all problems)")
-    p.add_argument("--model-name", default=DEFAULT_MODEL, help=f"model that repairs (default: {DEFAULT_MODEL})")
+    add_selection_flags(p, "repair")
+    p.add_argument("--model-name", default=DEFAULT_MODEL, help="model that repairs")
     p.add_argument("--model-key", help="whose answer to repair, e.g. o3_mini or o3_mini_solution "
                    "(default: the file's only *_solution key other than human_solution)")
-    p.add_argument("--max-iterations", type=non_negative_int, default=3, help="model calls per problem at most (default: 3)")
-    p.add_argument("--target-ratio", type=fraction, default=1.0, help="stop a problem at this pass ratio (default: 1.0)")
-    p.add_argument("--temperature", type=temperature_arg, default=None,
+    p.add_argument("--max-iterations", type=non_negative_int, default=defaults.max_iterations,
+                   help="model calls per problem at most")
+    p.add_argument("--target-ratio", type=fraction, default=defaults.target_ratio, help="stop a problem at this pass ratio")
+    p.add_argument("--temperature", type=temperature_arg, default=defaults.temperature,
                    help="sampling temperature, 0 to 2 (default: the provider's default, not sent)")
-    p.add_argument("--max-tokens", type=positive_int, default=4096, help="output token limit per model call (default: 4096)")
+    p.add_argument("--max-tokens", type=positive_int, default=defaults.max_tokens, help="output token limit per model call")
     p.add_argument("--base-url", help="provider base URL, e.g. http://localhost:8000/v1 for vLLM "
                    "(default: ANTHROPIC_BASE_URL / OPENAI_BASE_URL, else the provider's API)")
-    p.add_argument("--timeout", type=positive_float, default=DEFAULT_TIMEOUT, help=f"seconds per test (default: {DEFAULT_TIMEOUT:g})")
-    p.add_argument("--feedback-tests", type=feedback_tests_arg, default=None,
+    p.add_argument("--feedback-tests", type=feedback_tests_arg, default=defaults.feedback_tests,
                    help="show the model failures from only K tests (a count, or a fraction like 0.5), chosen with --seed; "
                         "the rest are held out and scored at the end (default: all tests are shown)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the --feedback-tests split (default: 0)")
-    p.add_argument("--feedback-budget", type=positive_int, default=DEFAULT_FEEDBACK_BUDGET,
-                   help=f"characters of test feedback per prompt (default: {DEFAULT_FEEDBACK_BUDGET})")
+    p.add_argument("--seed", type=int, default=defaults.seed, help="seed of the --feedback-tests split")
+    p.add_argument("--feedback-budget", type=positive_int, default=defaults.feedback_budget,
+                   help="characters of test feedback per prompt")
     p.add_argument("--output-file", help="default: improved_<input file name> in the current directory")
-    p.add_argument("--concurrent-problems", type=positive_int, default=3, help="problems in flight (default: 3)")
-    p.add_argument("--llm-semaphore", type=positive_int, default=5, help="concurrent model calls (default: 5)")
-    p.add_argument("--exec-semaphore", type=positive_int, default=50, help="concurrent test executions (default: 50)")
-    p.add_argument("--executor", choices=("local", "remote"), default=None,
-                   help="where programs run (default: remote when CYBER_URL is set, else local)")
-    p.add_argument("--cache-file", default=DEFAULT_CACHE_FILE, help=f"SQLite response cache (default: {DEFAULT_CACHE_FILE})")
+    p.add_argument("--concurrent-problems", type=positive_int, default=config_default("concurrent_problems"),
+                   help="problems in flight")
+    p.add_argument("--llm-semaphore", type=positive_int, default=config_default("llm_concurrency"),
+                   help="concurrent model calls")
+    add_executor_flags(p, timeout_help="seconds per test")
+    p.add_argument("--cache-file", default=DEFAULT_CACHE_FILE, help="SQLite response cache")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the response cache")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint (the default when one exists; "
                    "with --resume a missing checkpoint is reported)")
     p.add_argument("--restart", action="store_true", help="discard an existing checkpoint and start over (the cache still applies)")
-    p.add_argument("--max-retries", type=non_negative_int, default=4, help="SDK retries per model call on 408/409/429/5xx (default: 4)")
-    p.add_argument("--request-timeout", type=positive_float, default=DEFAULT_REQUEST_TIMEOUT,
-                   help=f"seconds per model call before the SDK retries (default: {DEFAULT_REQUEST_TIMEOUT:g})")
+    p.add_argument("--max-retries", type=non_negative_int, default=config_default("max_retries"),
+                   help="SDK retries per model call on 408/409/429/5xx")
+    p.add_argument("--request-timeout", type=positive_float, default=config_default("request_timeout"),
+                   help="seconds per model call before the SDK retries")
     progress = p.add_mutually_exclusive_group()
     progress.add_argument("--no-progress", action="store_true", help="no progress bar")
     progress.add_argument("--progress", action="store_true",
                           help="show the progress bar even when stderr is not a terminal (default: only on a terminal)")
-    p.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="default: WARNING")
+    add_logging_flag(p, help="logging level (stderr)")
     return p
 
 
@@ -229,7 +245,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     spec = route_model(args.model_name, args.base_url)
     check_credentials(spec)
     solution = Path(args.solution_file)
-    output = Path(args.output_file) if args.output_file else default_output_path(solution)
+    output, summary, checkpoint = output_paths(args)
     selection = parse_problem_selection(args.problem_id, args.problem_ids, args.range_spec)
     settings = RepairSettings(
         max_iterations=args.max_iterations, target_ratio=args.target_ratio, temperature=args.temperature,
@@ -237,8 +253,8 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         feedback_budget=args.feedback_budget,
     )
     return RunConfig(
-        solution_file=solution, output_file=output, summary_file=summary_path(output),
-        checkpoint_file=checkpoint_path(output),
+        solution_file=solution, output_file=output, summary_file=summary,
+        checkpoint_file=checkpoint,
         cache_file=None if args.no_cache else Path(args.cache_file), selection=tuple(selection) if selection is not None else None,
         spec=spec, model_key=args.model_key, settings=settings, concurrent_problems=args.concurrent_problems,
         llm_concurrency=args.llm_semaphore, exec_concurrency=args.exec_semaphore, executor=args.executor,
@@ -681,40 +697,31 @@ def results_table(config: RunConfig, selected: list[int], entries: dict[int, Pro
     return "\n".join(lines) + "\n"
 
 
-async def run_with_signals(config: RunConfig) -> int:
-    """SIGTERM cancels like Ctrl-C does, so partial results are written either way."""
-    task = asyncio.current_task()
-    loop = asyncio.get_running_loop()
-    if task is not None:
-        try:
-            loop.add_signal_handler(signal.SIGTERM, task.cancel)
-        except (NotImplementedError, RuntimeError):
-            pass
-    return await run_repair(config)
+def run(args: argparse.Namespace) -> int:
+    return run_async(run_repair(build_config(args)))
+
+
+def output_paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
+    """(output, summary, checkpoint) files of a run, by the naming rules of ``repair_summary``."""
+    output = Path(args.output_file) if args.output_file else default_output_path(Path(args.solution_file))
+    return output, summary_path(output), checkpoint_path(output)
+
+
+def kept_note(args: argparse.Namespace, error: LibraryBenchError) -> str:
+    """When the output or summary cannot be written, say that the checkpoint keeps the finished problems."""
+    checkpoint = output_paths(args)[2]
+    if isinstance(error, WriteError) and checkpoint.exists() and error.path != str(checkpoint):
+        return f" (finished problems are kept in {checkpoint}: run the command again to write them)"
+    return ""
+
+
+def partial_note(args: argparse.Namespace) -> str:
+    output, summary, _ = output_paths(args)
+    return f": partial results in {output} and {summary}; run the same command to resume"
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:  # --help, or a usage error already printed as one line
-        return int(exc.code or 0)
-    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
-    common.load_env()
-    config: RunConfig | None = None
-    try:
-        config = build_config(args)
-        return asyncio.run(run_with_signals(config))
-    except LibraryBenchError as exc:
-        kept = ""
-        if config is not None and isinstance(exc, InputError) and "cannot write" in str(exc) \
-                and config.checkpoint_file.exists() and str(config.checkpoint_file) not in str(exc):
-            kept = f" (finished problems are kept in {config.checkpoint_file}: run the command again to write them)"
-        print(f"error: {exc}{kept}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        where = f": partial results in {config.output_file} and {config.summary_file}; run the same command to resume" if config else ""
-        print(f"error: interrupted{where}", file=sys.stderr)
-        return 130
+    return run_main(build_parser(), argv, run, error_note=kept_note, interrupt_note=partial_note)
 
 
 if __name__ == "__main__":
