@@ -27,7 +27,7 @@ from tqdm import tqdm
 import librarybench_common as common
 from atomic_io import write_atomic_json
 from cli import OneLineParser, add_executor_flags, add_logging_flag, add_selection_flags, run_async, run_main
-from errors import ConfigError, ExecutionError, InputError
+from errors import ConfigError, ExecutionError, InputError, problem_line
 from executors import Executor
 from improvement_stats import paired_significance
 from records import VERDICTS
@@ -229,7 +229,7 @@ def plan_problem(index: int, original: dict[str, Any], improved: dict[str, Any],
     try:
         original_code = common.answer_program(original, model_key)
     except InputError as exc:
-        raise InputError(common.problem_message(original_path, index, exc)) from None
+        raise exc.at(original_path, index) from None
     answer = improved.get(improved_key(model_key))
     return ProblemPlan(
         index=index,
@@ -528,7 +528,7 @@ def format_table(result: dict[str, Any]) -> str:
         if r["no_original_answer"]:
             note += " (no original answer)"
         if r["error"]:
-            message = r["error"].split(f"problem {r['problem_id']}: ", 1)[-1]
+            message = r["error"].removeprefix(problem_line(result["original_file"], r["problem_id"], ""))
             note += f": {message[:60]}"
         lines.append(f"{r['problem_id']:>7}  {r['name'][:28]:<28}  "
                      f"{fraction(r['original_passed'], r['original_total']):>{width}}  "
@@ -597,14 +597,15 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     plans: list[ProblemPlan] = []
     setup_errors: dict[int, ComparisonRow] = {}
     for i, message in missing:  # a problem id out of range: an error of that problem (exit 1)
-        common.report_problem_error(args.original_file, i, message)
-        setup_errors[i] = error_detail(i, None, common.problem_message(args.original_file, i, message))
+        common.report_error_line(message)
+        setup_errors[i] = error_detail(i, None, message)
     for i in indices:
         try:
             plans.append(plan_problem(i, original[i], improved[i], model_key, args.original_file))
         except InputError as exc:
-            common.report_problem_error(args.original_file, i, exc)
-            setup_errors[i] = error_detail(i, original[i], common.problem_message(args.original_file, i, exc))
+            located = exc.at(args.original_file, i)
+            common.report_error_line(str(located))
+            setup_errors[i] = error_detail(i, original[i], str(located))
     outcomes = run_async(measure_all(plans, Settings(executor, args.timeout, args.original_file), args.quiet))
 
     stored = summary.problems if summary else {}
@@ -612,7 +613,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     disagreements: list[dict[str, Any]] = []
     for plan, outcome in zip(plans, outcomes):
         if isinstance(outcome, ExecutionError):
-            outcome = ExecutionError(common.problem_message(args.original_file, plan.index, outcome))
+            outcome.at(args.original_file, plan.index)
         by_index[plan.index] = problem_detail(plan, outcome, stored.get(plan.index))
         if not isinstance(outcome, ExecutionError):
             disagreements += summary_disagreements(stored.get(plan.index), outcome[0], outcome[1], plan.index)

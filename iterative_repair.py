@@ -43,6 +43,7 @@ from cli import (
     run_main,
 )
 from errors import ConfigError, InputError, LibraryBenchError, ModelError, WriteError
+from executors import Executor
 from librarybench_common import (
     DEFAULT_EXEC_CONCURRENCY,
     DEFAULT_FEEDBACK_BUDGET,
@@ -321,7 +322,7 @@ def fingerprint_of(config: RunConfig, model_key: str) -> dict[str, Any]:
 class ProgramRunner:
     """Runs programs of one problem; a (program, test) pair is executed at most once."""
 
-    def __init__(self, tests: list[Any], *, timeout: float, executor: Any) -> None:
+    def __init__(self, tests: list[Any], *, timeout: float, executor: Executor) -> None:
         self.tests = tests
         self.timeout = timeout
         self.executor = executor
@@ -445,7 +446,7 @@ class RunContext:
     spec: ModelSpec
     settings: RepairSettings
     caller: ModelCaller
-    executor: Any
+    executor: Executor
     stats: RunStats
     on_change: Any
 
@@ -458,7 +459,7 @@ async def repair_problem(ctx: RunContext, state: ProblemState) -> ProblemEntry:
     try:
         state.original_code = answer_program(record, ctx.model_key)
     except InputError as exc:
-        raise InputError(common.problem_message(ctx.solution_file, pid, exc)) from None
+        raise exc.at(ctx.solution_file, pid) from None
     shown, held = split_tests(len(tests), s.feedback_tests, s.seed, pid)
     shown_tests = [tests[i] for i in shown]
     runner = ProgramRunner(tests, timeout=s.timeout, executor=ctx.executor)
@@ -526,14 +527,13 @@ async def repair_or_error(ctx: RunContext, problem_id: int) -> ProblemEntry:
     try:
         return await repair_problem(ctx, state)
     except LibraryBenchError as exc:
-        message = common.problem_message(ctx.solution_file, problem_id, exc)
-        common.report_problem_error(ctx.solution_file, problem_id, exc)
-        return base_entry(ctx, state, status="error", error=message)
+        error = exc.at(ctx.solution_file, problem_id)
     except Exception as exc:  # a bug must not take the other problems down
         log.debug("problem %d: unexpected error", problem_id, exc_info=True)
-        message = f"internal error: {type(exc).__name__}: {exc}"
-        common.report_problem_error(ctx.solution_file, problem_id, message)
-        return base_entry(ctx, state, status="error", error=common.problem_message(ctx.solution_file, problem_id, message))
+        error = LibraryBenchError(f"internal error: {type(exc).__name__}: {exc}", file=ctx.solution_file,
+                                  index=problem_id)
+    common.report_error_line(str(error))  # the line printed is the one stored
+    return base_entry(ctx, state, status="error", error=str(error))
 
 
 # --------------------------------------------------------------------------------------------
@@ -587,7 +587,7 @@ async def run_repair(config: RunConfig) -> int:
     records = load_problems(config.solution_file)
     valid, missing = common.select_problems(len(records), config.selection, config.solution_file)
     for index, message in missing:  # an id out of range is an error of that problem; the others go on
-        common.report_problem_error(config.solution_file, index, message)
+        common.report_error_line(message)
     if not valid:
         return 1
     model_key = infer_model_key(records, valid, config.model_key, config.solution_file)
@@ -599,8 +599,7 @@ async def run_repair(config: RunConfig) -> int:
         log.warning("resuming from %s: %d problem(s) already done, %d to go", checkpoint.path, len(finished), len(pending))
     set_semaphore_limits(llm=config.llm_concurrency, exec=config.exec_concurrency)
     executor = get_executor(config.executor)
-    config = replace(config, executor=str(getattr(executor, "name", "?")),
-                     isolation=str(getattr(executor, "isolation", "?")))
+    config = replace(config, executor=executor.name, isolation=executor.isolation)
     base_url = effective_base_url(config.spec)
     print(f"Executor: {config.executor} ({config.isolation}); model: {config.spec.model} "
           f"(provider {config.spec.provider}{', ' + base_url if base_url else ''}); "

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
 
 from atomic_io import current_umask, write_atomic_json, write_atomic_text  # noqa: F401  (the old names, kept importable)
-from errors import ConfigError, ExecutionError, InputError
+from errors import ConfigError, ExecutionError, InputError, LibraryBenchError, problem_line
 from executors import (  # noqa: F401  (re-exported: the toolkit's and notebooks' old names)
     DEFAULT_RETRIES,
     DEFAULT_RETRY_BACKOFF,
@@ -148,18 +148,17 @@ def _as_text(value: Any) -> str:
 
 
 def problem_tests(record: Any, index: int, path: str | os.PathLike[str] = "<records>") -> list[StdioTest]:
-    """The tests of one record, or an ``InputError`` naming the file and problem index."""
-    where = f"{path}: problem {index}"
+    """The tests of one record, or an ``InputError`` located at the file and problem index."""
     if not isinstance(record, dict):
-        raise InputError(f"{where}: record is not a JSON object")
+        raise InputError("record is not a JSON object", file=path, index=index)
     if "input_output" not in record or record["input_output"] in (None, "", {}):
-        raise InputError(f"{where}: no tests (missing input_output)")
+        raise InputError("no tests (missing input_output)", file=path, index=index)
     try:
         tests = create_test_cases_from_input_output(record["input_output"])
     except InputError as exc:
-        raise InputError(f"{where}: {exc}") from None
+        raise exc.at(path, index) from None
     if not tests:
-        raise InputError(f"{where}: no tests (input_output has empty inputs)")
+        raise InputError("no tests (input_output has empty inputs)", file=path, index=index)
     return tests
 
 
@@ -671,19 +670,23 @@ def get_model_feedback(solution_file: str, problem_id: int | None = None, model_
 
 
 def problem_message(path: str | os.PathLike[str], index: int, error: Any) -> str:
-    """``<file>: problem <i>: <message>``, without repeating a prefix the message already has."""
-    text = " ".join(str(error).split("\n")).strip()
-    prefix = f"{path}: problem {index}: "
-    while text.startswith(prefix):
-        text = text[len(prefix):]
-    return f"{prefix}{text}"
+    """``<file>: problem <i>: <message>`` (``errors.problem_line``). An error that is already
+    located (its ``file``/``index`` fields are set) keeps its own place."""
+    if isinstance(error, LibraryBenchError):
+        return str(error.at(path, index))
+    return problem_line(path, index, error)
 
 
 def report_problem_error(path: str | os.PathLike[str], index: int, error: Any) -> None:
     """The one line every CLI prints for a problem that ended in error (stderr, whatever the log level)."""
+    report_error_line(problem_message(path, index, error))
+
+
+def report_error_line(line: str) -> None:
+    """Print ``error: <line>`` on stderr, e.g. a line of ``select_problems`` (already located)."""
     import sys
 
-    print(f"error: {problem_message(path, index, error)}", file=sys.stderr, flush=True)
+    print(f"error: {line}", file=sys.stderr, flush=True)
 
 
 def average(values: Iterable[float | None]) -> float | None:
