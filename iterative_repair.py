@@ -696,8 +696,14 @@ def results_table(config: RunConfig, selected: list[int], entries: dict[int, Pro
     return "\n".join(lines) + "\n"
 
 
+async def run_with_signals(config: RunConfig) -> int:
+    """The run as the script starts it: under ``cli.run_async`` SIGTERM cancels it as Ctrl-C does,
+    so partial results are written either way."""
+    return await run_repair(config)
+
+
 def run(args: argparse.Namespace) -> int:
-    return run_async(run_repair(build_config(args)))
+    return run_async(run_with_signals(build_config(args)))
 
 
 def output_paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
