@@ -3,7 +3,8 @@
 Re-runs the original and the improved program of every problem on the same tests, with the same
 executor and limits, in one run (numbers stored in the files are never trusted), then reports per
 problem and overall figures, a paired significance test over problems, the feedback/held-out split
-and the tokens/cost recorded by the repair run's summary. Output: a terminal table, a JSON file
+and the tokens/cost recorded by the repair run's summary (read by ``repair_summary.read_summary``;
+each problem becomes one ``ComparisonRow``). Output: a terminal table, a JSON file
 (``--output-file``) and a self-contained HTML report with plots (``--report``).
 
 Exit status: 0 on success, 1 when some problems could not be measured (a bad record, a missing or

@@ -9,7 +9,8 @@ program is never run twice on the same test (results are cached by program hash)
 
 Runs are resumable: every finished problem is appended to a JSONL checkpoint, every model
 response is stored in a SQLite cache, and the output and summary files are rewritten
-atomically as problems finish and on Ctrl-C. Exit codes: 0 all problems done, 1 some problem
+atomically as problems finish and on Ctrl-C (their formats, naming rules and builders are in
+``repair_summary.py``; flags, exit codes and SIGTERM come from ``cli.py``). Exit codes: 0 all problems done, 1 some problem
 ended in error (each printed as one line ``error: <file>: problem <i>: <message>``, also listed in
 the summary; a problem id out of range is such an error), 2 usage/configuration error (one line
 ``error: ...``, e.g. an unwritable output file: the checkpoint keeps finished problems),
