@@ -3,7 +3,8 @@
 Re-runs the original and the improved program of every problem on the same tests, with the same
 executor and limits, in one run (numbers stored in the files are never trusted), then reports per
 problem and overall figures, a paired significance test over problems, the feedback/held-out split
-and the tokens/cost recorded by the repair run's summary. Output: a terminal table, a JSON file
+and the tokens/cost recorded by the repair run's summary (read by ``repair_summary.read_summary``;
+each problem becomes one ``ComparisonRow``). Output: a terminal table, a JSON file
 (``--output-file``) and a self-contained HTML report with plots (``--report``).
 
 Exit status: 0 on success, 1 when some problems could not be measured (a bad record, a missing or
@@ -16,29 +17,37 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import sys
 import unicodedata
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence, TypedDict
 
 from tqdm import tqdm
 
 import judges
 import librarybench_common as common
-from cli import OneLineParser, positive_float, positive_int
-from errors import ConfigError, ExecutionError, InputError, LibraryBenchError
+from atomic_io import write_atomic_json
+from cli import OneLineParser, add_executor_flags, add_logging_flag, add_selection_flags, run_async, run_main
+from errors import ConfigError, ExecutionError, InputError, problem_line
+from executors import Executor
 from improvement_stats import paired_significance
 from records import VERDICTS
+from repair_summary import (  # noqa: F401  (iteration_ratios: the reader's, re-exported)
+    IMPROVED_PREFIX,
+    StoredProblem,
+    SummaryView,
+    improved_key,
+    improved_model_keys,
+    iteration_ratios,
+    parse_summary,
+    read_summary,
+)
 
 log = logging.getLogger("librarybench.compare")
 
 SCHEMA = "librarybench.comparison/1"
-SUMMARY_SCHEMA_PREFIX = "librarybench.repair_summary/"
 DEFAULT_MODEL_KEY = "claude_solution"
-IMPROVED_PREFIX = "improved_"
 MOST_IMPROVED = 5
 LEAKAGE_WARNING = (
     "The repair run scored its iterations on the tests the model was shown (scores_on_shown_tests is true): "
@@ -88,10 +97,45 @@ class Measurement:
 class Settings:
     """How programs are run: identical for the original and the improved program."""
 
-    executor: Any
+    executor: Executor
     timeout: float
     source: str = ""  # the original file (named in per-problem error lines)
     judge: Any = None  # judges.Judge of the comparison (None: exact), the same for both programs
+
+
+class SubsetFigures(TypedDict):
+    """A problem's pass counts on its feedback or held-out tests, re-measured by this run."""
+
+    tests: int
+    original_passed: int
+    original_ratio: float
+    improved_passed: int
+    improved_ratio: float
+    improvement: float
+
+
+class ComparisonRow(TypedDict):
+    """One row of ``problem_details``: the seed's keys plus verdicts, flags and summary figures.
+    Counts are null for a problem in error (it is left out of every figure)."""
+
+    problem_id: int
+    name: str
+    no_improved_answer: bool | None
+    no_original_answer: bool | None
+    iteration_ratios: list[float | None] | None
+    status: str  # improved, unchanged, worse or error
+    error: str | None
+    original_passed: int | None
+    original_total: int | None
+    original_ratio: float | None
+    improved_passed: int | None
+    improved_total: int | None
+    improved_ratio: float | None
+    improvement: float | None
+    original_verdicts: dict[str, int] | None
+    improved_verdicts: dict[str, int] | None
+    same_program: bool | None
+    split: dict[str, Any] | None
 
 
 # --------------------------------------------------------------------------------------------
@@ -99,7 +143,7 @@ class Settings:
 # --------------------------------------------------------------------------------------------
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         description="Re-run original and improved programs on the same tests and report whether repair helped.",
     )
@@ -111,7 +155,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model-key", default=None,
                         help=f"answer key to compare, e.g. o3_mini_solution (default {DEFAULT_MODEL_KEY} when present, "
                              "else the improved file's single improved_<key>, else the original's single *_solution key)")
-    parser.add_argument("--problem-id", type=int, default=None, help="compare only this problem (0-based index)")
+    add_selection_flags(parser, "compare", single_only=True)
     parser.add_argument("--output-file", default=None, help="write the full comparison as JSON to this file")
     parser.add_argument("--report", default=None, metavar="FILE.html",
                         help="write a self-contained HTML report with plots (works offline)")
@@ -120,18 +164,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                          help="the repair run's summary JSON (default: summary_<improved file name> beside the "
                               "improved file, when it exists)")
     summary.add_argument("--no-summary", action="store_true", help="ignore the repair summary even when one is found")
-    parser.add_argument("--timeout", type=positive_float, default=common.DEFAULT_TIMEOUT,
-                        help=f"seconds per test, the same for both programs (default {common.DEFAULT_TIMEOUT:g})")
-    parser.add_argument("--exec-semaphore", type=positive_int, default=common.DEFAULT_EXEC_CONCURRENCY,
-                        help=f"maximum concurrent test executions (default {common.DEFAULT_EXEC_CONCURRENCY})")
-    parser.add_argument("--executor", choices=("local", "remote"), default=None,
-                        help="where programs run: remote (the API at CYBER_URL) or local (embedded sandbox); "
-                             "default remote when CYBER_URL is set, else local")
+    add_executor_flags(parser, timeout_help="seconds per test, the same for both programs")
     parser.add_argument("--quiet", action="store_true", help="no terminal table and no progress bar")
     judges.add_judge_arguments(parser, audit=False)
-    parser.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-                        help="logging level on stderr (default WARNING)")
-    return parser.parse_args(argv)
+    add_logging_flag(parser, help="logging level on stderr")
+    return parser
 
 
 # --------------------------------------------------------------------------------------------
@@ -155,17 +192,6 @@ def check_alignment(original: list[Any], improved: list[Any], original_path: str
 
 def original_model_keys(records: list[Any]) -> list[str]:
     return [k for k in common.solution_keys(records) if not k.startswith(IMPROVED_PREFIX)]
-
-
-def improved_model_keys(records: list[Any]) -> list[str]:
-    keys: list[str] = []
-    for record in records:
-        if isinstance(record, dict):
-            for key in record:
-                name = key[len(IMPROVED_PREFIX):]
-                if key.startswith(IMPROVED_PREFIX) and name not in keys:
-                    keys.append(name)
-    return keys
 
 
 def infer_model_key(original: list[Any], improved: list[Any], requested: str | None) -> str:
@@ -207,8 +233,8 @@ def plan_problem(index: int, original: dict[str, Any], improved: dict[str, Any],
     try:
         original_code = common.answer_program(original, model_key)
     except InputError as exc:
-        raise InputError(common.problem_message(original_path, index, exc)) from None
-    answer = improved.get(IMPROVED_PREFIX + model_key)
+        raise exc.at(original_path, index) from None
+    answer = improved.get(improved_key(model_key))
     return ProblemPlan(
         index=index,
         name=display_name(original, index),
@@ -270,80 +296,11 @@ async def measure_all(plans: list[ProblemPlan], settings: Settings, quiet: bool
 
 
 # --------------------------------------------------------------------------------------------
-# The repair summary
+# Figures from the repair summary (read by repair_summary.read_summary)
 # --------------------------------------------------------------------------------------------
 
 
-def default_summary_path(improved_path: str) -> Path:
-    path = Path(improved_path)
-    return path.with_name(f"summary_{path.name}")
-
-
-def load_summary(improved_path: str, explicit: str | None, disabled: bool) -> tuple[dict[str, Any] | None, str | None]:
-    """The repair summary, or None. An explicit file must be valid; a found one is skipped with a warning if not."""
-    if disabled:
-        return None, None
-    path = Path(explicit) if explicit else default_summary_path(improved_path)
-    if not explicit and not path.exists():
-        return None, None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, dict):
-            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
-    except FileNotFoundError:
-        raise InputError(f"{path}: summary file not found") from None
-    except (OSError, ValueError) as exc:
-        if explicit:
-            raise InputError(f"{path}: not a usable repair summary: {exc}") from None
-        log.warning("%s: ignoring the repair summary found beside the improved file: %s", path, exc)
-        return None, None
-    schema = data.get("schema")
-    if isinstance(schema, str) and not schema.startswith(SUMMARY_SCHEMA_PREFIX):
-        log.warning("%s: unexpected summary schema %r; reading what fields it has", path, schema)
-    return data, str(path)
-
-
-def summary_problems(summary: dict[str, Any] | None) -> dict[int, dict[str, Any]]:
-    """The summary's per-problem entries by problem id, skipping malformed ones."""
-    entries = (summary or {}).get("problems")
-    if not isinstance(entries, list):
-        return {}
-    return {p["problem_id"]: p for p in entries if isinstance(p, dict) and isinstance(p.get("problem_id"), int)}
-
-
-def iteration_ratios(entry: dict[str, Any] | None) -> list[float | None] | None:
-    """Pass ratio per iteration, by iteration number (index 0 = the original program); None for an
-    iteration without a score (an answer with no code), so later iterations keep their position."""
-    iterations = (entry or {}).get("iterations")
-    if not isinstance(iterations, list):
-        return None
-    by_number: dict[int, float | None] = {}
-    for position, it in enumerate(iterations):
-        if not isinstance(it, dict):
-            continue
-        number = it.get("iteration") if isinstance(it.get("iteration"), int) and it["iteration"] >= 0 else position
-        ratio = it.get("ratio")
-        by_number[number] = float(ratio) if isinstance(ratio, (int, float)) and not isinstance(ratio, bool) else None
-    if not any(v is not None for v in by_number.values()):
-        return None
-    return [by_number.get(i) for i in range(max(by_number) + 1)]
-
-
-def test_indices(entry: dict[str, Any] | None, part: str) -> list[int] | None:
-    block = (entry or {}).get(part)
-    indices = block.get("test_indices") if isinstance(block, dict) else None
-    if isinstance(indices, list) and indices and all(isinstance(i, int) for i in indices):
-        return indices
-    return None
-
-
-def ratio_of(block: Any) -> float | None:
-    if isinstance(block, dict) and isinstance(block.get("ratio"), (int, float)):
-        return float(block["ratio"])
-    return None
-
-
-def subset_figures(before: Measurement, after: Measurement, indices: list[int]) -> dict[str, Any] | None:
+def subset_figures(before: Measurement, after: Measurement, indices: Sequence[int]) -> SubsetFigures | None:
     """Pass counts on a subset of tests (1-based indices), re-measured from this run."""
     picked = [i - 1 for i in indices if 1 <= i <= before.total]
     if not picked:
@@ -355,59 +312,37 @@ def subset_figures(before: Measurement, after: Measurement, indices: list[int]) 
             "improved_ratio": a / n, "improvement": (a - b) / n}
 
 
-def problem_split(entry: dict[str, Any] | None, before: Measurement, after: Measurement) -> dict[str, Any] | None:
+def problem_split(stored: StoredProblem | None, before: Measurement, after: Measurement) -> dict[str, Any] | None:
     """Feedback/held-out figures: re-measured when the summary names the test indices, else as the summary stored them."""
-    if not isinstance(entry, dict) or not isinstance(entry.get("held_out"), dict):
+    if stored is None or stored.held_out is None:
         return None
-    split: dict[str, Any] = {}
-    fb_idx, ho_idx = test_indices(entry, "feedback"), test_indices(entry, "held_out")
-    if fb_idx and ho_idx:
-        feedback, held_out = subset_figures(before, after, fb_idx), subset_figures(before, after, ho_idx)
+    feedback_part, held_part = stored.feedback, stored.held_out
+    if feedback_part and feedback_part.test_indices and held_part.test_indices:
+        feedback = subset_figures(before, after, feedback_part.test_indices)
+        held_out = subset_figures(before, after, held_part.test_indices)
         if feedback and held_out:
             return {"source": "re-run", "feedback": feedback, "held_out": held_out}
-    for part in ("feedback", "held_out"):
-        block = entry.get(part) or {}
-        b, a = ratio_of(block.get("initial")), ratio_of(block.get("final"))
-        if b is None or a is None:
+    split: dict[str, Any] = {"source": "summary"}
+    for name, part in (("feedback", feedback_part), ("held_out", held_part)):
+        if part is None or part.initial_ratio is None or part.final_ratio is None:
             return None
-        split[part] = {"original_ratio": b, "improved_ratio": a, "improvement": a - b}
-    return {"source": "summary", **split}
+        split[name] = {"original_ratio": part.initial_ratio, "improved_ratio": part.final_ratio,
+                       "improvement": part.final_ratio - part.initial_ratio}
+    return split
 
 
-def summary_disagreements(entry: dict[str, Any] | None, before: Measurement, after: Measurement | None,
+def summary_disagreements(stored: StoredProblem | None, before: Measurement, after: Measurement | None,
                           problem_id: int) -> list[dict[str, Any]]:
     """Where the summary's stored counts differ from this re-run on the same number of tests."""
     found = []
     for which, measured in (("initial", before), ("final", after)):
-        block = (entry or {}).get(which)
-        if measured is None or not isinstance(block, dict):
+        block = None if stored is None else stored.initial if which == "initial" else stored.final
+        if measured is None or block is None:
             continue
-        if block.get("total") == measured.total and isinstance(block.get("passed"), int) and block["passed"] != measured.passed:
-            found.append({"problem_id": problem_id, "which": which, "summary_passed": block["passed"],
+        if block.total == measured.total and block.passed is not None and block.passed != measured.passed:
+            found.append({"problem_id": problem_id, "which": which, "summary_passed": block.passed,
                           "rerun_passed": measured.passed, "total": measured.total})
     return found
-
-
-def cost_figures(summary: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Tokens and cost: the summary's aggregate, else the sum of its problems; None when it records none."""
-    if not summary:
-        return None
-    aggregate = summary.get("aggregate") if isinstance(summary.get("aggregate"), dict) else {}
-    keys = {"input_tokens": "input_tokens", "output_tokens": "output_tokens", "estimated_cost_usd": "estimated_cost_usd"}
-    figures = {k: aggregate.get(src) for k, src in keys.items() if isinstance(aggregate.get(src), (int, float))}
-    source = "summary aggregate"
-    if not figures:
-        problems = summary_problems(summary).values()
-        per_problem = {"input_tokens": "input_tokens", "output_tokens": "output_tokens", "estimated_cost_usd": "cost_usd"}
-        for k, src in per_problem.items():
-            values = [p[src] for p in problems if isinstance(p.get(src), (int, float))]
-            if values:
-                figures[k] = sum(values)
-        source = "sum of the summary's problems"
-    if not figures:
-        return None
-    return {**{k: figures.get(k) for k in keys}, "model": summary.get("model"), "provider": summary.get("provider"),
-            "source": source}
 
 
 # --------------------------------------------------------------------------------------------
@@ -420,42 +355,50 @@ def status_of(before: Measurement, after: Measurement) -> str:
     return "improved" if after.passed > before.passed else "worse" if after.passed < before.passed else "unchanged"
 
 
-def problem_detail(plan: ProblemPlan, outcome: tuple[Measurement, Measurement | None] | ExecutionError,
-                   entry: dict[str, Any] | None) -> dict[str, Any]:
-    """One problem's row of ``problem_details`` (the seed's keys plus verdicts, flags and summary figures)."""
-    base = {"problem_id": plan.index, "name": plan.name, "no_improved_answer": plan.improved_code is None,
-            "no_original_answer": plan.no_original_answer, "iteration_ratios": iteration_ratios(entry)}
-    if isinstance(outcome, ExecutionError):
-        return {**base, "status": "error", "error": str(outcome), "original_passed": None, "original_total": None,
-                "original_ratio": None, "improved_passed": None, "improved_total": None,
-                "improved_ratio": None, "improvement": None, "original_verdicts": None, "improved_verdicts": None,
-                "same_program": None, "split": None}
-    before, measured_after = outcome
-    after = measured_after or before
+def problem_row(problem_id: int, name: str, *, status: str, error: str | None = None,
+                no_improved_answer: bool | None = None, no_original_answer: bool | None = None,
+                iteration_ratios: list[float | None] | None = None, before: Measurement | None = None,
+                after: Measurement | None = None, same_program: bool | None = None,
+                split: dict[str, Any] | None = None) -> ComparisonRow:
+    """The one constructor of a ``problem_details`` row; without measurements every count is null."""
+    measured = before is not None and after is not None
     return {
-        **base,
-        "status": status_of(before, after),
-        "error": None,
-        "original_passed": before.passed, "original_total": before.total, "original_ratio": before.ratio,
-        "improved_passed": after.passed, "improved_total": after.total, "improved_ratio": after.ratio,
-        "improvement": after.ratio - before.ratio,
-        "original_verdicts": before.verdicts, "improved_verdicts": after.verdicts,
-        "same_program": plan.improved_code is not None and plan.improved_code == plan.original_code,
-        "split": problem_split(entry, before, after) if measured_after is not None else None,
+        "problem_id": problem_id, "name": name, "no_improved_answer": no_improved_answer,
+        "no_original_answer": no_original_answer, "iteration_ratios": iteration_ratios,
+        "status": status, "error": error,
+        "original_passed": before.passed if measured else None, "original_total": before.total if measured else None,
+        "original_ratio": before.ratio if measured else None,
+        "improved_passed": after.passed if measured else None, "improved_total": after.total if measured else None,
+        "improved_ratio": after.ratio if measured else None,
+        "improvement": after.ratio - before.ratio if measured else None,  # type: ignore[union-attr]
+        "original_verdicts": before.verdicts if measured else None,
+        "improved_verdicts": after.verdicts if measured else None,
+        "same_program": same_program, "split": split,
     }
 
 
-def error_detail(index: int, record: Any, message: str) -> dict[str, Any]:
+def problem_detail(plan: ProblemPlan, outcome: tuple[Measurement, Measurement | None] | ExecutionError,
+                   stored: StoredProblem | None) -> ComparisonRow:
+    """One problem's row of ``problem_details`` (the seed's keys plus verdicts, flags and summary figures)."""
+    flags = {"no_improved_answer": plan.improved_code is None, "no_original_answer": plan.no_original_answer,
+             "iteration_ratios": stored.iteration_ratios if stored else None}
+    if isinstance(outcome, ExecutionError):
+        return problem_row(plan.index, plan.name, status="error", error=str(outcome), **flags)
+    before, measured_after = outcome
+    after = measured_after or before
+    return problem_row(plan.index, plan.name, status=status_of(before, after), before=before, after=after,
+                       same_program=plan.improved_code is not None and plan.improved_code == plan.original_code,
+                       split=problem_split(stored, before, after) if measured_after is not None else None, **flags)
+
+
+def error_detail(index: int, record: Any, message: str) -> ComparisonRow:
     """A problem that could not be set up (e.g. no tests): reported, excluded from every figure."""
     name = display_name(record, index) if isinstance(record, dict) else f"problem {index}"
-    return {"problem_id": index, "name": name, "status": "error", "error": message, "no_improved_answer": None,
-            "no_original_answer": None, "iteration_ratios": None, "original_passed": None, "original_total": None,
-            "original_ratio": None, "improved_passed": None, "improved_total": None, "improved_ratio": None,
-            "improvement": None, "original_verdicts": None, "improved_verdicts": None, "same_program": None, "split": None}
+    return problem_row(index, name, status="error", error=message)
 
 
-def add_verdicts(rows: list[dict[str, Any]], key: str) -> dict[str, int]:
-    totals = {v: sum((r[key] or {}).get(v, 0) for r in rows) for v in VERDICTS}
+def add_verdicts(rows: Sequence[ComparisonRow], key: str) -> dict[str, int]:
+    totals = {v: sum((r[key] or {}).get(v, 0) for r in rows) for v in VERDICTS}  # type: ignore[literal-required]
     return {v: n for v, n in totals.items() if n}
 
 
@@ -464,24 +407,29 @@ def mean(values: Sequence[float]) -> float | None:
     return common.average(values)
 
 
-def split_aggregate(rows: list[dict[str, Any]], summary: dict[str, Any] | None) -> dict[str, Any] | None:
+def split_aggregate(rows: Sequence[ComparisonRow], summary: SummaryView | None) -> dict[str, Any] | None:
     """Average feedback and held-out ratios over the problems that have a split."""
     with_split = [r for r in rows if r.get("split")]
-    reported = ((summary or {}).get("aggregate") or {}).get("held_out") if isinstance((summary or {}).get("aggregate"), dict) else None
+    reported = summary.held_out_reported if summary else None
     if not with_split:
-        return {"problems": 0, "source": None, "summary_reported": reported} if isinstance(reported, dict) else None
+        return {"problems": 0, "source": None, "summary_reported": reported} if reported is not None else None
     sources = {r["split"]["source"] for r in with_split}
     result: dict[str, Any] = {"problems": len(with_split), "source": sources.pop() if len(sources) == 1 else "mixed"}
     for part in ("feedback", "held_out"):
         b = mean([r["split"][part]["original_ratio"] for r in with_split])
         a = mean([r["split"][part]["improved_ratio"] for r in with_split])
         result[part] = {"original_mean_ratio": b, "improved_mean_ratio": a, "mean_improvement": a - b}
-    result["summary_reported"] = reported if isinstance(reported, dict) else None
+    result["summary_reported"] = reported
     return result
 
 
-def build_comparison(rows: list[dict[str, Any]], summary: dict[str, Any] | None, context: dict[str, Any]) -> dict[str, Any]:
-    """Every overall figure, computed from the re-run rows only (the summary adds iterations, split and cost)."""
+def build_comparison(rows: Sequence[ComparisonRow], summary: SummaryView | Mapping[str, Any] | None,
+                     context: dict[str, Any]) -> dict[str, Any]:
+    """Every overall figure, computed from the re-run rows only (the summary adds iterations, split and cost).
+
+    ``summary`` is the reader's view, or a summary document as loaded from JSON (read here)."""
+    if summary is not None and not isinstance(summary, SummaryView):
+        summary = parse_summary(summary)
     ok = [r for r in rows if r["status"] != "error"]
     diffs = [r["improvement"] for r in ok]
     orig_passed, impr_passed = sum(r["original_passed"] for r in ok), sum(r["improved_passed"] for r in ok)
@@ -491,10 +439,10 @@ def build_comparison(rows: list[dict[str, Any]], summary: dict[str, Any] | None,
     improved = sorted((r for r in ok if r["status"] == "improved"), key=lambda r: (-r["improvement"], r["problem_id"]))
     worse = sorted((r for r in ok if r["status"] == "worse"), key=lambda r: (r["improvement"], r["problem_id"]))
 
-    def brief(r: dict[str, Any]) -> dict[str, Any]:
+    def brief(r: ComparisonRow) -> dict[str, Any]:
         return {k: r[k] for k in ("problem_id", "name", "original_ratio", "improved_ratio", "improvement")}
 
-    shown = summary.get("scores_on_shown_tests") if summary else None
+    shown = summary.scores_on_shown_tests if summary else None
     warnings = list(context.pop("warnings", []))
     if shown is True:
         warnings.insert(0, LEAKAGE_WARNING)
@@ -519,7 +467,7 @@ def build_comparison(rows: list[dict[str, Any]], summary: dict[str, Any] | None,
     return {
         "schema": SCHEMA,
         **context,
-        "scores_on_shown_tests": shown if isinstance(shown, bool) else None,
+        "scores_on_shown_tests": shown,
         "total_problems": len(ok),
         "improved_problems": len(improved),
         "unchanged_problems": sum(1 for r in ok if r["status"] == "unchanged"),
@@ -546,7 +494,7 @@ def build_comparison(rows: list[dict[str, Any]], summary: dict[str, Any] | None,
         "errors": errors,
         "significance": paired_significance(diffs),
         "split": split_aggregate(ok, summary),
-        "cost": cost_figures(summary),
+        "cost": summary.cost if summary else None,
         "iterations_available": any(r["iteration_ratios"] for r in ok),
         "summary_disagreements": disagreements,
         "warnings": warnings,
@@ -584,7 +532,7 @@ def format_table(result: dict[str, Any]) -> str:
         if r["no_original_answer"]:
             note += " (no original answer)"
         if r["error"]:
-            message = r["error"].split(f"problem {r['problem_id']}: ", 1)[-1]
+            message = r["error"].removeprefix(problem_line(result["original_file"], r["problem_id"], ""))
             note += f": {message[:60]}"
         lines.append(f"{r['problem_id']:>7}  {r['name'][:28]:<28}  "
                      f"{fraction(r['original_passed'], r['original_total']):>{width}}  "
@@ -643,72 +591,67 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     model_key = infer_model_key(original, improved, args.model_key)
     indices, missing = common.select_problems(len(original), None if args.problem_id is None else [args.problem_id],
                                               args.original_file)
-    summary, summary_path = load_summary(args.improved_file, args.summary_file, args.no_summary)
+    summary = read_summary(args.improved_file, args.summary_file, args.no_summary)
     warnings = []
-    if summary and summary.get("model_key") not in (None, model_key):
-        warnings.append(f"the repair summary is for {summary.get('model_key')!r}, this comparison for {model_key!r}")
+    if summary and summary.model_key not in (None, model_key):
+        warnings.append(f"the repair summary is for {summary.model_key!r}, this comparison for {model_key!r}")
     common.set_semaphore_limits(exec=args.exec_semaphore)
     judge = judges.judge_from_args(args)
     executor = common.get_executor(args.executor)
 
     plans: list[ProblemPlan] = []
-    setup_errors: dict[int, dict[str, Any]] = {}
+    setup_errors: dict[int, ComparisonRow] = {}
     for i, message in missing:  # a problem id out of range: an error of that problem (exit 1)
-        common.report_problem_error(args.original_file, i, message)
-        setup_errors[i] = error_detail(i, None, common.problem_message(args.original_file, i, message))
+        common.report_error_line(message)
+        setup_errors[i] = error_detail(i, None, message)
     for i in indices:
         try:
             plans.append(plan_problem(i, original[i], improved[i], model_key, args.original_file))
         except InputError as exc:
-            common.report_problem_error(args.original_file, i, exc)
-            setup_errors[i] = error_detail(i, original[i], common.problem_message(args.original_file, i, exc))
-    outcomes = asyncio.run(measure_all(plans, Settings(executor, args.timeout, args.original_file, judge), args.quiet))
+            located = exc.at(args.original_file, i)
+            common.report_error_line(str(located))
+            setup_errors[i] = error_detail(i, original[i], str(located))
+    outcomes = run_async(measure_all(plans, Settings(executor, args.timeout, args.original_file, judge), args.quiet))
 
-    entries = summary_problems(summary)
+    stored = summary.problems if summary else {}
     by_index = dict(setup_errors)
     disagreements: list[dict[str, Any]] = []
     for plan, outcome in zip(plans, outcomes):
         if isinstance(outcome, ExecutionError):
-            outcome = ExecutionError(common.problem_message(args.original_file, plan.index, outcome))
-        by_index[plan.index] = problem_detail(plan, outcome, entries.get(plan.index))
+            outcome.at(args.original_file, plan.index)
+        by_index[plan.index] = problem_detail(plan, outcome, stored.get(plan.index))
         if not isinstance(outcome, ExecutionError):
-            disagreements += summary_disagreements(entries.get(plan.index), outcome[0], outcome[1], plan.index)
+            disagreements += summary_disagreements(stored.get(plan.index), outcome[0], outcome[1], plan.index)
     context = {
-        "original_file": args.original_file, "improved_file": args.improved_file, "summary_file": summary_path,
-        "model_key": model_key, "executor": getattr(executor, "name", str(executor)),
-        "isolation": getattr(executor, "isolation", None), "timeout": args.timeout,
+        "original_file": args.original_file, "improved_file": args.improved_file, "summary_file": summary.path if summary else None,
+        "model_key": model_key, "executor": executor.name,
+        "isolation": executor.isolation, "timeout": args.timeout,
         "judge": judge.spec.as_dict(),
         "exec_semaphore": args.exec_semaphore, "problem_id": args.problem_id,
-        "repair_model": (summary or {}).get("model"), "warnings": warnings, "summary_disagreements": disagreements,
+        "repair_model": summary.model if summary else None, "warnings": warnings, "summary_disagreements": disagreements,
     }
     return build_comparison([by_index[i] for i in [*indices, *(i for i, _ in missing)]], summary, context)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(levelname)s: %(message)s", stream=sys.stderr)
-    common.load_env()
-    common.install_sigterm_as_interrupt()
-    try:
-        result = compare(args)
-        if args.output_file:
-            common.write_atomic_json(args.output_file, result)
-        if args.report:
-            from report_html import write_report
+def run(args: argparse.Namespace) -> int:
+    """Compare, write the JSON and the report, print the table; 1 when some problem could not be measured."""
+    result = compare(args)
+    if args.output_file:
+        write_atomic_json(args.output_file, result)
+    if args.report:
+        from report_html import write_report
 
-            write_report(args.report, result)
-    except LibraryBenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("error: interrupted", file=sys.stderr)
-        return 130
+        write_report(args.report, result)
     if args.quiet:
         for warning in result["warnings"]:
             log.warning("%s", warning)
     else:
         sys.stdout.write(format_table(result))
     return 1 if result["error_problems"] else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_main(build_parser(), argv, run, log_format="%(levelname)s: %(message)s")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from cli import DefaultsFormatter, OneLineParser, positive_int
+from cli import OneLineParser, add_logging_flag, positive_int, run_main
 from errors import LibraryBenchError
 
 log = logging.getLogger("librarybench.execution_server")
@@ -196,8 +196,7 @@ def port_number(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(description="Serve the embedded executor under the remote execution API's contract.",
-                           formatter_class=DefaultsFormatter)
+    parser = OneLineParser(description="Serve the embedded executor under the remote execution API's contract.")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (0.0.0.0: every interface)")
     parser.add_argument("--port", type=port_number, default=8765, help="port to bind (0: any free port, printed at start)")
     parser.add_argument("--workers", type=positive_int, help="sandbox workers (default: one per core)")
@@ -206,8 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="cap on stdout and stderr per test in bytes (default: the sandbox's)")
     parser.add_argument("--max-timeout", type=float, default=DEFAULT_MAX_TIMEOUT,
                         help="largest per-request timeout accepted, in seconds")
-    parser.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-                        help="logging level (stderr); INFO logs every request")
+    add_logging_flag(parser, help="logging level (stderr); INFO logs every request")
     return parser
 
 
@@ -216,12 +214,9 @@ def executor_options(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in options.items() if v is not None}
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    import librarybench_common as common
-
-    common.load_env()  # LIBRARYBENCH_ISOLATION may come from .env, as for the other scripts
+def serve(args: argparse.Namespace) -> int:
+    """Serve until Ctrl-C or SIGTERM (then the sandbox's workers are stopped and the status is 0).
+    ``.env`` was read by ``run_main``: LIBRARYBENCH_ISOLATION may come from it, as for the other scripts."""
     pool = ExecutorPool(**executor_options(args))
     try:
         server = ExecutionServer((args.host, args.port), pool, args.max_timeout)
@@ -230,11 +225,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         isolation = pool.isolation  # start the workers now: a broken sandbox fails at start, not per request
-    except LibraryBenchError as exc:
+    except LibraryBenchError:
         server.server_close()
-        print(f"error: {exc}", file=sys.stderr)
         pool.close()
-        return 2
+        raise  # run_main prints it as one line, status 2
     print(f"serving the embedded executor at {server.url} (isolation: {isolation})", file=sys.stderr, flush=True)
     try:
         server.serve_forever()
@@ -244,6 +238,10 @@ def main(argv: list[str] | None = None) -> int:
         server.server_close()
         pool.close()
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_main(build_parser(), argv, serve)
 
 
 if __name__ == "__main__":

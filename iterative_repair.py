@@ -9,7 +9,8 @@ program is never run twice on the same test (results are cached by program hash)
 
 Runs are resumable: every finished problem is appended to a JSONL checkpoint, every model
 response is stored in a SQLite cache, and the output and summary files are rewritten
-atomically as problems finish and on Ctrl-C. Exit codes: 0 all problems done, 1 some problem
+atomically as problems finish and on Ctrl-C (their formats, naming rules and builders are in
+``repair_summary.py``; flags, exit codes and SIGTERM come from ``cli.py``). Exit codes: 0 all problems done, 1 some problem
 ended in error (each printed as one line ``error: <file>: problem <i>: <message>``, also listed in
 the summary; a problem id out of range is such an error), 2 usage/configuration error (one line
 ``error: ...``, e.g. an unwritable output file: the checkpoint keeps finished problems),
@@ -24,23 +25,35 @@ import hashlib
 import json
 import logging
 import random
-import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import judges
 import librarybench_common as common
-from cli import OneLineParser, fraction, non_negative_int, positive_float, positive_int
-from errors import ConfigError, InputError, LibraryBenchError, ModelError
+from cli import (
+    OneLineParser,
+    add_executor_flags,
+    add_logging_flag,
+    add_selection_flags,
+    fraction,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    run_async,
+    run_main,
+)
+from errors import ConfigError, InputError, LibraryBenchError, ModelError, WriteError
+from executors import Executor
 from librarybench_common import (
+    DEFAULT_EXEC_CONCURRENCY,
     DEFAULT_FEEDBACK_BUDGET,
-    answer_program,
+    DEFAULT_LLM_CONCURRENCY,
     DEFAULT_TIMEOUT,
+    answer_program,
     count_passed,
-    count_verdicts,
     cut_middle,
     extract_code,
     format_feedback,
@@ -63,16 +76,31 @@ from llm_clients import (
     ModelSpec,
     check_credentials,
     effective_base_url,
-    estimate_cost,
     make_chat_client,
-    price_of,
     route_model,
 )
-from repair_store import Checkpoint, ResponseCache, cache_key, sha256_text
+from repair_store import Checkpoint, ResponseCache, cache_key
+from repair_summary import (
+    Counts,
+    Iteration,
+    ProblemEntry,
+    RepairSummary,
+    aggregate,
+    build_summary,
+    checkpoint_path,
+    code_hash,
+    counts_block,
+    default_output_path,
+    finished_entry,
+    iteration_record,
+    output_records,
+    problem_entry,
+    subset_block,
+    summary_path,
+)
 
 log = logging.getLogger("librarybench.repair")
 
-SUMMARY_SCHEMA = "librarybench.repair_summary/1"
 DEFAULT_CACHE_FILE = ".librarybench_cache/responses.sqlite"
 WRITE_INTERVAL_S = 10.0  # rewrite output/summary at most this often while running
 STATEMENT_LIMIT = 20_000  # characters of the problem statement shown to the model
@@ -122,8 +150,8 @@ class RunConfig:
     model_key: str | None
     settings: RepairSettings
     concurrent_problems: int = 3
-    llm_concurrency: int = 5
-    exec_concurrency: int = 50
+    llm_concurrency: int = DEFAULT_LLM_CONCURRENCY
+    exec_concurrency: int = DEFAULT_EXEC_CONCURRENCY
     executor: str | None = None
     resume: bool = False
     restart: bool = False
@@ -132,6 +160,11 @@ class RunConfig:
     progress: bool | None = None  # None: only when stderr is a terminal
     isolation: str | None = None  # filled in by the run: what the executor says it is
     judge: Any = None  # judges.Judge of the run (None: exact); a record's own 'judge' overrides it
+
+
+def config_default(name: str) -> Any:
+    """A ``RunConfig`` field's default (the flag's default is declared there, once)."""
+    return next(f.default for f in fields(RunConfig) if f.name == name)
 
 
 def feedback_tests_arg(text: str) -> str:
@@ -168,48 +201,47 @@ def build_parser() -> argparse.ArgumentParser:
             "'not-needed' is sent). Exit codes: 0 done, 1 some problem ended in error, 2 usage error, 130 interrupted."
         ),
     )
+    defaults = RepairSettings()  # the defaults' one source: the settings and config records
     p.add_argument("--solution-file", required=True, help="JSON list of problem records with model answers")
-    sel = p.add_mutually_exclusive_group()
-    sel.add_argument("--problem-id", type=int, help="repair one problem (0-based index)")
-    sel.add_argument("--problem-ids", help="comma-separated indices, e.g. 1,4,7")
-    sel.add_argument("--range", dest="range_spec", help="inclusive index range, e.g. 0-9 (default: all problems)")
-    p.add_argument("--model-name", default=DEFAULT_MODEL, help=f"model that repairs (default: {DEFAULT_MODEL})")
+    add_selection_flags(p, "repair")
+    p.add_argument("--model-name", default=DEFAULT_MODEL, help="model that repairs")
     p.add_argument("--model-key", help="whose answer to repair, e.g. o3_mini or o3_mini_solution "
                    "(default: the file's only *_solution key other than human_solution)")
-    p.add_argument("--max-iterations", type=non_negative_int, default=3, help="model calls per problem at most (default: 3)")
-    p.add_argument("--target-ratio", type=fraction, default=1.0, help="stop a problem at this pass ratio (default: 1.0)")
-    p.add_argument("--temperature", type=temperature_arg, default=None,
+    p.add_argument("--max-iterations", type=non_negative_int, default=defaults.max_iterations,
+                   help="model calls per problem at most")
+    p.add_argument("--target-ratio", type=fraction, default=defaults.target_ratio, help="stop a problem at this pass ratio")
+    p.add_argument("--temperature", type=temperature_arg, default=defaults.temperature,
                    help="sampling temperature, 0 to 2 (default: the provider's default, not sent)")
-    p.add_argument("--max-tokens", type=positive_int, default=4096, help="output token limit per model call (default: 4096)")
+    p.add_argument("--max-tokens", type=positive_int, default=defaults.max_tokens, help="output token limit per model call")
     p.add_argument("--base-url", help="provider base URL, e.g. http://localhost:8000/v1 for vLLM "
                    "(default: ANTHROPIC_BASE_URL / OPENAI_BASE_URL, else the provider's API)")
-    p.add_argument("--timeout", type=positive_float, default=DEFAULT_TIMEOUT, help=f"seconds per test (default: {DEFAULT_TIMEOUT:g})")
-    p.add_argument("--feedback-tests", type=feedback_tests_arg, default=None,
+    p.add_argument("--feedback-tests", type=feedback_tests_arg, default=defaults.feedback_tests,
                    help="show the model failures from only K tests (a count, or a fraction like 0.5), chosen with --seed; "
                         "the rest are held out and scored at the end (default: all tests are shown)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the --feedback-tests split (default: 0)")
-    p.add_argument("--feedback-budget", type=positive_int, default=DEFAULT_FEEDBACK_BUDGET,
-                   help=f"characters of test feedback per prompt (default: {DEFAULT_FEEDBACK_BUDGET})")
+    p.add_argument("--seed", type=int, default=defaults.seed, help="seed of the --feedback-tests split")
+    p.add_argument("--feedback-budget", type=positive_int, default=defaults.feedback_budget,
+                   help="characters of test feedback per prompt")
     p.add_argument("--output-file", help="default: improved_<input file name> in the current directory")
-    p.add_argument("--concurrent-problems", type=positive_int, default=3, help="problems in flight (default: 3)")
-    p.add_argument("--llm-semaphore", type=positive_int, default=5, help="concurrent model calls (default: 5)")
-    p.add_argument("--exec-semaphore", type=positive_int, default=50, help="concurrent test executions (default: 50)")
-    p.add_argument("--executor", choices=("local", "remote"), default=None,
-                   help="where programs run (default: remote when CYBER_URL is set, else local)")
-    p.add_argument("--cache-file", default=DEFAULT_CACHE_FILE, help=f"SQLite response cache (default: {DEFAULT_CACHE_FILE})")
+    p.add_argument("--concurrent-problems", type=positive_int, default=config_default("concurrent_problems"),
+                   help="problems in flight")
+    p.add_argument("--llm-semaphore", type=positive_int, default=config_default("llm_concurrency"),
+                   help="concurrent model calls")
+    add_executor_flags(p, timeout_help="seconds per test")
+    p.add_argument("--cache-file", default=DEFAULT_CACHE_FILE, help="SQLite response cache")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the response cache")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint (the default when one exists; "
                    "with --resume a missing checkpoint is reported)")
     p.add_argument("--restart", action="store_true", help="discard an existing checkpoint and start over (the cache still applies)")
-    p.add_argument("--max-retries", type=non_negative_int, default=4, help="SDK retries per model call on 408/409/429/5xx (default: 4)")
-    p.add_argument("--request-timeout", type=positive_float, default=DEFAULT_REQUEST_TIMEOUT,
-                   help=f"seconds per model call before the SDK retries (default: {DEFAULT_REQUEST_TIMEOUT:g})")
+    p.add_argument("--max-retries", type=non_negative_int, default=config_default("max_retries"),
+                   help="SDK retries per model call on 408/409/429/5xx")
+    p.add_argument("--request-timeout", type=positive_float, default=config_default("request_timeout"),
+                   help="seconds per model call before the SDK retries")
     progress = p.add_mutually_exclusive_group()
     progress.add_argument("--no-progress", action="store_true", help="no progress bar")
     progress.add_argument("--progress", action="store_true",
                           help="show the progress bar even when stderr is not a terminal (default: only on a terminal)")
     judges.add_judge_arguments(p, audit=False)
-    p.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="default: WARNING")
+    add_logging_flag(p, help="logging level (stderr)")
     return p
 
 
@@ -220,7 +252,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     spec = route_model(args.model_name, args.base_url)
     check_credentials(spec)
     solution = Path(args.solution_file)
-    output = Path(args.output_file) if args.output_file else Path(f"improved_{solution.name}")
+    output, summary, checkpoint = output_paths(args)
     selection = parse_problem_selection(args.problem_id, args.problem_ids, args.range_spec)
     judge = judges.judge_from_args(args)
     settings = RepairSettings(
@@ -230,8 +262,8 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         judge=None if judge.name == "exact" else json.dumps(judge.spec.as_dict(), sort_keys=True),
     )
     return RunConfig(
-        solution_file=solution, output_file=output, summary_file=output.with_name(f"summary_{output.name}"),
-        checkpoint_file=output.with_name(f"{output.name}.checkpoint.jsonl"),
+        solution_file=solution, output_file=output, summary_file=summary,
+        checkpoint_file=checkpoint,
         cache_file=None if args.no_cache else Path(args.cache_file), selection=tuple(selection) if selection is not None else None,
         spec=spec, model_key=args.model_key, settings=settings, concurrent_problems=args.concurrent_problems,
         llm_concurrency=args.llm_semaphore, exec_concurrency=args.exec_semaphore, executor=args.executor,
@@ -297,20 +329,10 @@ def fingerprint_of(config: RunConfig, model_key: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-def code_hash(code: str) -> str:
-    return sha256_text(code)
-
-
-def counts_block(results: list[dict[str, Any]]) -> dict[str, Any]:
-    passed, total = count_passed(results), len(results)
-    return {"passed": passed, "total": total, "ratio": round(passed / total, 6) if total else None,
-            "verdicts": count_verdicts(results)}
-
-
 class ProgramRunner:
     """Runs programs of one problem; a (program, test) pair is executed at most once."""
 
-    def __init__(self, tests: list[Any], *, timeout: float, executor: Any, judge: Any = None) -> None:
+    def __init__(self, tests: list[Any], *, timeout: float, executor: Executor, judge: Any = None) -> None:
         self.tests = tests
         self.timeout = timeout
         self.executor = executor
@@ -418,31 +440,14 @@ def followup_prompt(feedback: str, passed: int, total: int, best_passed: int, be
     return f"{note}## Test results of your program\n{feedback}\nFix the program. Reply with the complete corrected program in a single ```python code block."
 
 
-def iteration_record(number: int, code: str, shown_results: list[dict[str, Any]] | None,
-                     completion: Completion | None, regressions: list[int], duplicate_of: int | None) -> dict[str, Any]:
-    block = counts_block(shown_results) if shown_results is not None else {"passed": None, "total": None, "ratio": None, "verdicts": {}}
-    return {
-        "iteration": number, **block, "code_sha256": code_hash(code) if code else None, "code": code,
-        "response": completion.text if completion else None,
-        "stop_reason": completion.stop_reason if completion else None,
-        "input_tokens": completion.input_tokens if completion else 0,
-        "output_tokens": completion.output_tokens if completion else 0,
-        "latency_s": completion.latency_s if completion else 0.0,
-        "cached": bool(completion and completion.cached),
-        "truncated": bool(completion and completion.truncated),
-        "no_code": completion is not None and not code,
-        "regressions": regressions, "duplicate_of": duplicate_of,
-    }
-
-
 @dataclass
 class ProblemState:
     """What is known of a problem so far (kept when it ends in error)."""
 
     problem_id: int
     original_code: str = ""
-    iterations: list[dict[str, Any]] = field(default_factory=list)
-    initial: dict[str, Any] | None = None  # the starting program on all tests, once it has run
+    iterations: list[Iteration] = field(default_factory=list)
+    initial: Counts | None = None  # the starting program on all tests, once it has run
 
 
 @dataclass(frozen=True)
@@ -453,13 +458,13 @@ class RunContext:
     spec: ModelSpec
     settings: RepairSettings
     caller: ModelCaller
-    executor: Any
+    executor: Executor
     stats: RunStats
     on_change: Any
     judge: Any = None
 
 
-async def repair_problem(ctx: RunContext, state: ProblemState) -> dict[str, Any]:
+async def repair_problem(ctx: RunContext, state: ProblemState) -> ProblemEntry:
     """The repair loop for one problem; returns its summary entry (status ``done``)."""
     s, pid = ctx.settings, state.problem_id
     record = ctx.records[pid]
@@ -467,7 +472,7 @@ async def repair_problem(ctx: RunContext, state: ProblemState) -> dict[str, Any]
     try:
         state.original_code = answer_program(record, ctx.model_key)
     except InputError as exc:
-        raise InputError(common.problem_message(ctx.solution_file, pid, exc)) from None
+        raise exc.at(ctx.solution_file, pid) from None
     shown, held = split_tests(len(tests), s.feedback_tests, s.seed, pid)
     shown_tests = [tests[i] for i in shown]
     try:
@@ -521,57 +526,31 @@ async def repair_problem(ctx: RunContext, state: ProblemState) -> dict[str, Any]
         stopped = "target" if best["passed"] / len(shown) >= s.target_ratio else "max_iterations"
 
     final_all = await runner.results(best["code"], everything)
-    entry = base_entry(ctx, state, status="done", error=None)
-    entry.update({
-        "initial": counts_block(initial_all), "final": counts_block(final_all),
-        "best_iteration": best["iteration"], "best_code": best["code"], "stopped": stopped,
-        "executions": runner.executions,
-    })
-    if s.feedback_tests is not None:
-        entry["feedback"] = subset_block(initial_all, final_all, shown)
-        entry["held_out"] = subset_block(initial_all, final_all, held)
-    return entry
+    split = None if s.feedback_tests is None else (subset_block(initial_all, final_all, shown),
+                                                   subset_block(initial_all, final_all, held))
+    return finished_entry(base_entry(ctx, state, status="done", error=None), initial=counts_block(initial_all),
+                          final=counts_block(final_all), best_iteration=best["iteration"], best_code=best["code"],
+                          stopped=stopped, executions=runner.executions, split=split)
 
 
-def subset_block(initial: list[dict[str, Any]], final: list[dict[str, Any]], indices: list[int]) -> dict[str, Any]:
-    return {"initial": counts_block([initial[i] for i in indices]), "final": counts_block([final[i] for i in indices]),
-            "test_indices": [i + 1 for i in indices]}
+def base_entry(ctx: RunContext, state: ProblemState, *, status: str, error: str | None) -> ProblemEntry:
+    return problem_entry(state.problem_id, ctx.spec.model, status=status, error=error, initial=state.initial,
+                         iterations=state.iterations, original_code=state.original_code)
 
 
-def base_entry(ctx: RunContext, state: ProblemState, *, status: str, error: str | None) -> dict[str, Any]:
-    """Fields every entry has, done or error; token totals come from the iterations."""
-    its = state.iterations
-    tokens_in = sum(i["input_tokens"] for i in its)
-    tokens_out = sum(i["output_tokens"] for i in its)
-    new_in = sum(i["input_tokens"] for i in its if not i["cached"])
-    new_out = sum(i["output_tokens"] for i in its if not i["cached"])
-    return {
-        "problem_id": state.problem_id, "status": status, "error": error,
-        "initial": state.initial, "final": None, "feedback": None, "held_out": None,
-        "best_iteration": None, "best_code": state.original_code, "iterations": its,
-        "model_calls": sum(1 for i in its if i["response"] is not None),
-        "cached_calls": sum(1 for i in its if i["cached"]),
-        "input_tokens": tokens_in, "output_tokens": tokens_out,
-        "new_input_tokens": new_in, "new_output_tokens": new_out,
-        "cost_usd": estimate_cost(ctx.spec.model, tokens_in, tokens_out),
-        "new_cost_usd": estimate_cost(ctx.spec.model, new_in, new_out),
-    }
-
-
-async def repair_or_error(ctx: RunContext, problem_id: int) -> dict[str, Any]:
+async def repair_or_error(ctx: RunContext, problem_id: int) -> ProblemEntry:
     """A problem's entry; a failure of its model calls, execution or record is an ``error`` entry."""
     state = ProblemState(problem_id)
     try:
         return await repair_problem(ctx, state)
     except LibraryBenchError as exc:
-        message = common.problem_message(ctx.solution_file, problem_id, exc)
-        common.report_problem_error(ctx.solution_file, problem_id, exc)
-        return base_entry(ctx, state, status="error", error=message)
+        error = exc.at(ctx.solution_file, problem_id)
     except Exception as exc:  # a bug must not take the other problems down
         log.debug("problem %d: unexpected error", problem_id, exc_info=True)
-        message = f"internal error: {type(exc).__name__}: {exc}"
-        common.report_problem_error(ctx.solution_file, problem_id, message)
-        return base_entry(ctx, state, status="error", error=common.problem_message(ctx.solution_file, problem_id, message))
+        error = LibraryBenchError(f"internal error: {type(exc).__name__}: {exc}", file=ctx.solution_file,
+                                  index=problem_id)
+    common.report_error_line(str(error))  # the line printed is the one stored
+    return base_entry(ctx, state, status="error", error=str(error))
 
 
 # --------------------------------------------------------------------------------------------
@@ -579,96 +558,21 @@ async def repair_or_error(ctx: RunContext, problem_id: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-def fence(code: str) -> str:
-    return f"```python\n{code.rstrip()}\n```" if code.strip() else "```python\n```"
-
-
-def output_records(records: list[Any], entries: dict[int, dict[str, Any]], model_key: str) -> list[Any]:
-    """The input records with ``improved_<model_key>`` on every finished problem."""
-    out = []
-    for index, record in enumerate(records):
-        entry = entries.get(index)
-        if entry is not None and isinstance(record, dict):
-            record = {**record, f"improved_{model_key}": fence(entry.get("best_code") or "")}
-        out.append(record)
-    return out
-
-
-def average(values: list[float | None]) -> float | None:
-    mean = common.average(values)
-    return None if mean is None else round(mean, 6)
-
-
-def exact_ratio(block: dict[str, Any] | None) -> float | None:
-    """passed/total unrounded, so averages and differences do not carry rounding noise."""
-    if not block or not block.get("total"):
-        return None
-    return block["passed"] / block["total"]
-
-
-def sum_costs(values: list[float | None]) -> float | None:
-    return None if any(v is None for v in values) else round(sum(v for v in values if v is not None), 6)
-
-
-def aggregate(entries: list[dict[str, Any]], model: str, held_out: bool) -> dict[str, Any]:
-    done = [e for e in entries if e["status"] == "done"]
-    initial = [exact_ratio(e["initial"]) for e in done]
-    final = [exact_ratio(e["final"]) for e in done]
-    result: dict[str, Any] = {
-        "problems": len(entries), "errors": len(entries) - len(done),
-        "avg_initial_ratio": average(initial), "avg_final_ratio": average(final),
-        "avg_improvement": average([f - i for i, f in zip(initial, final)]),
-        "fully_passing_before": sum(1 for e in done if e["initial"]["passed"] == e["initial"]["total"]),
-        "fully_passing_after": sum(1 for e in done if e["final"]["passed"] == e["final"]["total"]),
-        "model_calls": sum(e["model_calls"] for e in entries), "cached_calls": sum(e["cached_calls"] for e in entries),
-        "input_tokens": sum(e["input_tokens"] for e in entries), "output_tokens": sum(e["output_tokens"] for e in entries),
-        "new_input_tokens": sum(e["new_input_tokens"] for e in entries),
-        "new_output_tokens": sum(e["new_output_tokens"] for e in entries),
-        "estimated_cost_usd": sum_costs([e["cost_usd"] for e in entries]),
-        "new_estimated_cost_usd": sum_costs([e["new_cost_usd"] for e in entries]),
-        "price_per_mtok_usd": list(price_of(model)) if price_of(model) else None,
-        "cost_note": ("estimate from a built-in list-price table (USD per million input/output tokens); "
-                      "cost_usd counts all tokens, new_cost_usd only calls not served from the cache")
-        if price_of(model) else f"no price known for model {model!r}: cost is null",
-        "held_out": None,
-    }
-    if held_out:
-        result["held_out"] = {
-            "avg_initial_ratio": average([exact_ratio(e["held_out"]["initial"]) for e in done]),
-            "avg_final_ratio": average([exact_ratio(e["held_out"]["final"]) for e in done]),
-            "feedback_avg_initial_ratio": average([exact_ratio(e["feedback"]["initial"]) for e in done]),
-            "feedback_avg_final_ratio": average([exact_ratio(e["feedback"]["final"]) for e in done]),
-        }
-    return result
-
-
-def build_summary(config: RunConfig, model_key: str, selected: list[int], entries: dict[int, dict[str, Any]],
-                  complete: bool, elapsed: float, stats: RunStats) -> dict[str, Any]:
-    listed = [entries[i] for i in selected if i in entries]
-    settings = asdict(config.settings)
-    return {
-        "schema": SUMMARY_SCHEMA,
-        "solution_file": str(config.solution_file), "output_file": str(config.output_file),
-        "model": config.spec.model, "provider": config.spec.provider, "base_url": effective_base_url(config.spec),
-        "model_key": model_key,
-        "settings": {**settings, "executor": config.executor, "isolation": config.isolation,
-                     "conversation": "multi-turn"},
-        "scores_on_shown_tests": config.settings.feedback_tests is None,
-        "scores_note": ("every test was shown to the model: the scores are on tests the model saw"
-                        if config.settings.feedback_tests is None else
-                        "iterations are scored on the feedback tests; held_out scores the final program on tests the model never saw"),
-        "complete": complete,
-        "pending": [i for i in selected if i not in entries],
-        "problems": listed,
-        "aggregate": aggregate(listed, config.spec.model, config.settings.feedback_tests is not None),
-        "this_run": {**asdict(stats), "elapsed_s": round(elapsed, 3)},
-    }
+def summary_document(config: RunConfig, model_key: str, selected: list[int], entries: dict[int, ProblemEntry],
+                     complete: bool, elapsed: float, stats: RunStats) -> RepairSummary:
+    return build_summary(
+        solution_file=str(config.solution_file), output_file=str(config.output_file), model=config.spec.model,
+        provider=config.spec.provider, base_url=effective_base_url(config.spec), model_key=model_key,
+        settings={**asdict(config.settings), "executor": config.executor, "isolation": config.isolation,
+                  "conversation": "multi-turn"},
+        held_out_split=config.settings.feedback_tests is not None, selected=selected, entries=entries,
+        complete=complete, this_run={**asdict(stats), "elapsed_s": round(elapsed, 3)})
 
 
 def write_outputs(config: RunConfig, records: list[Any], model_key: str, selected: list[int],
-                  entries: dict[int, dict[str, Any]], complete: bool, elapsed: float, stats: RunStats) -> None:
+                  entries: dict[int, ProblemEntry], complete: bool, elapsed: float, stats: RunStats) -> None:
     write_atomic_json(config.output_file, output_records(records, entries, model_key))
-    write_atomic_json(config.summary_file, build_summary(config, model_key, selected, entries, complete, elapsed, stats))
+    write_atomic_json(config.summary_file, summary_document(config, model_key, selected, entries, complete, elapsed, stats))
 
 
 # --------------------------------------------------------------------------------------------
@@ -685,13 +589,13 @@ def make_progress(config: RunConfig, total: int, done: int) -> Any:
                 disable=disable, dynamic_ncols=True)
 
 
-def load_checkpoint(config: RunConfig, checkpoint: Checkpoint) -> dict[int, dict[str, Any]]:
+def load_checkpoint(config: RunConfig, checkpoint: Checkpoint) -> dict[int, ProblemEntry]:
     if config.restart:
         checkpoint.remove()
         return {}
     if config.resume and not checkpoint.exists():
         log.warning("--resume: no checkpoint at %s, starting from the beginning", checkpoint.path)
-    return checkpoint.load()
+    return cast(dict[int, ProblemEntry], checkpoint.load())
 
 
 async def run_repair(config: RunConfig) -> int:
@@ -700,7 +604,7 @@ async def run_repair(config: RunConfig) -> int:
     records = load_problems(config.solution_file)
     valid, missing = common.select_problems(len(records), config.selection, config.solution_file)
     for index, message in missing:  # an id out of range is an error of that problem; the others go on
-        common.report_problem_error(config.solution_file, index, message)
+        common.report_error_line(message)
     if not valid:
         return 1
     model_key = infer_model_key(records, valid, config.model_key, config.solution_file)
@@ -712,8 +616,7 @@ async def run_repair(config: RunConfig) -> int:
         log.warning("resuming from %s: %d problem(s) already done, %d to go", checkpoint.path, len(finished), len(pending))
     set_semaphore_limits(llm=config.llm_concurrency, exec=config.exec_concurrency)
     executor = get_executor(config.executor)
-    config = replace(config, executor=str(getattr(executor, "name", "?")),
-                     isolation=str(getattr(executor, "isolation", "?")))
+    config = replace(config, executor=executor.name, isolation=executor.isolation)
     base_url = effective_base_url(config.spec)
     print(f"Executor: {config.executor} ({config.isolation}); model: {config.spec.model} "
           f"(provider {config.spec.provider}{', ' + base_url if base_url else ''}); "
@@ -723,7 +626,7 @@ async def run_repair(config: RunConfig) -> int:
     cache = ResponseCache(config.cache_file) if config.cache_file else None
     client = make_chat_client(config.spec, max_retries=config.max_retries, request_timeout=config.request_timeout)
     stats = RunStats()
-    entries: dict[int, dict[str, Any]] = dict(finished)
+    entries: dict[int, ProblemEntry] = dict(finished)
     progress = make_progress(config, len(valid), len(finished))
 
     def refresh() -> None:
@@ -738,14 +641,14 @@ async def run_repair(config: RunConfig) -> int:
         entries[index] = base_entry(ctx, ProblemState(index), status="error", error=message)
     problem_slots = asyncio.Semaphore(config.concurrent_problems)
 
-    async def one(pid: int) -> dict[str, Any]:
+    async def one(pid: int) -> ProblemEntry:
         async with problem_slots:
             return await repair_or_error(ctx, pid)
 
     def save(complete: bool) -> None:
         write_outputs(config, records, model_key, selected, entries, complete, time.monotonic() - started, stats)
 
-    def record(entry: dict[str, Any]) -> None:
+    def record(entry: ProblemEntry) -> None:
         entries[entry["problem_id"]] = entry
         if entry["status"] == "done":  # errors are retried by the next run
             checkpoint.append(entry["problem_id"], entry)
@@ -784,9 +687,9 @@ async def run_repair(config: RunConfig) -> int:
     return 1 if errors else 0
 
 
-def results_table(config: RunConfig, selected: list[int], entries: dict[int, dict[str, Any]]) -> str:
+def results_table(config: RunConfig, selected: list[int], entries: dict[int, ProblemEntry]) -> str:
     """The end-of-run report on stdout: per problem initial -> final, totals, tokens and cost, files."""
-    def score(block: dict[str, Any] | None) -> str:
+    def score(block: Counts | None) -> str:
         return f"{block['passed']}/{block['total']}" if block else "-"
 
     lines = [f"{'problem':>7}  {'initial':>9}  {'final':>9}  status"]
@@ -813,39 +716,36 @@ def results_table(config: RunConfig, selected: list[int], entries: dict[int, dic
 
 
 async def run_with_signals(config: RunConfig) -> int:
-    """SIGTERM cancels like Ctrl-C does, so partial results are written either way."""
-    task = asyncio.current_task()
-    loop = asyncio.get_running_loop()
-    if task is not None:
-        try:
-            loop.add_signal_handler(signal.SIGTERM, task.cancel)
-        except (NotImplementedError, RuntimeError):
-            pass
+    """The run as the script starts it: under ``cli.run_async`` SIGTERM cancels it as Ctrl-C does,
+    so partial results are written either way."""
     return await run_repair(config)
 
 
+def run(args: argparse.Namespace) -> int:
+    return run_async(run_with_signals(build_config(args)))
+
+
+def output_paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
+    """(output, summary, checkpoint) files of a run, by the naming rules of ``repair_summary``."""
+    output = Path(args.output_file) if args.output_file else default_output_path(Path(args.solution_file))
+    return output, summary_path(output), checkpoint_path(output)
+
+
+def kept_note(args: argparse.Namespace, error: LibraryBenchError) -> str:
+    """When the output or summary cannot be written, say that the checkpoint keeps the finished problems."""
+    checkpoint = output_paths(args)[2]
+    if isinstance(error, WriteError) and checkpoint.exists() and error.path != str(checkpoint):
+        return f" (finished problems are kept in {checkpoint}: run the command again to write them)"
+    return ""
+
+
+def partial_note(args: argparse.Namespace) -> str:
+    output, summary, _ = output_paths(args)
+    return f": partial results in {output} and {summary}; run the same command to resume"
+
+
 def main(argv: list[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:  # --help, or a usage error already printed as one line
-        return int(exc.code or 0)
-    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
-    common.load_env()
-    config: RunConfig | None = None
-    try:
-        config = build_config(args)
-        return asyncio.run(run_with_signals(config))
-    except LibraryBenchError as exc:
-        kept = ""
-        if config is not None and isinstance(exc, InputError) and "cannot write" in str(exc) \
-                and config.checkpoint_file.exists() and str(config.checkpoint_file) not in str(exc):
-            kept = f" (finished problems are kept in {config.checkpoint_file}: run the command again to write them)"
-        print(f"error: {exc}{kept}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        where = f": partial results in {config.output_file} and {config.summary_file}; run the same command to resume" if config else ""
-        print(f"error: interrupted{where}", file=sys.stderr)
-        return 130
+    return run_main(build_parser(), argv, run, error_note=kept_note, interrupt_note=partial_note)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
-"""What the toolkit's scripts share: loading problems, code extraction, running tests on an
-executor (the remote API at ``CYBER_URL`` or the embedded sandbox), feedback formatting, atomic
-writes, and the two global semaphores (LLM calls, executions).
+"""What the toolkit's scripts and notebooks share: loading problems, code extraction, the
+execution calls (running tests on an executor: the remote API at ``CYBER_URL`` or the embedded
+sandbox, chosen by ``executors.get_executor``), feedback formatting, the two global semaphores
+(LLM calls, executions) and the seed's helpers. The executors themselves are in ``executors.py``
+and atomic writes in ``atomic_io.py``; their names are re-exported here for old imports.
 
 The seed's helpers keep their names and positional signatures so existing notebooks work:
 ``extract_code``, ``create_test_cases_from_input_output``, ``run_unit_tests``,
@@ -14,22 +16,34 @@ import asyncio
 import json
 import logging
 import os
-import random
 import re
-import tempfile
+import threading
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
 
-import httpx
-
-from errors import ConfigError, ExecutionError, InputError, LibraryBenchError
-from records import VERDICTS, StdioTest, Test, TestResult, Verdict
+from atomic_io import current_umask, write_atomic_json, write_atomic_text  # noqa: F401  (the old names, kept importable)
+from errors import ConfigError, ExecutionError, InputError, LibraryBenchError, problem_line
+from executors import (  # noqa: F401  (re-exported: the toolkit's and notebooks' old names)
+    DEFAULT_RETRIES,
+    DEFAULT_RETRY_BACKOFF,
+    DEFAULT_TIMEOUT,
+    Executor,
+    RemoteExecutor,
+    close_executor,
+    gather_all,
+    get_executor,
+    local_executor,
+    stop_executor,
+    verdict_of,
+)
+from records import VERDICTS, StdioTest, Test, TestResult
 
 log = logging.getLogger("librarybench")
+T = TypeVar("T")
+OnResult = Callable[[TestResult], None]  # called as each test finishes (progress bars)
 
-DEFAULT_TIMEOUT = 10.0  # seconds per test
 DEFAULT_FEEDBACK_BUDGET = 6000  # characters of feedback shown to a model
 DEFAULT_LLM_CONCURRENCY = 5
 DEFAULT_EXEC_CONCURRENCY = 50
@@ -135,18 +149,17 @@ def _as_text(value: Any) -> str:
 
 
 def problem_tests(record: Any, index: int, path: str | os.PathLike[str] = "<records>") -> list[StdioTest]:
-    """The tests of one record, or an ``InputError`` naming the file and problem index."""
-    where = f"{path}: problem {index}"
+    """The tests of one record, or an ``InputError`` located at the file and problem index."""
     if not isinstance(record, dict):
-        raise InputError(f"{where}: record is not a JSON object")
+        raise InputError("record is not a JSON object", file=path, index=index)
     if "input_output" not in record or record["input_output"] in (None, "", {}):
-        raise InputError(f"{where}: no tests (missing input_output)")
+        raise InputError("no tests (missing input_output)", file=path, index=index)
     try:
         tests = create_test_cases_from_input_output(record["input_output"])
     except InputError as exc:
-        raise InputError(f"{where}: {exc}") from None
+        raise exc.at(path, index) from None
     if not tests:
-        raise InputError(f"{where}: no tests (input_output has empty inputs)")
+        raise InputError("no tests (input_output has empty inputs)", file=path, index=index)
     return tests
 
 
@@ -349,268 +362,12 @@ def answer_program(record: dict[str, Any], key: str, *, rule: str = "best") -> s
 
 
 # --------------------------------------------------------------------------------------------
-# Executors
+# Execution calls (the executors themselves: executors.py)
 # --------------------------------------------------------------------------------------------
 
 
-class Executor(Protocol):
-    name: str
-
-    async def run_tests(self, code: str, tests: list[Test], *, timeout: float | None = None) -> list[TestResult]: ...
-
-
-def verdict_of(result: dict[str, Any]) -> Verdict:
-    """A verdict for a remote result (which has none): same rule as the embedded executor."""
-    if result.get("verdict") in VERDICTS:
-        return result["verdict"]
-    if result.get("passed"):
-        return "passed"
-    run = (result.get("exec_output") or {}).get("run_output") or {}
-    if run.get("timeout_expired"):
-        return "timeout"
-    failed = run.get("exit_code") not in (0, None)
-    if failed and _last_exception_line(run.get("stderr") or "").split(":", 1)[0].strip().endswith("MemoryError"):
-        return "memory_limit"  # like the sandbox: a non-zero exit whose traceback ends in MemoryError
-    if failed:
-        return "runtime_error"
-    return "wrong_answer"
-
-
-def _last_exception_line(stderr: str) -> str:
-    """The last non-blank line of stderr (where a traceback names its exception)."""
-    lines = [line for line in stderr.rstrip().split("\n") if line.strip()]
-    return lines[-1] if lines else ""
-
-
-def _describe_http_error(exc: Exception) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-class RemoteExecutor:
-    """Client of the execution API at ``CYBER_URL``: one POST per (program, test).
-
-    One shared ``httpx.AsyncClient`` per event loop, its connection pool sized to the execution
-    semaphore. Connection errors, timeouts, 429 and 5xx responses, and bodies that are not a
-    result object are retried with exponential backoff and jitter; other 4xx are not (the
-    request itself is wrong). When retries are used up an ``ExecutionError`` naming the URL is
-    raised: an error of the run, never a failed test.
-    """
-
-    name = "remote"
-
-    def __init__(self, url: str, *, retries: int = 4, backoff: float = 0.5, max_backoff: float = 8.0,
-                 request_timeout_margin: float = 30.0, connections: int | None = None) -> None:
-        url = (url or "").strip()
-        if not url:
-            raise ConfigError("CYBER_URL is not set: set it to the execution API's URL or use --executor local")
-        if not re.match(r"https?://[^/\s]+", url):
-            raise ConfigError(f"CYBER_URL must be an http:// or https:// URL, got {url!r}")
-        if retries < 0:
-            raise ConfigError(f"retries must be >= 0, got {retries}")
-        self.url = url
-        self.retries = retries
-        self.backoff = backoff
-        self.max_backoff = max_backoff
-        self.margin = request_timeout_margin
-        self.connections = connections
-        self._client: httpx.AsyncClient | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    @property
-    def isolation(self) -> str:
-        return f"remote execution API at {self.url}"
-
-    def _get_client(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            if self._client is not None:
-                self._discard(self._client, self._loop)
-            n = self.connections or semaphore_limit("exec")
-            self._client = httpx.AsyncClient(limits=httpx.Limits(max_connections=n, max_keepalive_connections=n))
-            self._loop = loop
-        return self._client
-
-    async def aclose(self) -> None:
-        """Close the connection pool (it is recreated on the next request)."""
-        client, self._client, self._loop = self._client, None, None
-        if client is not None:
-            await client.aclose()
-
-    def close(self) -> None:
-        """Synchronous counterpart of ``aclose``; inside a running loop the pool is closed by a task
-        of the loop that owns it (or, when that loop is gone, its sockets are closed directly)."""
-        client, loop = self._client, self._loop
-        self._client, self._loop = None, None
-        if client is not None:
-            self._discard(client, loop)
-
-    _closing: set[Any] = set()  # tasks closing discarded pools (kept referenced until done)
-
-    @classmethod
-    def _discard(cls, client: httpx.AsyncClient, loop: asyncio.AbstractEventLoop | None) -> None:
-        """Close a pool that is no longer used, without leaking its connections."""
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if loop is not None and loop is running:
-            task = loop.create_task(client.aclose())
-            cls._closing.add(task)
-            task.add_done_callback(cls._closing.discard)
-        elif loop is not None and not loop.is_closed() and loop.is_running():  # another thread's loop
-            loop.call_soon_threadsafe(cls._discard, client, loop)
-        elif loop is not None and not loop.is_closed() and running is None:
-            loop.run_until_complete(client.aclose())
-        else:  # its loop has ended: close the pooled sockets directly
-            _close_pool_now(client)
-
-
-    @property
-    def has_client(self) -> bool:
-        return self._client is not None
-
-    def _pause(self, attempt: int) -> float:
-        return min(self.max_backoff, self.backoff * 2 ** (attempt - 1)) * (0.5 + random.random())
-
-    async def run_test(self, code: str, test: Test, *, timeout: float | None = None) -> TestResult:
-        timeout = timeout or DEFAULT_TIMEOUT
-        params = {
-            "language": "python",
-            "environment": "default",
-            "timeout": f"{timeout:g}",
-            "generation_formatting": "true",
-            "fill_missing_imports": "true",
-        }
-        client = self._get_client()
-        problem = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                await asyncio.sleep(self._pause(attempt))
-            try:
-                response = await client.post(
-                    self.url, params=params, json={"code": code, "test": test}, timeout=timeout + self.margin
-                )
-            except httpx.HTTPError as exc:
-                problem = _describe_http_error(exc)
-                log.debug("execution API attempt %d: %s", attempt + 1, problem)
-                continue
-            if response.status_code == 429 or response.status_code >= 500:
-                problem = f"HTTP {response.status_code}"
-                continue
-            if response.status_code >= 400:
-                raise ExecutionError(
-                    f"execution API at {self.url} rejected the request: HTTP {response.status_code}: "
-                    f"{' '.join(response.text[:200].split())}"
-                )
-            try:
-                result = response.json()
-            except ValueError:
-                problem = f"HTTP {response.status_code} with a body that is not JSON: {response.text[:80]!r}"
-                continue
-            if not isinstance(result, dict) or not isinstance(result.get("passed"), bool):
-                problem = "response JSON is not a result object (no boolean 'passed')"
-                continue
-            result["verdict"] = verdict_of(result)
-            return result  # type: ignore[return-value]
-        raise ExecutionError(f"execution API at {self.url} failed after {self.retries + 1} attempts: {problem}")
-
-    async def run_tests(self, code: str, tests: list[Test], *, timeout: float | None = None) -> list[TestResult]:
-        return await gather_all([self.run_test(code, t, timeout=timeout) for t in tests], self.name)
-
-
-def _close_pool_now(client: httpx.AsyncClient) -> None:
-    """Close an ``AsyncClient`` whose event loop has ended: close each pooled connection's socket."""
-    pool = getattr(getattr(client, "_transport", None), "_pool", None)
-    for connection in list(getattr(pool, "_connections", []) or []):
-        stream = getattr(getattr(connection, "_connection", None), "_network_stream", None)
-        sock = getattr(stream, "get_extra_info", lambda _name: None)("socket")
-        sock = getattr(sock, "_sock", sock)  # asyncio wraps the socket in a TransportSocket
-        if sock is not None and hasattr(sock, "close"):
-            try:
-                sock.close()
-            except OSError:
-                pass
-    try:
-        client._state = httpx._client.ClientState.CLOSED  # type: ignore[attr-defined]
-    except AttributeError:
-        pass
-
-
-_local_executor: Any = None
-_remote_executors: dict[str, RemoteExecutor] = {}
-
-
-def local_executor() -> Any:
-    """The process-wide embedded executor (its warm workers are shared by every caller)."""
-    global _local_executor
-    if _local_executor is None:
-        from sandbox import LocalExecutor
-
-        _local_executor = LocalExecutor()
-    return _local_executor
-
-
-def get_executor(kind: str | None = None, *, memory_mb: int | None = None, output_bytes: int | None = None,
-                 retries: int | None = None, backoff: float | None = None) -> Any:
-    """``remote`` when ``CYBER_URL`` is set, else ``local``; ``kind`` overrides.
-
-    Without options the executor is shared per process (one warm worker pool, one connection
-    pool). ``memory_mb``/``output_bytes`` give a local executor with those limits (the remote API
-    has no such knobs); ``retries``/``backoff`` tune the remote client.
-    """
-    url = os.environ.get("CYBER_URL", "").strip()
-    kind = kind or ("remote" if url else "local")
-    if kind == "local":
-        if retries is not None or backoff is not None:
-            log.debug("retries/backoff only apply to the remote executor; ignored")
-        if memory_mb is None and output_bytes is None:
-            return local_executor()
-        from sandbox import LocalExecutor
-
-        return LocalExecutor(memory_mb=memory_mb, output_bytes=output_bytes)
-    if kind == "remote":
-        if memory_mb is not None or output_bytes is not None:
-            raise ConfigError("--memory-mb and --output-limit apply to the local executor only (the remote API sets its own limits)")
-        if retries is not None or backoff is not None:
-            options: dict[str, Any] = {}
-            if retries is not None:
-                options["retries"] = retries
-            if backoff is not None:
-                options["backoff"] = backoff
-            return RemoteExecutor(url, **options)
-        if url not in _remote_executors:
-            _remote_executors[url] = RemoteExecutor(url)
-        return _remote_executors[url]
-    raise ConfigError(f"unknown executor {kind!r}: use local or remote")
-
-
-async def gather_all(coros: Sequence[Any], executor_name: str = "executor") -> list[Any]:
-    """Await all coroutines; on the first failure cancel the rest and raise it as an ``ExecutionError``.
-
-    Unlike ``asyncio.gather`` nothing keeps running after a failure, and an unexpected exception of
-    an executor becomes an error of the run with a one-line message instead of a traceback.
-    """
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(c) for c in coros]
-    except BaseExceptionGroup as failures:
-        first = _first_leaf(failures)
-        if isinstance(first, LibraryBenchError):
-            raise first from None
-        if not isinstance(first, Exception):
-            raise first from None
-        raise ExecutionError(f"{executor_name} executor failed: {type(first).__name__}: {first}") from first
-    return [t.result() for t in tasks]
-
-
-def _first_leaf(group: BaseExceptionGroup) -> BaseException:
-    first = group.exceptions[0]
-    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
-
-
-async def run_tests(code: str, tests: Sequence[Test], *, timeout: float | None = None, executor: Any = None,
-                    on_result: Any = None, judge: Any = None) -> list[TestResult]:
+async def run_tests(code: str, tests: Sequence[Test], *, timeout: float | None = None, executor: Executor | None = None,
+                    on_result: OnResult | None = None, judge: Any = None) -> list[TestResult]:
     """Run one program on its tests, each execution under the global execution semaphore.
 
     ``on_result(result)`` is called as each test finishes (progress bars). Raises
@@ -633,34 +390,83 @@ async def run_tests(code: str, tests: Sequence[Test], *, timeout: float | None =
             on_result(result)
         return result
 
-    return await gather_all([one(t) for t in tests], getattr(executor, "name", "executor"))
+    return await gather_all([one(t) for t in tests], executor.name)
 
 
 async def run_unit_tests_async(generations: list[str], stdin_stdout_tests: list[Test], *,
-                               timeout: float | None = None, executor: Any = None,
-                               on_result: Any = None) -> list[list[TestResult]]:
+                               timeout: float | None = None, executor: Executor | None = None,
+                               on_result: OnResult | None = None) -> list[list[TestResult]]:
     """Per generation, one result dict per test (the remote API's shape plus ``verdict``)."""
     executor = executor or get_executor()
     return await gather_all(
         [run_tests(g, stdin_stdout_tests, timeout=timeout, executor=executor, on_result=on_result) for g in generations],
-        getattr(executor, "name", "executor"),
+        executor.name,
     )
 
 
-def run_unit_tests(generations: list[str], stdin_stdout_tests: list[Test], *, timeout: float | None = None,
-                   executor: Any = None, on_result: Any = None) -> list[list[TestResult]]:
-    """Blocking wrapper of ``run_unit_tests_async`` for scripts and notebooks (not inside a running loop)."""
-    executor = executor or get_executor()
+def run_blocking(make: Callable[[], Awaitable[T]]) -> T:
+    """Run ``make()`` to completion from synchronous code, whether or not this thread runs a loop.
 
-    async def run() -> list[list[TestResult]]:
+    Without a running loop this is ``asyncio.run``. With one (a Jupyter cell, an async
+    application) a running loop cannot be entered again, so the coroutine runs under
+    ``asyncio.run`` in a private thread while the caller waits; an interrupt while waiting
+    (Ctrl-C, the notebook's stop button) cancels it there and is raised here.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(_awaited(make))
+    return _run_in_private_loop(make)
+
+
+async def _awaited(make: Callable[[], Awaitable[T]]) -> T:
+    return await make()
+
+
+def _run_in_private_loop(make: Callable[[], Awaitable[T]]) -> T:
+    box: dict[str, Any] = {}
+    started = threading.Event()
+
+    async def main() -> T:
+        box["loop"], box["task"] = asyncio.get_running_loop(), asyncio.current_task()
+        started.set()
+        return await make()
+
+    def target() -> None:
         try:
-            return await run_unit_tests_async(generations, stdin_stdout_tests, timeout=timeout, executor=executor,
-                                              on_result=on_result)
+            box["result"] = asyncio.run(main())
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            box["error"] = exc
         finally:
-            if isinstance(executor, RemoteExecutor):  # its pool belongs to this loop, which ends here
-                await executor.aclose()
+            started.set()
 
-    return asyncio.run(run())
+    thread = threading.Thread(target=target, name="librarybench-blocking-call", daemon=True)
+    thread.start()
+    try:
+        thread.join()
+    except BaseException:
+        started.wait()
+        loop, task = box.get("loop"), box.get("task")
+        if loop is not None and task is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(task.cancel)
+        thread.join()
+        raise
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+def run_unit_tests(generations: list[str], stdin_stdout_tests: list[Test], *, timeout: float | None = None,
+                   executor: Executor | None = None, on_result: OnResult | None = None) -> list[list[TestResult]]:
+    """Blocking wrapper of ``run_unit_tests_async`` for scripts and notebooks.
+
+    It works whether or not an event loop is running in the calling thread: in Jupyter, where
+    one always is, the tests run on a private loop in a helper thread (``run_blocking``). In a
+    notebook cell ``await run_unit_tests_async(...)`` does the same on the notebook's own loop.
+    """
+    executor = executor or get_executor()
+    return run_blocking(lambda: run_unit_tests_async(generations, stdin_stdout_tests, timeout=timeout,
+                                                     executor=executor, on_result=on_result))
 
 
 def count_passed(results: Iterable[dict[str, Any]]) -> int:
@@ -835,7 +641,7 @@ def format_feedback(test_results: list[dict[str, Any]], test_cases: list[Test], 
 
 
 def get_model_feedback(solution_file: str, problem_id: int | None = None, model_name: str | None = None, *,
-                       timeout: float | None = None, executor: Any = None, budget: int = DEFAULT_FEEDBACK_BUDGET,
+                       timeout: float | None = None, executor: Executor | None = None, budget: int = DEFAULT_FEEDBACK_BUDGET,
                        rule: str = "best") -> tuple[str, list[list[TestResult]]]:
     """Run a model's answers in a solution file: (feedback text, results per evaluated problem).
 
@@ -865,48 +671,30 @@ def get_model_feedback(solution_file: str, problem_id: int | None = None, model_
         return format_feedback(results, tests, passed, len(tests), budget=budget), results
 
     async def run_all() -> list[tuple[str, list[TestResult]] | None]:
-        try:
-            return list(await asyncio.gather(*(one(i) for i in indices)))
-        finally:
-            if isinstance(executor, RemoteExecutor):  # its pool belongs to this loop, which ends here
-                await executor.aclose()
+        return list(await asyncio.gather(*(one(i) for i in indices)))
 
-    done = [item for item in asyncio.run(run_all()) if item is not None]
+    done = [item for item in run_blocking(run_all) if item is not None]
     return "\n".join(f for f, _ in done), [r for _, r in done]
 
 
 def problem_message(path: str | os.PathLike[str], index: int, error: Any) -> str:
-    """``<file>: problem <i>: <message>``, without repeating a prefix the message already has."""
-    text = " ".join(str(error).split("\n")).strip()
-    prefix = f"{path}: problem {index}: "
-    while text.startswith(prefix):
-        text = text[len(prefix):]
-    return f"{prefix}{text}"
+    """``<file>: problem <i>: <message>`` (``errors.problem_line``). An error that is already
+    located (its ``file``/``index`` fields are set) keeps its own place."""
+    if isinstance(error, LibraryBenchError):
+        return str(error.at(path, index))
+    return problem_line(path, index, error)
 
 
 def report_problem_error(path: str | os.PathLike[str], index: int, error: Any) -> None:
     """The one line every CLI prints for a problem that ended in error (stderr, whatever the log level)."""
+    report_error_line(problem_message(path, index, error))
+
+
+def report_error_line(line: str) -> None:
+    """Print ``error: <line>`` on stderr, e.g. a line of ``select_problems`` (already located)."""
     import sys
 
-    print(f"error: {problem_message(path, index, error)}", file=sys.stderr, flush=True)
-
-
-async def close_executor(executor: Any) -> None:
-    """Release an executor's event-loop resources (a remote client's connection pool)."""
-    aclose = getattr(executor, "aclose", None)
-    if aclose is not None:
-        await aclose()
-
-
-def stop_executor(executor: Any) -> None:
-    """Stop an executor at once (Ctrl-C/SIGTERM): the local one kills its workers and their tests,
-    the remote one drops its connection pool. Safe to call twice."""
-    close = getattr(executor, "close", None)
-    if close is not None:
-        try:
-            close()
-        except Exception as exc:  # noqa: BLE001 - we are interrupting anyway
-            log.debug("closing the executor: %s", exc)
+    print(f"error: {line}", file=sys.stderr, flush=True)
 
 
 def average(values: Iterable[float | None]) -> float | None:
@@ -941,64 +729,6 @@ def load_env() -> str | None:
 
 # Settings that weaken what the sandbox guarantees.
 WEAKENING_SETTINGS = frozenset({"LIBRARYBENCH_ISOLATION"})
-
-
-def install_sigterm_as_interrupt() -> None:
-    """Make SIGTERM behave like Ctrl-C (``KeyboardInterrupt`` in the main thread)."""
-    import signal
-
-    def interrupt(_signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread (e.g. a test calling main() from a worker thread)
-        pass
-
-
-# --------------------------------------------------------------------------------------------
-# Files
-# --------------------------------------------------------------------------------------------
-
-
-def current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_atomic_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write via a temporary file in the same folder and rename: readers never see half a file.
-
-    The file gets ordinary permissions (``mkstemp`` creates 0600, which would hide results
-    from colleagues and from tools run by another user).
-    """
-    path = Path(path)
-    blocked = next((p for p in [path.parent, *path.parent.parents] if p.exists() and not p.is_dir()), None)
-    if blocked is not None:
-        raise InputError(f"{path}: cannot write: {blocked} is not a directory")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~current_umask())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_atomic_json(path: str | os.PathLike[str], data: Any) -> None:
-    write_atomic_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def parse_problem_selection(problem_id: int | None = None, problem_ids: str | None = None,

@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +26,9 @@ from tqdm import tqdm
 
 import judges
 import librarybench_common as common
-from cli import DefaultsFormatter, OneLineParser, non_negative_int, positive_float, positive_int
+from cli import OneLineParser, add_executor_flags, add_logging_flag, add_selection_flags, positive_int, run_async, run_main
 from errors import ExecutionError, InputError, LibraryBenchError
+from executors import Executor
 
 HERE = Path(__file__).resolve().parent
 SAMPLE_DIR = HERE / "data"
@@ -38,7 +38,6 @@ log = logging.getLogger("librarybench.model_feedback")
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         description="Evaluate model answers against their stdin/stdout tests and print feedback and a summary.",
-        formatter_class=DefaultsFormatter,
     )
     parser.add_argument("--solution-file", action="append", metavar="PATH",
                         help="solution file (JSON list of problem records); repeatable. "
@@ -48,26 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "Default: every *_solution key found except human_solution")
     parser.add_argument("--include-human", action="store_true",
                         help="also evaluate human_solution (run verbatim, no extraction)")
-    selection = parser.add_mutually_exclusive_group()
-    selection.add_argument("--problem-id", type=int, metavar="N", help="evaluate only problem N (0-based index)")
-    selection.add_argument("--problem-ids", metavar="N,M,...", help="evaluate only these problems, comma-separated")
-    selection.add_argument("--range", dest="range_spec", metavar="START-END",
-                           help="evaluate problems START..END inclusive, e.g. 0-9")
-    parser.add_argument("--timeout", type=positive_float, default=common.DEFAULT_TIMEOUT,
-                        help="seconds per test before the run is killed (verdict timeout)")
-    parser.add_argument("--exec-semaphore", type=positive_int, default=common.DEFAULT_EXEC_CONCURRENCY,
-                        help="maximum concurrent test executions (and remote connections)")
-    parser.add_argument("--executor", choices=("local", "remote"),
-                        help="where programs run: local (embedded sandbox) or remote (the API at CYBER_URL). "
-                             "Default: remote when CYBER_URL is set, else local")
-    parser.add_argument("--retries", type=non_negative_int, default=4,
-                        help="remote executor: retries of a request after a connection error, 429 or 5xx")
-    parser.add_argument("--retry-backoff", type=positive_float, default=0.5, metavar="SECONDS",
-                        help="remote executor: first pause between retries (doubles each retry, with jitter)")
-    parser.add_argument("--memory-mb", type=positive_int,
-                        help="local executor: memory limit per test in MB (default: the sandbox's, 1024)")
-    parser.add_argument("--output-limit", type=positive_int, metavar="BYTES",
-                        help="local executor: cap on stdout and stderr per test in bytes (default: the sandbox's)")
+    add_selection_flags(parser, "evaluate")
+    add_executor_flags(parser, timeout_help="seconds per test before the run is killed (verdict timeout)",
+                       remote_options=True, local_limits=True)
     parser.add_argument("--extract", choices=common.EXTRACT_RULES, default="best",
                         help="how the program is taken from a model answer: best (last complete program "
                              "among all blocks) or first (the seed's rule: first dashed block, else first "
@@ -79,8 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write per problem and model the result dicts and counts as JSON (atomically)")
     parser.add_argument("--quiet", action="store_true",
                         help="print only the summary table: no per-problem feedback, no progress bar")
-    parser.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-                        help="logging level (stderr)")
+    add_logging_flag(parser)
     return parser
 
 
@@ -176,7 +157,7 @@ def plan_problem(path: str, records: list[Any], index: int, keys: list[str], rul
     return jobs
 
 
-async def run_job(job: Job, executor: Any, timeout: float, on_result: Any) -> None:
+async def run_job(job: Job, executor: Executor, timeout: float, on_result: Any) -> None:
     """Run one job's tests; an executor failure marks the job as an error of the run, not as failed tests."""
     try:
         job.results = await common.run_tests(job.code, job.tests, timeout=timeout, executor=executor,
@@ -187,7 +168,7 @@ async def run_job(job: Job, executor: Any, timeout: float, on_result: Any) -> No
     job.finished = True
 
 
-async def run_jobs(jobs: list[Job], executor: Any, timeout: float, quiet: bool) -> None:
+async def run_jobs(jobs: list[Job], executor: Executor, timeout: float, quiet: bool) -> None:
     runnable = [j for j in jobs if j.status == "ok"]
     total = sum(len(j.tests) for j in runnable)
     with tqdm(total=total, unit="test", desc="tests", file=sys.stderr, disable=True if quiet else None,
@@ -330,12 +311,10 @@ def job_document(job: Job) -> dict[str, Any]:
     }
 
 
-def make_executor(args: argparse.Namespace) -> Any:
-    remote = args.executor == "remote" or (args.executor is None and os.environ.get("CYBER_URL", "").strip())
-    if remote:
-        return common.get_executor(args.executor, memory_mb=args.memory_mb, output_bytes=args.output_limit,
-                                   retries=args.retries, backoff=args.retry_backoff)
-    return common.get_executor(args.executor, memory_mb=args.memory_mb, output_bytes=args.output_limit)
+def make_executor(args: argparse.Namespace) -> Executor:
+    """``get_executor`` decides local or remote; each kind takes the options that apply to it."""
+    return common.get_executor(args.executor, memory_mb=args.memory_mb, output_bytes=args.output_limit,
+                               retries=args.retries, backoff=args.retry_backoff)
 
 
 def evaluate(args: argparse.Namespace) -> int:
@@ -350,7 +329,7 @@ def evaluate(args: argparse.Namespace) -> int:
     judge = judges.judge_from_args(args)
     audit_judges = judges.parse_judges(args.judges) if args.judges else None
     executor = make_executor(args)
-    executor_info = (str(getattr(executor, "name", "?")), str(getattr(executor, "isolation", "?")))
+    executor_info = (executor.name, executor.isolation)
     if not args.quiet:
         print(f"Executor: {executor_info[0]} ({executor_info[1]}); timeout {args.timeout:g} s per test; "
               f"extraction rule: {args.extract}; judge: {judge.spec}\n", flush=True)
@@ -360,7 +339,7 @@ def evaluate(args: argparse.Namespace) -> int:
         if job.status == "error":
             report_error(job.error or "")
     try:
-        asyncio.run(run_jobs(jobs, executor, args.timeout, args.quiet))
+        run_async(run_jobs(jobs, executor, args.timeout, args.quiet))
     except (KeyboardInterrupt, asyncio.CancelledError):
         common.stop_executor(executor)
         if args.output:  # what finished is kept; the rest is marked as interrupted
@@ -500,18 +479,7 @@ def read_results(path: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    common.load_env()
-    common.install_sigterm_as_interrupt()
-    try:
-        return rejudge_file(args) if args.rejudge else evaluate(args)
-    except LibraryBenchError as exc:
-        report_error(str(exc))
-        return 2
-    except KeyboardInterrupt:
-        report_error("interrupted")
-        return 130
+    return run_main(build_parser(), argv, lambda args: rejudge_file(args) if args.rejudge else evaluate(args))
 
 
 if __name__ == "__main__":

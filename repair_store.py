@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 
-from errors import ConfigError, InputError
+from errors import ConfigError, WriteError
 from llm_clients import Completion
 
 log = logging.getLogger("librarybench.repair")
@@ -136,7 +136,7 @@ class Checkpoint:
                 fh.flush()
                 os.fsync(fh.fileno())
         except OSError as exc:
-            raise InputError(f"{self.path}: cannot write the checkpoint: {exc.strerror or exc}") from None
+            raise WriteError(self.path, exc.strerror or str(exc), "the checkpoint") from None
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)

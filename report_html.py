@@ -21,7 +21,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display; must precede any pyplot import elsewhere in the process
 from matplotlib.figure import Figure  # noqa: E402  (object API: no global pyplot state)
 
-from librarybench_common import write_atomic_text  # noqa: E402
+from atomic_io import write_atomic_text  # noqa: E402
 from records import VERDICTS  # noqa: E402
 
 MAX_ROWS_PLOTTED = 60  # beyond this the per-problem plot shows the most changed problems only

@@ -47,6 +47,10 @@ class InstantExecutor:
     sandbox's CPU cost, which on a small machine can exceed the model time."""
 
     name = "instant"
+    isolation = "none (no program is run)"
+
+    def close(self) -> None:
+        pass
 
     async def run_tests(self, code, tests, *, timeout=None):
         return [{"code": code, "test": t, "passed": False, "verdict": "wrong_answer", "uncaught_exception": "None",

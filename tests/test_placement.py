@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -314,3 +315,27 @@ def test_not_root_with_the_project_under_tmp_nothing_survives_a_test(place_root:
     out = json.loads(done.stdout)
     assert re.match(r"bwrap \(system bubblewrap [\w.]+\): user\+pid\+net", out["isolation"])
     assert out["runs"] == ["left", "False False"]
+
+
+# The CLI as it behaves where the embedded executor cannot run (macOS, Windows): the platform is
+# all the toolkit looks at before it would start a worker.
+ON_ANOTHER_PLATFORM = """
+import runpy, sys
+sys.path.insert(0, ".")
+import executors
+executors.PLATFORM = sys.argv[1]
+sys.argv = ["model_feedback.py", *sys.argv[2:]]
+runpy.run_path("model_feedback.py", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("platform", ["darwin", "win32"])
+def test_other_platforms_get_one_line_pointing_at_cyber_url(platform):
+    """No namespace sandbox off Linux: one line naming the platform and CYBER_URL, exit 2."""
+    done = subprocess.run([sys.executable, "-c", ON_ANOTHER_PLATFORM, platform, "--quiet"], cwd=ROOT,
+                          env=clean_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert lines[0].startswith("error: the embedded executor needs Linux") and platform in lines[0]
+    assert "CYBER_URL" in lines[0]

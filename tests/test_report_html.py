@@ -14,7 +14,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project's modules
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the hand-made case
 
-import pytest
 from PIL import Image
 
 import compare_model_improvements as cmi
