@@ -23,6 +23,7 @@ from typing import Any, Iterable, Protocol, Sequence
 
 import httpx
 
+import problem_kinds
 from errors import ConfigError, ExecutionError, InputError, LibraryBenchError
 from records import VERDICTS, StdioTest, Test, TestResult, Verdict
 
@@ -113,8 +114,9 @@ def parse_input_output(input_output: Any) -> dict[str, Any]:
 def create_test_cases_from_input_output(input_output: Any) -> list[StdioTest]:
     """Convert ``{"inputs": [...], "outputs": [...]}`` into stdin/stdout tests (seed signature)."""
     io = parse_input_output(input_output)
-    if io.get("fn_name"):
-        raise InputError("call-based (fn_name) problems are not supported: only stdin/stdout tests")
+    if io.get("fn_name"):  # call-based TACO/APPS: call tests, run through problem_kinds' harness
+        from dataset_formats import taco_tests
+        return taco_tests(io)[1]
     inputs, outputs = io.get("inputs"), io.get("outputs")
     if inputs is None or outputs is None:
         raise InputError("input_output has no inputs/outputs")
@@ -621,7 +623,10 @@ async def run_tests(code: str, tests: Sequence[Test], *, timeout: float | None =
 
     async def one(test: Test) -> TestResult:
         async with sem:
-            [result] = await executor.run_tests(code, [test], timeout=timeout)
+            if problem_kinds.is_kind_test(test):  # call and assert tests run through their harness
+                result = await problem_kinds.run_kind_test(executor, code, test, timeout)
+            else:
+                [result] = await executor.run_tests(code, [test], timeout=timeout)
         if on_result is not None:
             on_result(result)
         return result
@@ -748,7 +753,12 @@ def _describe_test(index: int, test: Test, result: dict[str, Any], field_limit: 
     stdout = deterministic_text(run.get("stdout") or "")
     stderr = deterministic_text(program_line_numbers(run.get("stderr") or "", header_lines))
     parts = [f"Test #{index}: FAILED ({verdict})"]
-    if isinstance(test, str):
+    kind_parts = problem_kinds.feedback_parts(test, result, cut_middle, field_limit)
+    if kind_parts is not None:
+        parts.extend(kind_parts)
+        if verdict not in ("timeout", "wrong_answer") and stdout.strip():
+            parts.append(f"Program output:\n{cut_middle(stdout, field_limit)}")
+    elif isinstance(test, str):
         parts.append(f"Test code:\n{cut_middle(test, field_limit)}")
     else:
         parts.append(f"Input:\n{cut_middle(test['stdin'], field_limit)}")

@@ -24,7 +24,9 @@ from typing import Any
 
 from tqdm import tqdm
 
+import dataset_jobs
 import librarybench_common as common
+import pass_at_k
 from cli import DefaultsFormatter, OneLineParser, non_negative_int, positive_float, positive_int
 from errors import ExecutionError, InputError, LibraryBenchError
 
@@ -78,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print only the summary table: no per-problem feedback, no progress bar")
     parser.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
                         help="logging level (stderr)")
+    dataset_jobs.add_arguments(parser)
     return parser
 
 
@@ -334,9 +337,10 @@ def evaluate(args: argparse.Namespace) -> int:
     """The whole run; raises ``LibraryBenchError`` for usage errors (exit 2)."""
     common.set_semaphore_limits(exec=args.exec_semaphore)
     selection = common.parse_problem_selection(args.problem_id, args.problem_ids, args.range_spec)
-    paths = args.solution_file or default_solution_files()
-    files = load_all(paths)
-    for path, records in files.items():
+    dataset_jobs.check_arguments(args)
+    plan = dataset_jobs.plan(args, Job, selection) if args.problems else None
+    files: Any = plan.files if plan else load_all(args.solution_file or default_solution_files())
+    for path, records in (files.items() if plan is None else ()):
         if not records:
             raise InputError(f"{path}: the file has no problems (an empty list)")
     executor = make_executor(args)
@@ -344,7 +348,7 @@ def evaluate(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"Executor: {executor_info[0]} ({executor_info[1]}); timeout {args.timeout:g} s per test; "
               f"extraction rule: {args.extract}\n", flush=True)
-    jobs = plan_jobs(files, args, selection)
+    jobs = plan.jobs if plan else plan_jobs(files, args, selection)
     for job in jobs:
         if job.status == "error":
             report_error(job.error or "")
@@ -374,7 +378,11 @@ def evaluate(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(describe_job(job))
     summary = summarize(jobs)
+    if plan:
+        summary.update(dataset_jobs.scores(jobs, plan, args))
     print(format_table(jobs, summary), end="", flush=True)
+    if plan:
+        print(pass_at_k.format_report(summary["scores"]), end="", flush=True)
     if args.output:
         common.write_atomic_json(args.output, output_document(jobs, executor_info, args, list(files), summary))
         if not args.quiet:
