@@ -41,6 +41,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
@@ -334,15 +335,10 @@ def _run_failure(result: dict[str, Any]) -> Verdict | None:
 
 
 def split_frames(stdout: str, marker: str) -> tuple[str, list[str]]:
-    """The program's own output and the payloads of the lines starting with ``marker``."""
-    kept, payloads = [], []
-    for line in stdout.split("\n"):
-        if line.startswith(marker):
-            payloads.append(line[len(marker):])
-        else:
-            kept.append(line)
-    own = "\n".join(kept)
-    return (own[:-1] if own.endswith("\n") else own), payloads
+    """The program's own output and the payloads of the framed lines (the harness writes
+    ``"\\n" + marker + payload + "\\n"``; both newlines go with the frame)."""
+    pattern = re.compile("\n?" + re.escape(marker) + "([^\n]*)\n?")
+    return pattern.sub("", stdout), pattern.findall(stdout)
 
 
 def judge(code: str, test: Any, lowered: Lowered, raw: dict[str, Any]) -> TestResult:
