@@ -45,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="pass@k values to report (those with k <= samples per problem)")
     group.add_argument("--start-date", metavar="YYYY-MM-DD", help="pass@k only over problems dated on or after")
     group.add_argument("--end-date", metavar="YYYY-MM-DD", help="pass@k only over problems dated on or before")
+    group.add_argument("--fail-fast", action="store_true",
+                       help="scoring runs: a sample's tests not yet started are skipped after its first failure "
+                            "(verdict skipped, never counted as a failure); pass@k needs only whether all pass")
 
 
 def check_arguments(args: argparse.Namespace) -> None:

@@ -611,17 +611,37 @@ def _first_leaf(group: BaseExceptionGroup) -> BaseException:
 
 
 async def run_tests(code: str, tests: Sequence[Test], *, timeout: float | None = None, executor: Any = None,
-                    on_result: Any = None) -> list[TestResult]:
+                    on_result: Any = None, fail_fast: bool = False) -> list[TestResult]:
     """Run one program on its tests, each execution under the global execution semaphore.
 
     ``on_result(result)`` is called as each test finishes (progress bars). Raises
     ``ExecutionError`` when the executor fails (not a verdict about the program).
+    ``fail_fast``: after the first test that does not pass, the tests not yet started get the
+    verdict ``skipped`` (scoring runs need only whether all pass); at most as many tests as the
+    executor has workers run at once then.
     """
     executor = executor or get_executor()
     sem = exec_semaphore()
     timeout = timeout or DEFAULT_TIMEOUT
+    failed = asyncio.Event()
+    width = getattr(executor, "workers", None) or min(8, semaphore_limit("exec"))  # remote: 8 at a time
+    turns = asyncio.Semaphore(width) if fail_fast else None
 
     async def one(test: Test) -> TestResult:
+        if turns is None:
+            return await run_one(test)
+        async with turns:
+            if failed.is_set():
+                result = skipped_result(code, test)
+                if on_result is not None:
+                    on_result(result)
+                return result
+            result = await run_one(test)
+            if not result.get("passed"):
+                failed.set()
+            return result
+
+    async def run_one(test: Test) -> TestResult:
         async with sem:
             if problem_kinds.is_kind_test(test):  # call and assert tests run through their harness
                 result = await problem_kinds.run_kind_test(executor, code, test, timeout)
@@ -665,10 +685,21 @@ def count_passed(results: Iterable[dict[str, Any]]) -> int:
     return sum(1 for r in results if r.get("passed"))
 
 
+SKIPPED = "skipped"  # not run (``--fail-fast`` after a failure): never counted as a failure
+REPORTED_VERDICTS = (*VERDICTS, SKIPPED)
+
+
+def skipped_result(code: str, test: Test) -> TestResult:
+    """The result of a test that was not run, in the remote API's shape."""
+    run = {"stdout": "", "stderr": "", "exit_code": None, "timeout_expired": False, "elapsed_time": 0.0}
+    return {"code": code, "test": test, "passed": False, "exec_output": {"run_output": run, "compile_output": None},
+            "uncaught_exception": "None", "verdict": SKIPPED}  # type: ignore[typeddict-item]
+
+
 def count_verdicts(results: Iterable[dict[str, Any]]) -> dict[str, int]:
-    """Verdict -> count, in ``records.VERDICTS`` order, zero counts omitted."""
-    counts = Counter(verdict_of(r) for r in results)
-    return {v: counts[v] for v in VERDICTS if counts[v]}
+    """Verdict -> count, in ``records.VERDICTS`` order (then ``skipped``), zero counts omitted."""
+    counts = Counter(SKIPPED if r.get("verdict") == SKIPPED else verdict_of(r) for r in results)
+    return {v: counts[v] for v in REPORTED_VERDICTS if counts[v]}
 
 
 # --------------------------------------------------------------------------------------------

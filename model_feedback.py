@@ -174,18 +174,18 @@ def plan_problem(path: str, records: list[Any], index: int, keys: list[str], rul
     return jobs
 
 
-async def run_job(job: Job, executor: Any, timeout: float, on_result: Any) -> None:
+async def run_job(job: Job, executor: Any, timeout: float, on_result: Any, fail_fast: bool = False) -> None:
     """Run one job's tests; an executor failure marks the job as an error of the run, not as failed tests."""
     try:
         job.results = await common.run_tests(job.code, job.tests, timeout=timeout, executor=executor,
-                                             on_result=on_result)
+                                             on_result=on_result, fail_fast=fail_fast)
     except ExecutionError as exc:
         job.fail(common.problem_message(job.solution_file, job.problem_id, f"{job.model_key}: {exc}"))
         report_error(job.error or "")
     job.finished = True
 
 
-async def run_jobs(jobs: list[Job], executor: Any, timeout: float, quiet: bool) -> None:
+async def run_jobs(jobs: list[Job], executor: Any, timeout: float, quiet: bool, fail_fast: bool = False) -> None:
     runnable = [j for j in jobs if j.status == "ok"]
     total = sum(len(j.tests) for j in runnable)
     with tqdm(total=total, unit="test", desc="tests", file=sys.stderr, disable=True if quiet else None,
@@ -194,7 +194,7 @@ async def run_jobs(jobs: list[Job], executor: Any, timeout: float, quiet: bool) 
             bar.update(1)
 
         try:
-            await asyncio.gather(*(run_job(j, executor, timeout, tick) for j in runnable))
+            await asyncio.gather(*(run_job(j, executor, timeout, tick, fail_fast) for j in runnable))
         except asyncio.CancelledError:
             common.stop_executor(executor)  # Ctrl-C/SIGTERM: kill running tests now, do not wait for them
             raise
@@ -237,7 +237,7 @@ def new_counts() -> dict[str, Any]:
 
 
 def order_verdicts(counts: dict[str, Any]) -> dict[str, Any]:
-    counts["verdicts"] = {v: counts["verdicts"][v] for v in common.VERDICTS if v in counts["verdicts"]}
+    counts["verdicts"] = {v: counts["verdicts"][v] for v in common.REPORTED_VERDICTS if v in counts["verdicts"]}
     return counts
 
 
@@ -353,7 +353,7 @@ def evaluate(args: argparse.Namespace) -> int:
         if job.status == "error":
             report_error(job.error or "")
     try:
-        asyncio.run(run_jobs(jobs, executor, args.timeout, args.quiet))
+        asyncio.run(run_jobs(jobs, executor, args.timeout, args.quiet, args.fail_fast))
     except (KeyboardInterrupt, asyncio.CancelledError):
         common.stop_executor(executor)
         if args.output:  # what finished is kept; the rest is marked as interrupted

@@ -145,3 +145,25 @@ def test_problem_selection_ignores_other_problems_samples(tmp_path: Path) -> Non
 def test_usage_errors(args: list[str], message: str) -> None:
     proc = run_cli(*args, "--quiet")
     assert proc.returncode == 2 and proc.stderr.strip() == message
+
+
+def test_fail_fast_skips_the_rest_and_keeps_pass_at_k(tmp_path: Path) -> None:
+    inputs = [f"{i}\n" for i in range(24)]
+    problem = {"name": "echo", "input_output": {"inputs": inputs, "outputs": inputs}}
+    (tmp_path / "p.json").write_text(json.dumps([problem]))
+    (tmp_path / "s.json").write_text(json.dumps([{"task_id": 0, "output": ["print(input())\n", "print(-1)\n"]}]))
+    docs = {}
+    for mode in ("all", "fail-fast"):
+        out = tmp_path / f"{mode}.json"
+        args = ["--problems", str(tmp_path / "p.json"), "--samples", str(tmp_path / "s.json"), "--quiet",
+                "--output", str(out), "--k", "1,2", "--exec-semaphore", "2"]
+        proc = run_cli(*args, *(["--fail-fast"] if mode == "fail-fast" else []))
+        assert proc.returncode == 0, proc.stderr
+        docs[mode] = json.loads(out.read_text())
+    good, bad = docs["fail-fast"]["files"][0]["problems"]
+    assert good["verdicts"] == {"passed": 24}  # a passing sample runs every test
+    assert bad["passed"] == 0 and bad["total"] == 24
+    assert bad["verdicts"]["skipped"] >= 12 and sum(bad["verdicts"].values()) == 24
+    assert docs["all"]["files"][0]["problems"][1]["verdicts"] == {"wrong_answer": 24}
+    assert docs["fail-fast"]["summary"]["pass_at_k"] == docs["all"]["summary"]["pass_at_k"] == \
+        pytest.approx({"1": 0.5, "2": 1.0})
