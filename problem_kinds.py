@@ -43,6 +43,7 @@ import json
 import math
 import re
 import secrets
+import sys
 from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
 
@@ -144,7 +145,12 @@ _CALL_MAIN = '''
 def _lb_call(seed):
     import json, os, sys
     dumps, loads, write = json.dumps, json.loads, os.write  # bound before the answer can patch them
+    digits = sys.get_int_max_str_digits() if hasattr(sys, "get_int_max_str_digits") else None
+    if digits is not None:
+        sys.set_int_max_str_digits(0)  # huge integer arguments are read, then the usual limit is back
     args = loads(_lb_take_stdin().decode("utf-8"))
+    if digits is not None:
+        sys.set_int_max_str_digits(digits)
     module = _lb_namespace("solution", seed)
     sys.modules["solution"] = module
     try:
@@ -158,7 +164,7 @@ def _lb_call(seed):
     except BaseException as exc:
         _lb_report(exc)
         os._exit(1)
-    if hasattr(sys, "set_int_max_str_digits"):
+    if digits is not None:
         sys.set_int_max_str_digits(0)  # huge integers are serialised, not refused
     try:
         payload = dumps({"value": value})
@@ -231,6 +237,21 @@ _lb_assert(dict(globals()))
 '''
 
 
+def dumps(value: Any) -> str:
+    """``json.dumps``, also for integers longer than the interpreter's int-to-str limit."""
+    try:
+        return json.dumps(value)
+    except ValueError:
+        if not hasattr(sys, "set_int_max_str_digits"):
+            raise
+        old = sys.get_int_max_str_digits()
+        sys.set_int_max_str_digits(0)
+        try:
+            return json.dumps(value)
+        finally:
+            sys.set_int_max_str_digits(old)
+
+
 @dataclass(frozen=True)
 class Lowered:
     """A kind test as an ordinary stdin/stdout run: the program, its stdin test, what to check."""
@@ -260,7 +281,7 @@ def _lower_call(code: str, test: CallTest) -> Lowered:
         f"_LB_FRAME = {frame!r}",
         _PRELUDE, _CALL_MAIN,
     ])
-    stdin = json.dumps(list(test["args"]))
+    stdin = dumps(list(test["args"]))
     return Lowered(program, {"stdin": stdin, "stdout": ""}, token=token)
 
 
@@ -422,7 +443,7 @@ async def run_kind_test(executor: Any, code: str, test: Any, timeout: float | No
 
 def describe_call(test: CallTest) -> str:
     """``Solution().twoSum([2, 7], 9)``: the call as a model would write it."""
-    args = ", ".join(json.dumps(a) for a in test["args"])
+    args = ", ".join(dumps(a) for a in test["args"])
     owner = f"{test['class_name']}()." if test.get("class_name") else ""
     return f"{owner}{test['fn_name']}({args})"
 
@@ -434,7 +455,7 @@ def feedback_parts(test: Any, result: dict[str, Any], cut: Any, field_limit: int
     parts: list[str] = []
     if test_kind(test) == "call":
         parts.append(f"Call:\n{cut(describe_call(test), field_limit)}")
-        parts.append(f"Expected return value:\n{cut(json.dumps(test['expected']), field_limit)}")
+        parts.append(f"Expected return value:\n{cut(dumps(test['expected']), field_limit)}")
         returned = result.get("returned")
         if result.get("verdict") == "timeout":
             parts.append("Returned: (nothing: the program was stopped at the time limit)")

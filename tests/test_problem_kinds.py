@@ -216,3 +216,11 @@ def test_huge_integer_decodes_without_the_digit_limit() -> None:
     value = kinds.decode_value('{"value": ' + "9" * 6000 + "}")["value"]
     assert isinstance(value, kinds.BigDigits) and len(value) == 6000
     assert math.isnan(kinds.decode_value("[NaN]")[0])
+
+
+def test_huge_integer_arguments_reach_the_function(lb_local_executor: Any) -> None:
+    code = "def f(n, b):\n    return len(str(n)) if b else n % 1000\n"
+    test = kinds.call_test("f", [10 ** 5000, 0], 0)
+    assert run(lb_local_executor, code, test)["verdict"] == "passed"
+    # the answer itself runs under Python's usual limit on int-to-str conversion
+    assert run(lb_local_executor, code, kinds.call_test("f", [10 ** 5000, 1], 5001))["verdict"] == "runtime_error"
