@@ -161,6 +161,9 @@ def scores(jobs: list[Any], plan_: Plan, args: argparse.Namespace) -> dict[str, 
         "strict_accuracy": overall["strict_accuracy"],
         "average_pass_ratio": overall["average_pass_ratio"],
         "problems_without_samples": plan_.without_samples,
+        "split": {"public_tests": sum(len(p.public_tests) for p in plan_.problems.values()),
+                  "private_tests": sum(len(p.private_tests) for p in plan_.problems.values()),
+                  "scored_on": "public+private"},
         "scores": overall,
     }
     if len(per_label) > 1:

@@ -68,6 +68,7 @@ def test_livecodebench_functional_stdin_and_hostile_record(tmp_path: Path) -> No
     assert s["pass_at_k"] == pytest.approx({"1": 0.5, "2": 11 / 12, "3": 1.0})
     assert s["scores"]["problems_per_k"] == {"1": 2, "2": 2, "3": 1}
     assert set(s["scores"]["by_source"]) == {"leetcode", "atcoder"}
+    assert s["split"] == {"public_tests": 2, "private_tests": 4, "scored_on": "public+private"}
 
 
 def test_livecodebench_date_window(tmp_path: Path) -> None:
