@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
 
 from atomic_io import current_umask, write_atomic_json, write_atomic_text  # noqa: F401  (the old names, kept importable)
+import problem_kinds
 from errors import ConfigError, ExecutionError, InputError, LibraryBenchError, problem_line
 from executors import (  # noqa: F401  (re-exported: the toolkit's and notebooks' old names)
     DEFAULT_RETRIES,
@@ -128,8 +129,9 @@ def parse_input_output(input_output: Any) -> dict[str, Any]:
 def create_test_cases_from_input_output(input_output: Any) -> list[StdioTest]:
     """Convert ``{"inputs": [...], "outputs": [...]}`` into stdin/stdout tests (seed signature)."""
     io = parse_input_output(input_output)
-    if io.get("fn_name"):
-        raise InputError("call-based (fn_name) problems are not supported: only stdin/stdout tests")
+    if io.get("fn_name"):  # call-based TACO/APPS: call tests, run through problem_kinds' harness
+        from dataset_formats import taco_tests
+        return taco_tests(io)[1]
     inputs, outputs = io.get("inputs"), io.get("outputs")
     if inputs is None or outputs is None:
         raise InputError("input_output has no inputs/outputs")
@@ -367,13 +369,16 @@ def answer_program(record: dict[str, Any], key: str, *, rule: str = "best") -> s
 
 
 async def run_tests(code: str, tests: Sequence[Test], *, timeout: float | None = None, executor: Executor | None = None,
-                    on_result: OnResult | None = None, judge: Any = None) -> list[TestResult]:
+                    on_result: OnResult | None = None, judge: Any = None, fail_fast: bool = False) -> list[TestResult]:
     """Run one program on its tests, each execution under the global execution semaphore.
 
     ``on_result(result)`` is called as each test finishes (progress bars). Raises
     ``ExecutionError`` when the executor fails (not a verdict about the program), or when a
     checker judge's program fails. ``judge`` (a ``judges.Judge``, default ``exact``) re-decides
-    each run that ended normally and is recorded in every result.
+    each stdin/stdout run that ended normally and is recorded in every result; call and assert
+    tests are decided by ``problem_kinds``. ``fail_fast``: after the first test that does not
+    pass, the tests not yet started get the verdict ``skipped`` (scoring runs need only whether
+    all pass); at most as many tests as the executor has workers run at once then.
     """
     import judges  # here, not at the top: it imports the sandbox, which remote-only use never needs
 
@@ -381,11 +386,32 @@ async def run_tests(code: str, tests: Sequence[Test], *, timeout: float | None =
     sem = exec_semaphore()
     timeout = timeout or DEFAULT_TIMEOUT
     judge = judge or judges.get_judge(judges.DEFAULT_JUDGE)
+    failed = asyncio.Event()
+    width = getattr(executor, "workers", None) or min(8, semaphore_limit("exec"))  # remote: 8 at a time
+    turns = asyncio.Semaphore(width) if fail_fast else None
 
     async def one(test: Test) -> TestResult:
+        if turns is None:
+            return await run_one(test)
+        async with turns:
+            if failed.is_set():
+                result = skipped_result(code, test)
+                if on_result is not None:
+                    on_result(result)
+                return result
+            result = await run_one(test)
+            if not result.get("passed"):
+                failed.set()
+            return result
+
+    async def run_one(test: Test) -> TestResult:
         async with sem:
-            [result] = await executor.run_tests(code, [test], timeout=timeout)
-        result = await judges.judge_result(judge, result, executor=executor, semaphore=sem)  # type: ignore[assignment]
+            if problem_kinds.is_kind_test(test):  # call and assert tests run through their harness
+                result = await problem_kinds.run_kind_test(executor, code, test, timeout)
+            else:
+                [result] = await executor.run_tests(code, [test], timeout=timeout)
+        if not problem_kinds.is_kind_test(test):
+            result = await judges.judge_result(judge, result, executor=executor, semaphore=sem)  # type: ignore[assignment]
         if on_result is not None:
             on_result(result)
         return result
@@ -473,10 +499,21 @@ def count_passed(results: Iterable[dict[str, Any]]) -> int:
     return sum(1 for r in results if r.get("passed"))
 
 
+SKIPPED = "skipped"  # not run (``--fail-fast`` after a failure): never counted as a failure
+REPORTED_VERDICTS = (*VERDICTS, SKIPPED)
+
+
+def skipped_result(code: str, test: Test) -> TestResult:
+    """The result of a test that was not run, in the remote API's shape."""
+    run = {"stdout": "", "stderr": "", "exit_code": None, "timeout_expired": False, "elapsed_time": 0.0}
+    return {"code": code, "test": test, "passed": False, "exec_output": {"run_output": run, "compile_output": None},
+            "uncaught_exception": "None", "verdict": SKIPPED}  # type: ignore[typeddict-item]
+
+
 def count_verdicts(results: Iterable[dict[str, Any]]) -> dict[str, int]:
-    """Verdict -> count, in ``records.VERDICTS`` order, zero counts omitted."""
-    counts = Counter(verdict_of(r) for r in results)
-    return {v: counts[v] for v in VERDICTS if counts[v]}
+    """Verdict -> count, in ``records.VERDICTS`` order (then ``skipped``), zero counts omitted."""
+    counts = Counter(SKIPPED if r.get("verdict") == SKIPPED else verdict_of(r) for r in results)
+    return {v: counts[v] for v in REPORTED_VERDICTS if counts[v]}
 
 
 # --------------------------------------------------------------------------------------------
@@ -561,7 +598,12 @@ def _describe_test(index: int, test: Test, result: dict[str, Any], field_limit: 
     stdout = deterministic_text(run.get("stdout") or "")
     stderr = deterministic_text(program_line_numbers(run.get("stderr") or "", header_lines))
     parts = [f"Test #{index}: FAILED ({verdict})"]
-    if isinstance(test, str):
+    kind_parts = problem_kinds.feedback_parts(test, result, cut_middle, field_limit)
+    if kind_parts is not None:
+        parts.extend(kind_parts)
+        if verdict not in ("timeout", "wrong_answer") and stdout.strip():
+            parts.append(f"Program output:\n{cut_middle(stdout, field_limit)}")
+    elif isinstance(test, str):
         parts.append(f"Test code:\n{cut_middle(test, field_limit)}")
     else:
         parts.append(f"Input:\n{cut_middle(test['stdin'], field_limit)}")

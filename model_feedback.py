@@ -24,8 +24,10 @@ from typing import Any
 
 from tqdm import tqdm
 
+import dataset_jobs
 import judges
 import librarybench_common as common
+import pass_at_k
 from cli import OneLineParser, add_executor_flags, add_logging_flag, add_selection_flags, positive_int, run_async, run_main
 from errors import ExecutionError, InputError, LibraryBenchError
 from executors import Executor
@@ -62,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true",
                         help="print only the summary table: no per-problem feedback, no progress bar")
     add_logging_flag(parser)
+    dataset_jobs.add_arguments(parser)
     return parser
 
 
@@ -157,18 +160,18 @@ def plan_problem(path: str, records: list[Any], index: int, keys: list[str], rul
     return jobs
 
 
-async def run_job(job: Job, executor: Executor, timeout: float, on_result: Any) -> None:
+async def run_job(job: Job, executor: Executor, timeout: float, on_result: Any, fail_fast: bool = False) -> None:
     """Run one job's tests; an executor failure marks the job as an error of the run, not as failed tests."""
     try:
         job.results = await common.run_tests(job.code, job.tests, timeout=timeout, executor=executor,
-                                             on_result=on_result, judge=job.judge)
+                                             on_result=on_result, judge=job.judge, fail_fast=fail_fast)
     except ExecutionError as exc:
         job.fail(common.problem_message(job.solution_file, job.problem_id, f"{job.model_key}: {exc}"))
         report_error(job.error or "")
     job.finished = True
 
 
-async def run_jobs(jobs: list[Job], executor: Executor, timeout: float, quiet: bool) -> None:
+async def run_jobs(jobs: list[Job], executor: Executor, timeout: float, quiet: bool, fail_fast: bool = False) -> None:
     runnable = [j for j in jobs if j.status == "ok"]
     total = sum(len(j.tests) for j in runnable)
     with tqdm(total=total, unit="test", desc="tests", file=sys.stderr, disable=True if quiet else None,
@@ -177,7 +180,7 @@ async def run_jobs(jobs: list[Job], executor: Executor, timeout: float, quiet: b
             bar.update(1)
 
         try:
-            await asyncio.gather(*(run_job(j, executor, timeout, tick) for j in runnable))
+            await asyncio.gather(*(run_job(j, executor, timeout, tick, fail_fast) for j in runnable))
         except asyncio.CancelledError:
             common.stop_executor(executor)  # Ctrl-C/SIGTERM: kill running tests now, do not wait for them
             raise
@@ -220,7 +223,7 @@ def new_counts() -> dict[str, Any]:
 
 
 def order_verdicts(counts: dict[str, Any]) -> dict[str, Any]:
-    counts["verdicts"] = {v: counts["verdicts"][v] for v in common.VERDICTS if v in counts["verdicts"]}
+    counts["verdicts"] = {v: counts["verdicts"][v] for v in common.REPORTED_VERDICTS if v in counts["verdicts"]}
     return counts
 
 
@@ -321,9 +324,10 @@ def evaluate(args: argparse.Namespace) -> int:
     """The whole run; raises ``LibraryBenchError`` for usage errors (exit 2)."""
     common.set_semaphore_limits(exec=args.exec_semaphore)
     selection = common.parse_problem_selection(args.problem_id, args.problem_ids, args.range_spec)
-    paths = args.solution_file or default_solution_files()
-    files = load_all(paths)
-    for path, records in files.items():
+    dataset_jobs.check_arguments(args)
+    plan = dataset_jobs.plan(args, Job, selection) if args.problems else None
+    files: Any = plan.files if plan else load_all(args.solution_file or default_solution_files())
+    for path, records in (files.items() if plan is None else ()):
         if not records:
             raise InputError(f"{path}: the file has no problems (an empty list)")
     judge = judges.judge_from_args(args)
@@ -333,13 +337,13 @@ def evaluate(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"Executor: {executor_info[0]} ({executor_info[1]}); timeout {args.timeout:g} s per test; "
               f"extraction rule: {args.extract}; judge: {judge.spec}\n", flush=True)
-    jobs = plan_jobs(files, args, selection)
-    assign_judges(jobs, files, judge)
+    jobs = plan.jobs if plan else plan_jobs(files, args, selection)
+    assign_judges(jobs, files if plan is None else {}, judge)  # dataset problems take the run's judge
     for job in jobs:
         if job.status == "error":
             report_error(job.error or "")
     try:
-        run_async(run_jobs(jobs, executor, args.timeout, args.quiet))
+        run_async(run_jobs(jobs, executor, args.timeout, args.quiet, args.fail_fast))
     except (KeyboardInterrupt, asyncio.CancelledError):
         common.stop_executor(executor)
         if args.output:  # what finished is kept; the rest is marked as interrupted
@@ -363,15 +367,19 @@ def evaluate(args: argparse.Namespace) -> int:
                 job.feedback = "(no code found in the answer)\n" + job.feedback
         if not args.quiet:
             print(describe_job(job))
-    return finish(jobs, args, executor_info, list(files), audit_judges)
+    return finish(jobs, args, executor_info, list(files), audit_judges, plan)
 
 
 def finish(jobs: list[Job], args: argparse.Namespace, executor_info: tuple[str, str], files: list[str],
-           audit_judges: list[Any] | None) -> int:
+           audit_judges: list[Any] | None, plan: Any = None) -> int:
     """The summary table, the audit when asked for, and the JSON output (a fresh run or a re-judged file)."""
     summary = summarize(jobs)
     summary["judge"] = judges.judge_from_args(args).spec.as_dict()
+    if plan:
+        summary.update(dataset_jobs.scores(jobs, plan, args))
     print(format_table(jobs, summary), end="", flush=True)
+    if plan:
+        print(pass_at_k.format_report(summary["scores"]), end="", flush=True)
     document = output_document(jobs, executor_info, args, files, summary)
     if audit_judges:
         report = judges.audit(audit_items(jobs), audit_judges)
@@ -387,7 +395,7 @@ def finish(jobs: list[Job], args: argparse.Namespace, executor_info: tuple[str, 
 def assign_judges(jobs: list[Job], files: dict[str, list[Any]], default: Any) -> None:
     """Each job's judge: the record's own ``judge`` field, else the run's; a bad one is that problem's error."""
     for job in jobs:
-        records = files[job.solution_file]
+        records = files.get(job.solution_file) or []
         record = records[job.problem_id] if 0 <= job.problem_id < len(records) else None
         try:
             job.judge, job.judge_from_record = judges.judge_from_record(

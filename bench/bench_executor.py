@@ -6,7 +6,10 @@ Runs, in one process, on real LibraryBench data (o3-mini answers, first dashed b
      test, each under the global execution semaphore);
   2. both executors on a sample of those tests (the baseline, ``run_one_fresh``, with the same
      parallelism), alternating in rounds so that both see the same machine load;
-  3. a trivial program (``pass``) through both, to show the per-test overhead alone.
+  3. a trivial program (``pass``) through both, to show the per-test overhead alone;
+  4. call-based and assert-style tests (``problem_kinds``' harness, made-up answers) through
+     ``librarybench_common.run_tests`` against the same harness programs in a fresh ``python3``
+     per test, alternating in rounds as in 2.
 and prints tests/s for each, their ratio and the per-test overhead.
 
     uv run python bench/bench_executor.py [--file PATH] [--baseline-tests N] [--workers N]
@@ -26,6 +29,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
 import librarybench_common  # noqa: E402
+import problem_kinds  # noqa: E402
 from librarybench_common import extract_code, load_problems, problem_tests  # noqa: E402
 from records import StdioTest  # noqa: E402
 from sandbox import LocalExecutor, SandboxLimits, run_one_fresh  # noqa: E402
@@ -49,6 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=None,
                         help="parallelism of both executors (default: CPU count)")
     parser.add_argument("--timeout", type=float, default=10.0, help="per-test timeout in seconds")
+    parser.add_argument("--kind-tests", type=int, default=60,
+                        help="call-based and assert-style tests each, through both executors")
     parser.add_argument("--rounds", type=int, default=4,
                         help="alternations between the two executors on the sample (default: %(default)s)")
     return parser.parse_args(argv)
@@ -145,6 +151,67 @@ def interleaved(executor: LocalExecutor, jobs: list[Job], workers: int, timeout:
     return fast_s, base_s, fast_verdicts, base_verdicts
 
 
+KIND_ANSWER = "def f(xs, k):\n    return sorted(x * k for x in xs)[:5]\n"
+
+
+def kind_jobs(count: int) -> dict[str, list[tuple[str, object]]]:
+    """``count`` call tests and ``count`` assert tests of one small answer (every one passes)."""
+    calls = [(KIND_ANSWER, problem_kinds.call_test("f", [list(range(i, i + 50)), 2],
+                                                   [2 * x for x in range(i, i + 5)])) for i in range(count)]
+    asserts = [(KIND_ANSWER, problem_kinds.assert_test(f"assert f(list(range({i}, {i + 50})), 2) == "
+                                                      f"{[2 * x for x in range(i, i + 5)]}\n")) for i in range(count)]
+    return {"call": calls, "assert": asserts}
+
+
+def time_kind_warm(executor: LocalExecutor, jobs: list[tuple[str, object]],
+                   timeout: float) -> tuple[float, dict[str, int]]:
+    async def run_all() -> list[str]:
+        results = await librarybench_common.run_tests(jobs[0][0], [t for _, t in jobs], timeout=timeout,
+                                                      executor=executor)
+        return [r["verdict"] for r in results]
+
+    start = time.perf_counter()
+    verdicts = asyncio.run(run_all())
+    return time.perf_counter() - start, count(verdicts)
+
+
+def time_kind_fresh(jobs: list[tuple[str, object]], workers: int, timeout: float) -> tuple[float, dict[str, int]]:
+    """The same harness programs, each in a fresh interpreter, judged the same way."""
+    limits = SandboxLimits(timeout=timeout)
+
+    def one(job: tuple[str, object]) -> str:
+        lowered = problem_kinds.lower(job[0], job[1])
+        raw = run_one_fresh(lowered.program, lowered.stdio, limits)
+        return problem_kinds.judge(job[0], job[1], lowered, raw)["verdict"]
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        verdicts = list(pool.map(one, jobs))
+    return time.perf_counter() - start, count(verdicts)
+
+
+def kinds_report(executor: LocalExecutor, workers: int, timeout: float, tests: int, rounds: int) -> list[str]:
+    lines = []
+    for kind, jobs in kind_jobs(tests).items():
+        time_kind_warm(executor, jobs[:2], timeout)  # warm-up (workers started), not measured
+        warm_s = fresh_s = 0.0
+        warm_v: dict[str, int] = {}
+        fresh_v: dict[str, int] = {}
+        for index in range(rounds):
+            chunk = jobs[index::rounds]
+            seconds, verdicts = time_kind_warm(executor, chunk, timeout)
+            warm_s += seconds
+            merge(warm_v, verdicts)
+            seconds, verdicts = time_kind_fresh(chunk, workers, timeout)
+            fresh_s += seconds
+            merge(fresh_v, verdicts)
+        warm_rate, fresh_rate = len(jobs) / warm_s, len(jobs) / fresh_s
+        lines.append(f"{kind} tests through the harness: run_tests on LocalExecutor {warm_rate:.1f} tests/s "
+                     f"{warm_v}; fresh python3 per test {fresh_rate:.1f} tests/s {fresh_v}; "
+                     f"{warm_rate / fresh_rate:.1f}x ({len(jobs)} tests each, alternating in {rounds} rounds)")
+    return lines
+
+
 def merge(totals: dict[str, int], more: dict[str, int]) -> None:
     for verdict, number in more.items():
         totals[verdict] = totals.get(verdict, 0) + number
@@ -173,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         trivial_s, base_trivial_s, _, _ = interleaved(
             executor, trivial * base_trivial, workers, args.timeout, args.rounds)
         trivial_s, _ = time_executor(executor, trivial * args.trivial_tests, args.timeout)
+        kind_lines = kinds_report(executor, workers, args.timeout, args.kind_tests, args.rounds)
 
     fast_rate, base_rate = len(jobs) / fast_s, len(base_jobs) / base_s
     same_sample_rate = len(base_jobs) / fast_base_s
@@ -196,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     base_overhead = base_trivial_s / base_trivial * workers * 1000
     print(f"per-test overhead of a trivial program ('pass'): LocalExecutor {fast_overhead:.1f} ms, "
           f"baseline {base_overhead:.1f} ms ({base_overhead / fast_overhead:.0f}x)")
+    for line in kind_lines:
+        print(line)
     return 0
 
 

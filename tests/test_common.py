@@ -67,7 +67,7 @@ def test_list_valued_inputs_are_joined_as_lines() -> None:
     ({"input_output": "{not json"}, "problem 3: input_output is not valid JSON"),
     ({"input_output": json.dumps({"inputs": ["1"], "outputs": ["1", "2"]})}, "problem 3: input_output has 1 inputs but 2 outputs"),
     ({"input_output": json.dumps({"inputs": [], "outputs": []})}, "problem 3: no tests (input_output has empty inputs)"),
-    ({"input_output": json.dumps({"fn_name": "f", "inputs": None})}, "call-based (fn_name) problems are not supported"),
+    ({"input_output": json.dumps({"fn_name": "f", "inputs": None})}, "input_output has no inputs/outputs lists"),
     ({"input_output": json.dumps([1, 2])}, "input_output must be an object"),
     ("just a string", "problem 3: record is not a JSON object"),
 ])

@@ -102,3 +102,26 @@ def test_compare_a_repair_run_with_held_out_tests(tmp_path: Path) -> None:
     assert d["scores_on_shown_tests"] is False and not any("model saw" in w for w in d["warnings"])
     assert d["summary_disagreements"] == []
     assert "held-out tests:" in proc.stdout
+
+
+def test_repair_and_compare_a_call_based_problem(tmp_path: Path) -> None:
+    """A TACO fn_name problem: the model is shown the call, the expected and the returned value,
+    its repaired function is run through the call harness, and the comparison re-runs both."""
+    io = {"fn_name": "min_max", "inputs": [[[3, 1, 2]], [[5]], [[-1, 4]]], "outputs": [[[1, 3]], [[5, 5]], [[-1, 4]]]}
+    problem = {"problem": "PROBLEM-MINMAX: min_max(xs) returns (smallest, largest)", "input_output": json.dumps(io),
+               "sample_solution": "```python\ndef min_max(xs):\n    return (max(xs), min(xs))\n```"}
+    problems = write_problems(tmp_path / "problems.json", [problem])
+    prompts: list[str] = []
+
+    def fix(request):
+        prompts.append(request.text())
+        return FakeReply(fenced("def min_max(xs):\n    return min(xs), max(xs)\n"))
+
+    with FakeLLMServer(fix) as server:
+        improved = repair(problems, server)
+    assert "Call:\nmin_max([3, 1, 2])" in prompts[0]
+    assert "Expected return value:\n[[1, 3]]" in prompts[0] and "Returned:\n[3, 1]" in prompts[0]
+    _, d = compare(problems, improved)
+    [row] = d["problem_details"]
+    assert (row["original_passed"], row["improved_passed"], row["original_total"]) == (1, 3, 3)
+    assert row["status"] == "improved"

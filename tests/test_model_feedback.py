@@ -279,12 +279,18 @@ def test_empty_solution_file_is_a_one_line_error(tmp_path: Path) -> None:
     assert proc.stderr.strip() == f"error: {path}: the file has no problems (an empty list)"
 
 
-def test_call_based_problems_are_reported(tmp_path: Path) -> None:
-    io = json.dumps({"fn_name": "f", "inputs": [[1]], "outputs": [1]})
-    path = write_records(tmp_path / "call.json", [{"input_output": io, "m_solution": "```python\nprint(1)\n```"}])
-    proc = run_cli("--solution-file", str(path), "--quiet")
-    assert proc.returncode == 1
-    assert proc.stderr.strip() == f"error: {path}: problem 0: call-based (fn_name) problems are not supported: only stdin/stdout tests"
+def test_call_based_problems_run_through_solution_file(tmp_path: Path) -> None:
+    """TACO fn_name records were rejected; now they run as call tests (expected value wrapped or not)."""
+    io = json.dumps({"fn_name": "f", "inputs": [[1], [2]], "outputs": [[2], 5]})
+    answer = "```python\ndef f(x):\n    return x * 2\n```"
+    path = write_records(tmp_path / "call.json", [{"input_output": io, "m_solution": answer}])
+    out = tmp_path / "out.json"
+    proc = run_cli("--solution-file", str(path), "--quiet", "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    [problem] = json.loads(out.read_text())["files"][0]["problems"]
+    assert (problem["passed"], problem["total"]) == (1, 2)
+    assert [r["verdict"] for r in problem["results"]] == ["passed", "wrong_answer"]
+    assert problem["results"][1]["returned"] == "4"
 
 
 def test_cyber_url_from_dotenv_is_used(tmp_path: Path) -> None:

@@ -1,0 +1,469 @@
+"""Kinds of tests beyond stdin/stdout: call tests (a function or a ``Solution`` method) and assert tests.
+
+Owns: the typed tests of each kind (``CallTest``, ``AssertTest``; ``records.StdioTest`` stays as it
+is and a plain string is an assert test), the *harness* that turns a call or assert test into an
+ordinary stdin/stdout program for any executor (local sandbox or remote API), and the judging of
+that program's run outside its process (``judge``). ``run_kind_test`` is the one entry point;
+``librarybench_common.run_tests`` calls it for every test that is not stdin/stdout.
+
+Call tests (TACO/APPS ``fn_name``, LiveCodeBench ``functional``). The harness program embeds the
+answer as a string, executes it as a module named ``solution`` (never ``__main__``, so its
+``if __name__ == "__main__":`` block does not run), reads the arguments as JSON from stdin, calls
+the function (or ``Solution().<method>``) and writes the returned value as JSON on a line of its
+own, framed by a marker. The toolkit decodes that value and compares it with the expected value
+(``values_match``: tuples are lists, floats close, bools strict; TACO/APPS also accept an expected
+value wrapped in a one-element list). The expected value never enters the program's process, so
+a returned object whose ``__eq__`` says yes to everything gains nothing: it either cannot be
+serialised (``wrong_answer`` with the reason) or is serialised as what it really is (an ``int``
+subclass as its integer). An exception is a ``runtime_error`` with the answer's traceback (the
+harness frame removed). A program could print a frame of its own; it still never saw the
+expected value, so a forged frame is no better than returning that value, and two frames are a
+``wrong_answer``.
+
+Assert tests (HumanEval ``check(candidate)``, MBPP ``test_list``). The answer runs as
+``__main__`` (as the benchmarks do), then the test code in the same namespace, then the harness
+proves that the test code ran to its end: it prints ``sha256(secret + ":" + sha256(test code))``.
+The secret is made by the toolkit per run (``secrets.token_hex``) and is *not* in the source: it
+arrives on stdin, which the harness reads to the end first and then replaces by ``/dev/null``
+(stdin is a seekable memory file in the sandbox, hence the replacement, not just the read), so
+the answer's own ``input()`` sees an empty stdin as before. Only the harness's local variables
+hold it, never a global of the answer's namespace. A program that exits early (``sys.exit(0)``,
+``os._exit(0)``, ``exit()`` at the end of a ``__main__`` block) never prints the proof and gets
+``runtime_error`` "the program exited before its tests ran". What this does not stop: a program
+that deliberately walks the interpreter (``sys._getframe(1).f_locals``, ``gc``) to the secret.
+That is the same class of attack as replacing the functions a test calls; an assert test runs
+inside the answer's process and cannot be defended against a hostile answer (use call tests,
+which compare outside, when that matters).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import secrets
+import sys
+from dataclasses import dataclass
+from typing import Any, Literal, TypedDict
+
+from records import StdioTest, TestResult, Verdict
+
+FRAME_PREFIX = "\x1eLB-RESULT "  # a record-separator byte: no ordinary program prints it
+PROOF_PREFIX = "\x1eLB-PROOF "
+ASSERTION_FAILED = "assertion-failed"
+EARLY_EXIT = "the program exited before its tests ran"
+NO_RETURN = "the program exited before the function returned"
+FLOAT_REL_TOL = 1e-6
+FLOAT_ABS_TOL = 1e-9
+_INT_DIGITS = 4000  # longer integers are compared as text (int() refuses more than 4300 digits)
+
+
+class CallTest(TypedDict):
+    """Call ``fn_name`` (or ``class_name().fn_name`` when ``class_name`` is set) with ``args``.
+
+    ``unwrap_expected``: also accept ``expected[0]`` when ``expected`` is a one-element list
+    (TACO/APPS store most return values that way; LiveCodeBench does not).
+    """
+
+    kind: Literal["call"]
+    fn_name: str
+    class_name: str | None
+    args: list[Any]
+    expected: Any
+    unwrap_expected: bool
+
+
+class AssertTest(TypedDict):
+    """Test code run after the answer in its namespace (asserts, or ``check(f)`` for HumanEval)."""
+
+    kind: Literal["assert"]
+    code: str
+
+
+KindTest = StdioTest | CallTest | AssertTest | str
+
+
+def call_test(fn_name: str, args: list[Any], expected: Any, *, class_name: str | None = None,
+              unwrap_expected: bool = False) -> CallTest:
+    return {"kind": "call", "fn_name": fn_name, "class_name": class_name, "args": list(args),
+            "expected": expected, "unwrap_expected": unwrap_expected}
+
+
+def assert_test(code: str) -> AssertTest:
+    return {"kind": "assert", "code": code}
+
+
+def is_kind_test(test: Any) -> bool:
+    """True for tests the harness runs (call, assert, or a plain assert string)."""
+    return isinstance(test, str) or (isinstance(test, dict) and test.get("kind") in ("call", "assert"))
+
+
+def test_kind(test: Any) -> str:
+    if isinstance(test, str):
+        return "assert"
+    return str(test.get("kind") or "stdio") if isinstance(test, dict) else "stdio"
+
+
+# --------------------------------------------------------------------------------------------
+# The harness programs
+# --------------------------------------------------------------------------------------------
+
+# Shared by both harnesses: read stdin to the end, give the answer an empty stdin, and an answer
+# namespace seeded with the executor's import header (``Counter``, ``List``, ``math``, ...).
+_PRELUDE = '''
+def _lb_take_stdin():
+    import io, os, sys
+    data = sys.stdin.buffer.read()
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
+    return data
+
+
+def _lb_namespace(name, seed):
+    import linecache, types
+    if "_LB_TEST" in globals():
+        linecache.cache["test.py"] = (len(_LB_TEST), None, _LB_TEST.splitlines(True), "test.py")
+    module = types.ModuleType(name)
+    module.__dict__.update({k: v for k, v in seed.items() if not k.startswith("_")})
+    module.__file__ = "solution.py"
+    linecache.cache["solution.py"] = (len(_LB_ANSWER), None, _LB_ANSWER.splitlines(True), "solution.py")
+    return module
+
+
+def _lb_report(exc):
+    import sys, traceback
+    tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None  # drop the harness frame
+    sys.stdout.flush()
+    traceback.print_exception(type(exc), exc, tb, file=sys.stderr)
+    sys.stderr.flush()
+'''
+
+_CALL_MAIN = '''
+def _lb_call(seed):
+    import json, os, sys
+    dumps, loads, write = json.dumps, json.loads, os.write  # bound before the answer can patch them
+    digits = sys.get_int_max_str_digits() if hasattr(sys, "get_int_max_str_digits") else None
+    if digits is not None:
+        sys.set_int_max_str_digits(0)  # huge integer arguments are read, then the usual limit is back
+    args = loads(_lb_take_stdin().decode("utf-8"))
+    if digits is not None:
+        sys.set_int_max_str_digits(digits)
+    module = _lb_namespace("solution", seed)
+    sys.modules["solution"] = module
+    try:
+        exec(compile(_LB_ANSWER, "solution.py", "exec"), module.__dict__)
+        target = _lb_target(module)
+        value = target(*args)
+    except SystemExit as exc:
+        print(f"SystemExit: the answer called exit ({exc.code!r}) instead of returning", file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(1)
+    except BaseException as exc:
+        _lb_report(exc)
+        os._exit(1)
+    if digits is not None:
+        sys.set_int_max_str_digits(0)  # huge integers are serialised, not refused
+    try:
+        payload = dumps({"value": value})
+    except BaseException as exc:  # not JSON: a set, an object, a cycle, too deep
+        payload = dumps({"unserialisable": f"{type(value).__name__}: {type(exc).__name__}: {exc}"[:500]})
+    try:
+        sys.stdout.flush()
+    except BaseException:
+        pass
+    frame = ("\\n" + _LB_FRAME + payload + "\\n").encode("ascii")
+    while frame:
+        frame = frame[write(1, frame):]
+
+
+def _lb_target(module):
+    fn_name, class_name = _LB_FN, _LB_CLASS
+    owner = None
+    if class_name:
+        owner = getattr(module, class_name, None)
+        if owner is None:
+            raise NameError(f"the answer defines no class {class_name!r}")
+    elif not callable(getattr(module, fn_name, None)) and isinstance(getattr(module, "Solution", None), type):
+        owner = module.Solution  # TACO/APPS: a LeetCode-style answer for an fn_name problem
+    if owner is not None:
+        target = getattr(owner(), fn_name, None)
+        where = f"{getattr(owner, '__name__', class_name)}().{fn_name}"
+    else:
+        target = getattr(module, fn_name, None)
+        where = fn_name
+    if not callable(target):
+        raise NameError(f"the answer defines no function {where!r}")
+    return target
+
+
+_lb_call(dict(globals()))
+'''
+
+_ASSERT_MAIN = '''
+def _lb_assert(seed):
+    import hashlib, os, sys
+    sha256, write = hashlib.sha256, os.write
+    state = sha256(_lb_take_stdin().strip() + b":")  # the secret is only inside this hash object
+    module = _lb_namespace("__main__", seed)
+    sys.modules["__main__"] = module  # the answer runs as __main__, as in the benchmarks
+    try:
+        exec(compile(_LB_ANSWER, "solution.py", "exec"), module.__dict__)
+    except Exception as exc:  # SystemExit passes: exit 0 then means no proof, i.e. an early exit
+        _lb_report(exc)
+        sys.exit(1)
+    try:
+        exec(compile(_LB_TEST, "test.py", "exec"), module.__dict__)
+    except AssertionError as exc:  # the test ran and found the answer wrong
+        _lb_report(exc)
+        write(1, ("\\n" + _LB_PROOF + "assertion-failed\\n").encode("ascii"))
+        os._exit(0)
+    except Exception as exc:
+        _lb_report(exc)
+        sys.exit(1)
+    state.update(sha256(_LB_TEST.encode("utf-8")).hexdigest().encode("ascii"))
+    try:
+        sys.stdout.flush()
+    except BaseException:
+        pass
+    frame = ("\\n" + _LB_PROOF + state.hexdigest() + "\\n").encode("ascii")
+    while frame:
+        frame = frame[write(1, frame):]
+
+
+_lb_assert(dict(globals()))
+'''
+
+
+def dumps(value: Any) -> str:
+    """``json.dumps``, also for integers longer than the interpreter's int-to-str limit."""
+    try:
+        return json.dumps(value)
+    except ValueError:
+        if not hasattr(sys, "set_int_max_str_digits"):
+            raise
+        old = sys.get_int_max_str_digits()
+        sys.set_int_max_str_digits(0)
+        try:
+            return json.dumps(value)
+        finally:
+            sys.set_int_max_str_digits(old)
+
+
+@dataclass(frozen=True)
+class Lowered:
+    """A kind test as an ordinary stdin/stdout run: the program, its stdin test, what to check."""
+
+    program: str
+    stdio: StdioTest
+    token: str = ""  # the call harness's run token, first word of its result line
+    proof: str | None = None  # the value the assert harness must print
+
+
+def lower(code: str, test: Any) -> Lowered:
+    """The harness program and stdin for one call or assert test."""
+    if isinstance(test, str):
+        test = assert_test(test)
+    if test.get("kind") == "call":
+        return _lower_call(code, test)
+    return _lower_assert(code, test)
+
+
+def _lower_call(code: str, test: CallTest) -> Lowered:
+    token = secrets.token_hex(6)
+    frame = FRAME_PREFIX + token + " "
+    program = "\n".join([
+        f"_LB_ANSWER = {code!r}",
+        f"_LB_FN = {test['fn_name']!r}",
+        f"_LB_CLASS = {test.get('class_name')!r}",
+        f"_LB_FRAME = {frame!r}",
+        _PRELUDE, _CALL_MAIN,
+    ])
+    stdin = dumps(list(test["args"]))
+    return Lowered(program, {"stdin": stdin, "stdout": ""}, token=token)
+
+
+def _lower_assert(code: str, test: AssertTest) -> Lowered:
+    secret = secrets.token_hex(16)
+    digest = hashlib.sha256(test["code"].encode("utf-8")).hexdigest()
+    proof = hashlib.sha256(f"{secret}:{digest}".encode("ascii")).hexdigest()
+    program = "\n".join([
+        f"_LB_ANSWER = {code!r}",
+        f"_LB_TEST = {test['code']!r}",
+        f"_LB_PROOF = {PROOF_PREFIX!r}",
+        _PRELUDE, _ASSERT_MAIN,
+    ])
+    return Lowered(program, {"stdin": secret + "\n", "stdout": ""}, proof=proof)
+
+
+# --------------------------------------------------------------------------------------------
+# Judging outside the program's process
+# --------------------------------------------------------------------------------------------
+
+
+class BigDigits(str):
+    """An integer too long for ``int()``'s default limit, kept as its digits."""
+
+
+def _parse_int(text: str) -> int | BigDigits:
+    return int(text) if len(text.lstrip("-")) <= _INT_DIGITS else BigDigits(text)
+
+
+def decode_value(payload: str) -> Any:
+    return json.loads(payload, parse_int=_parse_int)
+
+
+def values_match(actual: Any, expected: Any) -> bool:
+    """Equality of JSON values: lists and tuples alike, floats within a tolerance, bools strict."""
+    if isinstance(actual, BigDigits) or isinstance(expected, BigDigits):
+        return type(actual) is type(expected) and str(actual) == str(expected)
+    if isinstance(actual, bool) or isinstance(expected, bool):
+        return isinstance(actual, bool) and isinstance(expected, bool) and actual == expected
+    if isinstance(actual, (int, float)) and isinstance(expected, (int, float)):
+        if isinstance(actual, int) and isinstance(expected, int):
+            return actual == expected
+        if math.isnan(actual) or math.isnan(expected):
+            return math.isnan(actual) and math.isnan(expected)
+        return math.isclose(actual, expected, rel_tol=FLOAT_REL_TOL, abs_tol=FLOAT_ABS_TOL)
+    if isinstance(actual, (list, tuple)) and isinstance(expected, (list, tuple)):
+        return len(actual) == len(expected) and all(values_match(a, e) for a, e in zip(actual, expected))
+    if isinstance(actual, dict) and isinstance(expected, dict):
+        return actual.keys() == expected.keys() and all(values_match(actual[k], expected[k]) for k in actual)
+    if actual is None or expected is None:
+        return actual is None and expected is None
+    return type(actual) is type(expected) and actual == expected
+
+
+def call_passes(returned: Any, test: CallTest) -> bool:
+    expected = test["expected"]
+    if values_match(returned, expected):
+        return True
+    wrapped = test.get("unwrap_expected") and isinstance(expected, list) and len(expected) == 1
+    return bool(wrapped) and values_match(returned, expected[0])
+
+
+def _run_failure(result: dict[str, Any]) -> Verdict | None:
+    """The executor's verdict when the run itself failed (timeout, limits, non-zero exit), else None."""
+    from librarybench_common import verdict_of
+    verdict = result.get("verdict")
+    if verdict in ("timeout", "memory_limit", "output_limit", "runtime_error"):
+        return verdict
+    plain = {k: v for k, v in result.items() if k != "verdict"}
+    verdict = verdict_of({**plain, "passed": False})
+    return None if verdict == "wrong_answer" else verdict
+
+
+def split_frames(stdout: str, marker: str) -> tuple[str, list[str]]:
+    """The program's own output and the payloads of the framed lines (the harness writes
+    ``"\\n" + marker + payload + "\\n"``; both newlines go with the frame)."""
+    pattern = re.compile("\n?" + re.escape(marker) + "([^\n]*)\n?")
+    return pattern.sub("", stdout), pattern.findall(stdout)
+
+
+def judge(code: str, test: Any, lowered: Lowered, raw: dict[str, Any]) -> TestResult:
+    """The verdict of one harness run, in the remote API's result shape.
+
+    Extra keys: ``reason`` (why it failed, when the output alone does not say) and, for call
+    tests, ``returned`` (the returned value as JSON text, or None).
+    """
+    run = dict((raw.get("exec_output") or {}).get("run_output") or {})
+    run.setdefault("stdout", "")
+    run.setdefault("stderr", "")
+    marker = PROOF_PREFIX if lowered.proof is not None else FRAME_PREFIX
+    own, payloads = split_frames(str(run.get("stdout") or ""), marker)
+    run["stdout"] = own
+    failure = _run_failure(raw)
+    returned: str | None = None
+    reason: str | None = None
+    if failure is not None:
+        verdict: Verdict = failure
+    elif lowered.proof is not None:
+        verdict, reason = _judge_assert(payloads, lowered.proof)
+    else:
+        verdict, reason, returned = _judge_call(payloads, lowered.token, test)
+    result: dict[str, Any] = {
+        "code": code,
+        "test": test,
+        "passed": verdict == "passed",
+        "exec_output": {"run_output": run, "compile_output": (raw.get("exec_output") or {}).get("compile_output")},
+        "uncaught_exception": raw.get("uncaught_exception", "None"),
+        "verdict": verdict,
+        "reason": reason,
+    }
+    if lowered.proof is None:
+        result["returned"] = returned
+    return result  # type: ignore[return-value]
+
+
+def _judge_assert(payloads: list[str], proof: str) -> tuple[Verdict, str | None]:
+    if proof in payloads:
+        return "passed", None
+    if payloads == [ASSERTION_FAILED]:
+        return "wrong_answer", "an assertion of the test failed"
+    if payloads:
+        return "runtime_error", "the test's completion proof is wrong (the program printed one of its own)"
+    return "runtime_error", EARLY_EXIT
+
+
+def _judge_call(payloads: list[str], token: str, test: CallTest) -> tuple[Verdict, str | None, str | None]:
+    if not payloads:
+        return "runtime_error", NO_RETURN, None
+    if len(payloads) > 1:
+        return "wrong_answer", f"the output holds {len(payloads)} result lines (the program wrote its own)", None
+    head, _, body = payloads[0].partition(" ")
+    if head != token:
+        return "wrong_answer", "the result line is not the harness's (the program wrote its own)", None
+    try:
+        message = decode_value(body)
+    except (ValueError, RecursionError) as exc:
+        return "wrong_answer", f"the returned value could not be decoded: {exc}", None
+    if not isinstance(message, dict) or len(message) != 1 or not ({"value", "unserialisable"} & message.keys()):
+        return "wrong_answer", "the result line is not the harness's (the program wrote its own)", None
+    if "unserialisable" in message:
+        return "wrong_answer", f"the returned value cannot be serialised as JSON ({message['unserialisable']})", None
+    text = body[len('{"value": '):-1]
+    if call_passes(message["value"], test):
+        return "passed", None, text
+    return "wrong_answer", None, text
+
+
+async def run_kind_test(executor: Any, code: str, test: Any, timeout: float | None) -> TestResult:
+    """Run one call or assert test on any executor (it only ever sees a stdin/stdout program)."""
+    lowered = lower(code, test)
+    [raw] = await executor.run_tests(lowered.program, [lowered.stdio], timeout=timeout)
+    return judge(code, test, lowered, raw)
+
+
+# --------------------------------------------------------------------------------------------
+# Feedback
+# --------------------------------------------------------------------------------------------
+
+
+def describe_call(test: CallTest) -> str:
+    """``Solution().twoSum([2, 7], 9)``: the call as a model would write it."""
+    args = ", ".join(dumps(a) for a in test["args"])
+    owner = f"{test['class_name']}()." if test.get("class_name") else ""
+    return f"{owner}{test['fn_name']}({args})"
+
+
+def feedback_parts(test: Any, result: dict[str, Any], cut: Any, field_limit: int) -> list[str] | None:
+    """The lines describing a failed call or assert test (None for stdin/stdout tests)."""
+    if not is_kind_test(test):
+        return None
+    parts: list[str] = []
+    if test_kind(test) == "call":
+        parts.append(f"Call:\n{cut(describe_call(test), field_limit)}")
+        parts.append(f"Expected return value:\n{cut(dumps(test['expected']), field_limit)}")
+        returned = result.get("returned")
+        if result.get("verdict") == "timeout":
+            parts.append("Returned: (nothing: the program was stopped at the time limit)")
+        elif returned is not None:
+            parts.append(f"Returned:\n{cut(returned, field_limit)}")
+    else:
+        code = test if isinstance(test, str) else test["code"]
+        parts.append(f"Test code:\n{cut(code, field_limit)}")
+    if result.get("reason"):
+        parts.append(f"Reason: {result['reason']}")
+    return parts
