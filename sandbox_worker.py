@@ -374,14 +374,15 @@ def _compile_program(worker: _Worker, source: str) -> Any:
     as after the header) and the header's names, imported once by the worker, are bound into
     ``__main__``: line numbers are unchanged and no test re-runs the imports.
     """
+    with_header = worker.header_names is not None and source.startswith(IMPORT_HEADER)
+    if with_header:  # one compile: the header's own lines are known to compile
+        source = "pass" + "\n" * IMPORT_HEADER.count("\n") + source[len(IMPORT_HEADER):]
     try:
         code = compile(source, "main.py", "exec", dont_inherit=True)
     except (SyntaxError, ValueError) as error:
         return _with_source_line(error, source)
-    if worker.header_names is not None and source.startswith(IMPORT_HEADER):
-        blank = "pass" + "\n" * IMPORT_HEADER.count("\n")
-        code = compile(blank + source[len(IMPORT_HEADER):], "main.py", "exec", dont_inherit=True)
-        sys.modules["__main__"].__dict__.update(worker.header_names)
+    if with_header:
+        sys.modules["__main__"].__dict__.update(worker.header_names)  # type: ignore[arg-type]
     return code
 
 
@@ -669,7 +670,6 @@ def _child_main(worker: _Worker, job: Job, source_fd: int, ready: int) -> None:
         os.dup2(ready, 3)
         os.closerange(4, _max_fd())
         _set_limits(job, worker.config)
-        _volunteer_for_oom()
         _drop_privileges(worker.config.uid)
         with open("main.py", "wb") as fh:  # in the program's workdir, as its own uid
             fh.write(source)
@@ -689,15 +689,6 @@ def _child_main(worker: _Worker, job: Job, source_fd: int, ready: int) -> None:
             pass
     finally:
         os._exit(status)
-
-
-def _volunteer_for_oom() -> None:
-    """Make the test's processes the memory controller's first choice, never the worker."""
-    try:
-        with open("/proc/self/oom_score_adj", "w") as fh:
-            fh.write("1000")
-    except OSError:
-        pass
 
 
 def _max_fd() -> int:
