@@ -114,7 +114,7 @@ class RunConfig:
     summary_file: Path
     checkpoint_file: Path
     cache_file: Path | None
-    selection: tuple[int, ...] | None
+    selection: common.ProblemSelection | None
     spec: ModelSpec
     model_key: str | None
     settings: RepairSettings
@@ -186,7 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the --feedback-tests split (default: 0)")
     p.add_argument("--feedback-budget", type=positive_int, default=DEFAULT_FEEDBACK_BUDGET,
                    help=f"characters of test feedback per prompt (default: {DEFAULT_FEEDBACK_BUDGET})")
-    p.add_argument("--output-file", help="default: improved_<input file name> in the current directory")
+    p.add_argument("--output-file", help="where the records with the repaired answers go; the summary and "
+                   "checkpoint are written beside it (default: improved_<input file name> in the current directory)")
     p.add_argument("--concurrent-problems", type=positive_int, default=3, help="problems in flight (default: 3)")
     p.add_argument("--llm-semaphore", type=positive_int, default=5, help="concurrent model calls (default: 5)")
     p.add_argument("--exec-semaphore", type=positive_int, default=50, help="concurrent test executions (default: 50)")
@@ -204,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     progress.add_argument("--no-progress", action="store_true", help="no progress bar")
     progress.add_argument("--progress", action="store_true",
                           help="show the progress bar even when stderr is not a terminal (default: only on a terminal)")
-    p.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="default: WARNING")
+    p.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                   help="how much diagnostic logging goes to stderr; errors of problems are always printed (default: WARNING)")
     return p
 
 
@@ -225,7 +227,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     return RunConfig(
         solution_file=solution, output_file=output, summary_file=output.with_name(f"summary_{output.name}"),
         checkpoint_file=output.with_name(f"{output.name}.checkpoint.jsonl"),
-        cache_file=None if args.no_cache else Path(args.cache_file), selection=tuple(selection) if selection is not None else None,
+        cache_file=None if args.no_cache else Path(args.cache_file), selection=selection,
         spec=spec, model_key=args.model_key, settings=settings, concurrent_problems=args.concurrent_problems,
         llm_concurrency=args.llm_semaphore, exec_concurrency=args.exec_semaphore, executor=args.executor,
         resume=args.resume, restart=args.restart, max_retries=args.max_retries, request_timeout=args.request_timeout,
