@@ -197,3 +197,12 @@ def test_a_real_answer_shows_every_distinct_failure(lb_local_executor) -> None:
         assert f"({verdict})" in text and detail in text
     if len(signatures) > 1:
         assert f"{failing} failing tests, {len(signatures)} distinct failures" in text
+
+
+def test_each_field_is_on_its_own_lines_and_empty_output_is_named(lb_local_executor) -> None:
+    """A header never runs into the text before it, whether or not that text ends in a newline, and
+    a program that printed nothing is shown as such rather than as a blank."""
+    for stdin, stdout in (("1 2", "3\n"), ("4 5\n", "9")):
+        tests = [{"stdin": stdin, "stdout": stdout}]
+        text = feedback(results_for(lb_local_executor, "import sys\nsys.stdin.read()\n", tests), tests)
+        assert f"Input:\n{stdin.strip()}\nExpected output:\n{stdout.strip()}\nActual output: (empty)\n" in text
