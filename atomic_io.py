@@ -8,7 +8,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from errors import WriteError
 
@@ -25,6 +25,11 @@ def write_atomic_text(path: str | os.PathLike[str], text: str) -> None:
     The file gets ordinary permissions (``mkstemp`` creates 0600, which would hide results
     from colleagues and from tools run by another user).
     """
+    write_atomic_chunks(path, [text])
+
+
+def write_atomic_chunks(path: str | os.PathLike[str], chunks: Iterable[str]) -> None:
+    """``write_atomic_text`` for text produced piece by piece (a large document is never held whole)."""
     path = Path(path)
     blocked = next((p for p in [path.parent, *path.parent.parents] if p.exists() and not p.is_dir()), None)
     if blocked is not None:
@@ -36,7 +41,8 @@ def write_atomic_text(path: str | os.PathLike[str], text: str) -> None:
         raise WriteError(path, exc.strerror or str(exc)) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+            for chunk in chunks:
+                fh.write(chunk)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~current_umask())
@@ -47,6 +53,25 @@ def write_atomic_text(path: str | os.PathLike[str], text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """Fail before any work when ``path`` cannot be written, creating nothing: its folder must
+    exist, be a folder and accept a new file (probed with a temporary file, removed at once)."""
+    path = Path(path)
+    blocked = next((p for p in [path.parent, *path.parent.parents] if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise WriteError(path, f"{blocked} is not a directory")
+    if not path.parent.is_dir():
+        raise WriteError(path, f"the directory {path.parent} does not exist (create it first)")
+    if path.is_dir():
+        raise WriteError(path, "it is a directory")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
+    except OSError as exc:
+        raise WriteError(path, exc.strerror or str(exc)) from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def write_atomic_json(path: str | os.PathLike[str], data: Any) -> None:

@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import logging
 import sys
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence, TypedDict
 
@@ -215,10 +214,8 @@ def infer_model_key(original: list[Any], improved: list[Any], requested: str | N
 
 
 def display_name(record: dict[str, Any], index: int) -> str:
-    """A short printable label: the record's name or the statement's first line, control characters removed."""
-    raw = record.get("name") or str(record.get("problem") or "").strip().split("\n", 1)[0] or f"problem {index}"
-    clean = "".join(c if unicodedata.category(c)[0] != "C" else " " for c in str(raw))
-    return " ".join(clean.split())[:80]
+    """A short printable label: the record's name or the statement's first line that is not boilerplate."""
+    return common.problem_name(record, index)  # skips CodeChef's "Read problems statements..." line
 
 
 def plan_problem(index: int, original: dict[str, Any], improved: dict[str, Any], model_key: str,
@@ -589,7 +586,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     improved = common.load_problems(args.improved_file)
     check_alignment(original, improved, args.original_file, args.improved_file)
     model_key = infer_model_key(original, improved, args.model_key)
-    indices, missing = common.select_problems(len(original), None if args.problem_id is None else [args.problem_id],
+    indices, missing = common.select_problems(len(original), common.parse_problem_selection(args.problem_id),
                                               args.original_file)
     summary = read_summary(args.improved_file, args.summary_file, args.no_summary)
     warnings = []

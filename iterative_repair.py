@@ -145,7 +145,7 @@ class RunConfig:
     summary_file: Path
     checkpoint_file: Path
     cache_file: Path | None
-    selection: tuple[int, ...] | None
+    selection: common.ProblemSelection | None
     spec: ModelSpec
     model_key: str | None
     settings: RepairSettings
@@ -221,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=defaults.seed, help="seed of the --feedback-tests split")
     p.add_argument("--feedback-budget", type=positive_int, default=defaults.feedback_budget,
                    help="characters of test feedback per prompt")
-    p.add_argument("--output-file", help="default: improved_<input file name> in the current directory")
+    p.add_argument("--output-file", help="where the records with the repaired answers go; the summary and "
+                   "checkpoint are written beside it (default: improved_<input file name> in the current directory)")
     p.add_argument("--concurrent-problems", type=positive_int, default=config_default("concurrent_problems"),
                    help="problems in flight")
     p.add_argument("--llm-semaphore", type=positive_int, default=config_default("llm_concurrency"),
@@ -241,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     progress.add_argument("--progress", action="store_true",
                           help="show the progress bar even when stderr is not a terminal (default: only on a terminal)")
     judges.add_judge_arguments(p, audit=False)
-    add_logging_flag(p, help="logging level (stderr)")
+    add_logging_flag(p, help="how much diagnostic logging goes to stderr; errors of problems are always printed")
     return p
 
 
@@ -264,7 +265,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     return RunConfig(
         solution_file=solution, output_file=output, summary_file=summary,
         checkpoint_file=checkpoint,
-        cache_file=None if args.no_cache else Path(args.cache_file), selection=tuple(selection) if selection is not None else None,
+        cache_file=None if args.no_cache else Path(args.cache_file), selection=selection,
         spec=spec, model_key=args.model_key, settings=settings, concurrent_problems=args.concurrent_problems,
         llm_concurrency=args.llm_semaphore, exec_concurrency=args.exec_semaphore, executor=args.executor,
         resume=args.resume, restart=args.restart, max_retries=args.max_retries, request_timeout=args.request_timeout,

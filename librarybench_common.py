@@ -18,12 +18,20 @@ import logging
 import os
 import re
 import threading
+import unicodedata
 import warnings
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
 
-from atomic_io import current_umask, write_atomic_json, write_atomic_text  # noqa: F401  (the old names, kept importable)
+from atomic_io import (  # noqa: F401  (the old names, kept importable)
+    check_writable,
+    current_umask,
+    write_atomic_chunks,
+    write_atomic_json,
+    write_atomic_text,
+)
 import problem_kinds
 from errors import ConfigError, ExecutionError, InputError, LibraryBenchError, problem_line
 from executors import (  # noqa: F401  (re-exported: the toolkit's and notebooks' old names)
@@ -33,6 +41,7 @@ from executors import (  # noqa: F401  (re-exported: the toolkit's and notebooks
     Executor,
     RemoteExecutor,
     close_executor,
+    _last_exception_line,
     gather_all,
     get_executor,
     local_executor,
@@ -163,6 +172,21 @@ def problem_tests(record: Any, index: int, path: str | os.PathLike[str] = "<reco
     if not tests:
         raise InputError("no tests (input_output has empty inputs)", file=path, index=index)
     return tests
+
+
+_BOILERPLATE_LINE = re.compile(r"^\s*read\s+problems?\s+statements?\b", re.IGNORECASE)
+
+
+def problem_name(record: Any, index: int, limit: int = 80) -> str:
+    """A short printable label for a problem: its ``name``, else the statement's first line that is
+    not CodeChef's "Read problems statements in Mandarin Chinese..." boilerplate (which would give
+    every CodeChef problem the same name), else ``problem <index>``; control characters removed."""
+    raw = record.get("name") if isinstance(record, dict) else None
+    if not raw and isinstance(record, dict):
+        lines = str(record.get("problem") or "").split("\n")
+        raw = next((line for line in lines if line.strip() and not _BOILERPLATE_LINE.match(line)), "")
+    clean = "".join(c if unicodedata.category(c)[0] != "C" else " " for c in str(raw or ""))
+    return " ".join(clean.split())[:limit] or f"problem {index}"
 
 
 def solution_keys(records: Iterable[Any], include_human: bool = False) -> list[str]:
@@ -591,39 +615,100 @@ def deterministic_text(text: str) -> str:
     return _ADDRESS.sub("0x…", text)
 
 
+def cut_head(text: str, limit: int) -> str:
+    """Keep the end of ``text`` (a traceback's exception line) within ``limit`` characters, with a marker."""
+    if len(text) <= limit:
+        return text
+    keep = max(limit - len(f"... [{len(text)} characters cut] ...\n"), 0)
+    return f"... [{len(text) - keep} characters cut] ...\n{text[len(text) - keep:] if keep else ''}"
+
+
+def _field(label: str, text: str, limit: int, keep_end: bool = False) -> str:
+    """``label:`` on its own line, then the text ending in exactly one newline; nothing is ``(empty)``."""
+    if not text:
+        return f"{label}: (empty)\n"
+    body = cut_head(text, limit) if keep_end else cut_middle(text, limit)
+    return f"{label}:\n{body}" + ("" if body.endswith("\n") else "\n")
+
+
 def _describe_test(index: int, test: Test, result: dict[str, Any], field_limit: int,
-                   header_lines: int | None = None) -> str:
+                   header_lines: int | None = None, alike: list[int] | None = None) -> str:
     verdict = verdict_of(result)
     run = (result.get("exec_output") or {}).get("run_output") or {}
     stdout = deterministic_text(run.get("stdout") or "")
     stderr = deterministic_text(program_line_numbers(run.get("stderr") or "", header_lines))
-    parts = [f"Test #{index}: FAILED ({verdict})"]
+    title = f"Test #{index}: FAILED ({verdict})"
+    if alike:
+        title += f"; {len(alike)} more test{'s' if len(alike) > 1 else ''} fail{'' if len(alike) > 1 else 's'} " \
+                 f"the same way: {cut_middle(_index_ranges(alike), max(40, field_limit // 2))}"
+    parts = [title + "\n"]
     kind_parts = problem_kinds.feedback_parts(test, result, cut_middle, field_limit)
     if kind_parts is not None:
         parts.extend(kind_parts)
         if verdict not in ("timeout", "wrong_answer") and stdout.strip():
-            parts.append(f"Program output:\n{cut_middle(stdout, field_limit)}")
+            parts.append(_field("Program output", stdout, field_limit))
     elif isinstance(test, str):
-        parts.append(f"Test code:\n{cut_middle(test, field_limit)}")
+        parts.append(_field("Test code", test, field_limit))
     else:
-        parts.append(f"Input:\n{cut_middle(test['stdin'], field_limit)}")
-        parts.append(f"Expected output:\n{cut_middle(test['stdout'], field_limit)}")
+        parts.append(_field("Input", test["stdin"], field_limit))
+        parts.append(_field("Expected output", test["stdout"], field_limit))
         if verdict == "timeout":
             # What a killed program printed depends on when it was killed: not shown, so that the
             # same program always gets the same feedback (and the same cached model response).
-            parts.append("Actual output: (not shown: the program was stopped at the time limit)")
+            parts.append("Actual output: (not shown: the program was stopped at the time limit)\n")
         else:
-            parts.append(f"Actual output:\n{cut_middle(stdout, field_limit)}")
+            parts.append(_field("Actual output", stdout, field_limit))
         if verdict == "wrong_answer":
             judged = (result.get("judge") or {}).get("name", "exact") != "exact" and result.get("judge_reason")
             diff = deterministic_text(str(judged)) if judged else first_difference(test["stdout"], stdout)
             if diff:
-                parts.append(f"First difference: {diff}")
+                parts.append(f"First difference: {diff}\n")
     if verdict == "timeout":
-        parts.append("The program did not finish within the time limit.")
+        parts.append("The program did not finish within the time limit.\n")
     elif stderr.strip():
-        parts.append(f"Error (last lines):\n{cut_middle(traceback_tail(stderr), field_limit)}")
-    return "\n".join(parts) + "\n" + "-" * 40 + "\n"
+        parts.append(_field("Error (last lines)", traceback_tail(stderr), field_limit, keep_end=True))
+    return "".join(parts) + "-" * 40 + "\n"
+
+
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def _shape(line: str) -> str:
+    """A line with its numbers abstracted: ``-1`` and ``-10`` have the same shape, ``YES`` and ``NO`` do not."""
+    return _NUMBER.sub("N", line.strip())[:60]
+
+
+def failure_signature(test: Test, result: dict[str, Any], header_lines: int | None = None) -> tuple[str, str]:
+    """(verdict, detail): tests with the same signature fail the same way, so one example shows them all.
+
+    A crash is its verdict and the last traceback line (the exception); a wrong answer is the
+    pattern of its first difference (missing output, output ending early or running long, or the
+    shapes of the expected and actual line, numbers abstracted); a timeout or a limit is its verdict.
+    """
+    verdict = verdict_of(result)
+    run = (result.get("exec_output") or {}).get("run_output") or {}
+    if verdict in ("runtime_error", "memory_limit"):
+        stderr = deterministic_text(program_line_numbers(run.get("stderr") or "", header_lines))
+        return verdict, cut_middle(_last_exception_line(stderr), 200)
+    if problem_kinds.is_kind_test(test):  # call and assert tests: each shown on its own
+        return verdict, json.dumps(test, sort_keys=True, default=str)[:300]
+    if verdict != "wrong_answer" or isinstance(test, str):
+        return verdict, ""
+    expected = [line.rstrip() for line in test["stdout"].rstrip().split("\n")]
+    actual_text = (run.get("stdout") or "").rstrip()
+    if not actual_text:
+        return verdict, "no output"
+    actual = [line.rstrip() for line in actual_text.split("\n")]
+    for e, a in zip(expected, actual):
+        if e != a:
+            return verdict, f"expected a line like {_shape(e)!r}, got one like {_shape(a)!r}"
+    return verdict, "output ends early" if len(actual) < len(expected) else "output runs past the expected end"
+
+
+def _group_line(members: list[tuple[int, Test, dict[str, Any]]], signature: tuple[str, str], limit: int) -> str:
+    numbers = cut_middle(_index_ranges([i for i, _, _ in members]), max(40, limit // 2))
+    detail = f": {signature[1]}" if signature[1] else ""
+    return f"- {len(members)} test{'s' if len(members) > 1 else ''} ({numbers}) FAILED ({signature[0]}){detail}\n"
 
 
 def _index_ranges(indices: list[int]) -> str:
@@ -644,10 +729,15 @@ def format_feedback(test_results: list[dict[str, Any]], test_cases: list[Test], 
                     total_count: int, *, budget: int = DEFAULT_FEEDBACK_BUDGET, header_lines: int | None = None) -> str:
     """Feedback that fits a prompt, at most ``budget`` characters.
 
-    A header with the counts per verdict, then the failing tests (the passing ones are only
-    listed by number): verdict, input, expected and actual output each cut in the middle with a
-    marker, the first differing line, the tail of the traceback. Failures that do not fit are
-    counted, not shown; the first failure is always shown, squeezed if need be.
+    A header with the counts per verdict, then the failing tests grouped by how they fail
+    (``failure_signature``: the verdict and the exception, or the pattern of the first
+    difference): one example per group, in the order the groups first fail, with the numbers of
+    the other tests that fail the same way. So the budget goes to distinct failures rather than
+    repeats. Each example gives the input, expected and actual output (each cut in the middle
+    with a marker; empty ones shown as ``(empty)``), the first differing line and the tail of
+    the traceback. Groups whose example does not fit are still listed, one line each, while room
+    remains; the rest are counted. The first example is always shown, squeezed if need be. The
+    passing tests are only listed by number.
 
     The text is deterministic (the same results give the same text): no elapsed times, no output
     of a timed-out run, memory addresses and temporary paths replaced. Traceback lines
@@ -660,22 +750,44 @@ def format_feedback(test_results: list[dict[str, Any]], test_cases: list[Test], 
     summary = ", ".join(f"{v}: {n}" for v, n in verdicts.items())
     out = f"Test Results: {passed_count}/{total_count} tests passed ({summary})\n\n"
     failing = [(i, t, r) for i, (t, r) in enumerate(zip(test_cases, test_results), 1) if not r.get("passed")]
-    field_limit = max(80, min(600, budget // 8))
+    groups: dict[tuple[str, str], list[tuple[int, Test, dict[str, Any]]]] = {}
+    for item in failing:
+        groups.setdefault(failure_signature(item[1], item[2], header_lines), []).append(item)
+    if len(groups) < len(failing):
+        out += (f"{len(failing)} failing tests, {len(groups)} distinct failures: one example of each.\n\n"
+                if len(groups) > 1 else f"{len(failing)} failing tests, all failing the same way: one example.\n\n")
+    per_group = (budget - len(out)) // max(1, min(len(groups), 6))
+    field_limit = max(80, min(600, per_group // 5))
     shown = 0
-    for i, test, result in failing:
-        section = _describe_test(i, test, result, field_limit, header_lines)
-        reserve = 90 if shown + 1 < len(failing) else 0
-        if len(out) + len(section) + reserve > budget:
-            if shown == 0:  # always show one failure, squeezed into the budget
-                room = budget - len(out) - reserve
-                section = _describe_test(i, test, result, max(40, room // 6), header_lines)
-                out += section if len(section) <= room else section[: max(0, room - 4)] + "...\n"
-                shown = 1
+    listed: list[str] = []
+    ordered = list(groups.items())
+    for n, (signature, members) in enumerate(ordered):
+        i, test, result = members[0]
+        alike = [m[0] for m in members[1:]]
+        rest = len(ordered) - n - 1
+        reserve = min(rest, 3) * 90 + (60 if rest else 0)  # room to at least list a few of the next groups
+        section = _describe_test(i, test, result, field_limit, header_lines, alike)
+        if len(out) + len(section) + reserve <= budget:
+            out += section
+            shown += 1
+            continue
+        if shown == 0:  # always show one failure, squeezed into the budget
+            room = budget - len(out) - reserve
+            section = _describe_test(i, test, result, max(40, room // 6), header_lines, alike)
+            out += section if len(section) <= room else section[: max(0, room - 4)] + "...\n"
+            shown = 1
+            continue
+        line = _group_line(members, signature, field_limit)
+        if len(out) + sum(map(len, listed)) + len(line) + 60 > budget:
             break
-        out += section
-        shown += 1
-    if shown < len(failing):
-        out += f"... {len(failing) - shown} more failing tests not shown (feedback budget {budget} characters)\n"
+        listed.append(line)
+    if listed:
+        out += "Also failing:\n" + "".join(listed)
+    hidden = len(ordered) - shown - len(listed)
+    if hidden > 0:
+        tests_hidden = sum(len(m) for _, m in ordered[shown + len(listed):])
+        out += (f"... {hidden} more way{'s' if hidden > 1 else ''} of failing ({tests_hidden} tests) not shown "
+                f"(feedback budget {budget} characters)\n")
     passing = [i for i, r in enumerate(test_results, 1) if r.get("passed")]
     if passing and len(out) < budget - 40:
         out += f"Passed: {cut_middle(_index_ranges(passing), budget - len(out) - 10)}\n"
@@ -773,11 +885,27 @@ def load_env() -> str | None:
 WEAKENING_SETTINGS = frozenset({"LIBRARYBENCH_ISOLATION"})
 
 
+@dataclass(frozen=True)
+class ProblemSelection:
+    """Which problems the command line asked for: explicit ``ids`` (each must exist: a usage
+    error otherwise) or an inclusive range ``first``-``last`` (clamped to the file, with a warning).
+    A range is never expanded into a list, so ``--range 0-99999999999999999999`` costs nothing."""
+
+    ids: tuple[int, ...] = ()
+    first: int = 0
+    last: int | None = None  # None with no ids: every problem
+    flag: str = ""  # how it was given, for messages (``--range 0-9``)
+
+    @property
+    def is_range(self) -> bool:
+        return not self.ids
+
+
 def parse_problem_selection(problem_id: int | None = None, problem_ids: str | None = None,
-                            range_spec: str | None = None) -> list[int] | None:
+                            range_spec: str | None = None) -> ProblemSelection | None:
     """``--problem-id 3``, ``--problem-ids 1,4,7`` or ``--range 0-9`` (inclusive); None means all."""
     if problem_id is not None:
-        return [problem_id]
+        return ProblemSelection(ids=(problem_id,), flag=f"--problem-id {problem_id}")
     if problem_ids is not None:
         try:
             ids = [int(x) for x in problem_ids.split(",") if x.strip()]
@@ -785,29 +913,66 @@ def parse_problem_selection(problem_id: int | None = None, problem_ids: str | No
             raise ConfigError(f"--problem-ids expects comma-separated integers, got {problem_ids!r}") from None
         if not ids:
             raise ConfigError(f"--problem-ids names no problem, got {problem_ids!r}")
-        return list(dict.fromkeys(ids))
+        return ProblemSelection(ids=tuple(dict.fromkeys(ids)), flag=f"--problem-ids {problem_ids}")
     if range_spec:
         m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", range_spec)
         if not m or int(m.group(1)) > int(m.group(2)):
             raise ConfigError(f"--range expects START-END with START <= END, got {range_spec!r}")
-        return list(range(int(m.group(1)), int(m.group(2)) + 1))
+        return ProblemSelection(first=int(m.group(1)), last=int(m.group(2)), flag=f"--range {range_spec.strip()}")
     return None
 
 
-def select_problems(count: int, selection: Sequence[int] | None, path: str | os.PathLike[str]
-                    ) -> tuple[list[int], list[tuple[int, str]]]:
-    """(indices to run, (index, message) per selected index that does not exist).
+def _index_span(count: int) -> str:
+    return f"the file has {count} problem{'s' if count != 1 else ''}, indices 0-{count - 1}"
 
-    ``selection`` None means every problem. Duplicates are dropped (first occurrence kept). An
-    index out of range is a per-problem error (``<file>: problem <i>: does not exist ...``): the
-    caller reports it and runs the others. A file with no problems is an ``InputError``.
+
+def selected_indices(count: int, selection: ProblemSelection | None, path: str | os.PathLike[str]) -> list[int]:
+    """The problems to run, for a selection given on the command line.
+
+    Explicit ids that the file does not have are one ``ConfigError`` (a usage error: nothing
+    runs). A range is clamped to the file with one ``warning:`` line on stderr; a range that
+    misses the file entirely is a ``ConfigError``.
     """
     if count == 0:
         raise InputError(f"{path}: the file has no problems (an empty list)")
     if selection is None:
-        return list(range(count)), []
+        return list(range(count))
+    if not selection.is_range:
+        absent = [i for i in selection.ids if not 0 <= i < count]
+        if absent:
+            shown = ", ".join(str(i) for i in absent[:10]) + (f" and {len(absent) - 10} more" if len(absent) > 10 else "")
+            noun = "problem" if len(absent) == 1 else "problems"
+            raise ConfigError(f"{path}: {noun} {shown} do{'es' if len(absent) == 1 else ''} not exist "
+                              f"({_index_span(count)})")
+        return list(selection.ids)
+    last = count - 1 if selection.last is None else selection.last
+    if selection.first >= count:
+        raise ConfigError(f"{path}: {selection.flag or 'the range'} selects no problem ({_index_span(count)})")
+    if last >= count:
+        import sys
+
+        print(f"warning: {path}: {selection.flag} goes past the end of the file ({_index_span(count)}): "
+              f"running {selection.first}-{count - 1}", file=sys.stderr, flush=True)
+        last = count - 1
+    return list(range(selection.first, last + 1))
+
+
+def select_problems(count: int, selection: ProblemSelection | Sequence[int] | None, path: str | os.PathLike[str]
+                    ) -> tuple[list[int], list[tuple[int, str]]]:
+    """(indices to run, (index, message) per selected index that does not exist).
+
+    A ``ProblemSelection`` (the command line) follows ``selected_indices``: ids that do not exist
+    are a ``ConfigError``, so the second item is empty. A plain sequence (library callers such as
+    ``get_model_feedback``) keeps the per-problem report: an index out of range is an error of that
+    problem (``<file>: problem <i>: does not exist ...``) and the others run. Duplicates are dropped
+    (first occurrence kept). A file with no problems is an ``InputError``.
+    """
+    if selection is None or isinstance(selection, ProblemSelection):
+        return selected_indices(count, selection, path), []
+    if count == 0:
+        raise InputError(f"{path}: the file has no problems (an empty list)")
     wanted = list(dict.fromkeys(selection))
     valid = [i for i in wanted if 0 <= i < count]
-    missing = [(i, f"{path}: problem {i}: does not exist (the file has {count} problems, indices 0-{count - 1})")
+    missing = [(i, f"{path}: problem {i}: does not exist ({_index_span(count)})")
                for i in wanted if not 0 <= i < count]
     return valid, missing

@@ -4,11 +4,15 @@
     uv run python model_feedback.py --solution-file ../shared/data/librarybench/o3mini_search_solutions.json \
         --include-human --extract first --output results.json
 
+Each evaluation (file, problem, model key) is recorded as it finishes in ``<output>.checkpoint.jsonl``
+(``results_log.py``); the same command run again resumes from it, and ``--output`` is streamed
+from it at the end, so memory does not grow with the results.
+
 Exit status: 0 when every selected problem was evaluated, 1 when a problem had an input error
-(bad record, problem id out of range) or an execution error (executor failure), each printed as
-one line ``error: <file>: problem <i>: <message>``; 2 on a usage error (bad flag, missing,
-unreadable or empty file, ``--executor remote`` without ``CYBER_URL``, unwritable ``--output``);
-130 when interrupted (Ctrl-C or SIGTERM).
+(bad record) or an execution error (executor failure), each printed as one line
+``error: <file>: problem <i>: <message>``; 2 on a usage error (bad flag, problem ids the file
+does not have, missing, unreadable or empty file, ``--executor remote`` without ``CYBER_URL``,
+unwritable ``--output``, a results log of another run); 130 when interrupted (Ctrl-C or SIGTERM).
 """
 
 from __future__ import annotations
@@ -17,10 +21,14 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 import sys
+import tempfile
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from tqdm import tqdm
 
@@ -28,12 +36,15 @@ import dataset_jobs
 import judges
 import librarybench_common as common
 import pass_at_k
-from cli import OneLineParser, add_executor_flags, add_logging_flag, add_selection_flags, positive_int, run_async, run_main
+from cli import (OneLineParser, add_executor_flags, add_logging_flag, add_selection_flags, positive_float,
+                 positive_int, run_main)
 from errors import ExecutionError, InputError, LibraryBenchError
 from executors import Executor
+from results_log import Recorded, ResultsLog, file_digest, log_path_for
 
 HERE = Path(__file__).resolve().parent
 SAMPLE_DIR = HERE / "data"
+OUTPUT_SCHEMA = "librarybench.feedback_results/2"
 log = logging.getLogger("librarybench.model_feedback")
 
 
@@ -60,42 +71,107 @@ def build_parser() -> argparse.ArgumentParser:
                         help="maximum characters of feedback printed per problem and model")
     judges.add_judge_arguments(parser)
     parser.add_argument("--output", metavar="PATH",
-                        help="write per problem and model the result dicts and counts as JSON (atomically)")
+                        help="write the results as JSON (atomically; its directory must exist). Finished "
+                             "evaluations are logged in PATH.checkpoint.jsonl as they end, and the same "
+                             "command run again resumes from that log")
+    parser.add_argument("--restart", action="store_true",
+                        help="discard the results log of an earlier run of --output and evaluate everything again")
+    parser.add_argument("--full-results", action="store_true",
+                        help="in --output, give each test result the remote API's full shape (the program "
+                             "and the test repeated in every result); default: the program once per problem")
+    parser.add_argument("--progress-every", type=positive_float, default=5.0, metavar="SECONDS",
+                        help="when stderr is not a terminal, print a progress line this often while tests run "
+                             "(on a terminal a progress bar is shown instead)")
     parser.add_argument("--quiet", action="store_true",
-                        help="print only the summary table: no per-problem feedback, no progress bar")
-    add_logging_flag(parser)
+                        help="print only the summary table: no per-problem feedback, no progress")
+    add_logging_flag(parser, help="how much diagnostic logging goes to stderr (errors of problems and usage "
+                                  "errors are always printed)")
     dataset_jobs.add_arguments(parser)
     return parser
 
 
+# --------------------------------------------------------------------------------------------
+# Interrupts
+# --------------------------------------------------------------------------------------------
+
+
+class InterruptGuard:
+    """SIGINT and SIGTERM: the first stops the run (``KeyboardInterrupt``); later ones are only
+    counted, so the clean-up and the final write of ``--output`` are never cut short (``uv run``
+    forwards Ctrl-C, and users press it twice). Inside ``deferred()`` even the first one waits
+    until the block has ended."""
+
+    def __init__(self) -> None:
+        self.signals = 0
+        self.raised = False
+        self.deferring = False
+
+    def install(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                signal.signal(signum, self._handle)
+            except ValueError:  # not the main thread (a test calling main() from a worker thread)
+                return
+
+    def _handle(self, _signum: int, _frame: Any) -> None:
+        self.signals += 1
+        if not self.raised and not self.deferring:
+            self.raised = True
+            raise KeyboardInterrupt
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        self.deferring = True
+        try:
+            yield
+        finally:
+            self.deferring = False
+        if self.signals and not self.raised:
+            self.raised = True
+            raise KeyboardInterrupt
+
+
+# --------------------------------------------------------------------------------------------
+# Planning
+# --------------------------------------------------------------------------------------------
+
+
 @dataclass
 class Job:
-    """One (file, problem, model key) evaluation and what came of it."""
+    """One (file, problem, model key) evaluation. Only counts are kept here; the results themselves
+    go to the results log as soon as the evaluation ends (``recorded`` is where)."""
 
     solution_file: str
     problem_id: int
     model_key: str | None
     name: str = ""
+    record: Any = None
     code: str = ""
-    tests: list[Any] = field(default_factory=list)
+    test_count: int = 0
     status: str = "ok"
     error: str | None = None
-    results: list[dict[str, Any]] = field(default_factory=list)
-    feedback: str = ""
-    finished: bool = False
+    passed: int = 0
+    verdicts: dict[str, int] = field(default_factory=dict)
+    recorded: Recorded | None = None
+    retry: bool = False  # an execution error: the next run with the same log tries it again
+    tests: list[Any] | None = None  # given (dataset problems, re-judged files), else parsed from ``record``
+    results: list[dict[str, Any]] | None = None  # kept only where needed (--judges audit, --rejudge)
     judge: Any = None  # judges.Judge: the run's, or the record's own
     judge_from_record: bool = False
 
     @property
-    def passed(self) -> int:
-        return common.count_passed(self.results)
+    def total(self) -> int:
+        return len(self.tests) if self.tests is not None else self.test_count
 
     @property
-    def total(self) -> int:
-        return len(self.tests)
+    def key(self) -> tuple[str, int, str]:
+        return (self.solution_file, self.problem_id, self.model_key or "")
 
     def fail(self, message: str) -> None:
-        self.status, self.error, self.results = "error", message, []
+        self.status, self.error, self.passed, self.verdicts = "error", message, 0, {}
+
+    def done(self, recorded: Recorded) -> None:
+        self.recorded, self.passed, self.verdicts = recorded, recorded.passed, recorded.verdicts
 
 
 def default_solution_files() -> list[str]:
@@ -107,8 +183,12 @@ def default_solution_files() -> list[str]:
 
 
 def load_all(paths: list[str]) -> dict[str, list[Any]]:
-    """Every file is read before anything runs: a missing or broken file is a usage error."""
-    return {path: common.load_problems(path) for path in paths}
+    """Every file is read before anything runs: a missing, broken or empty file is a usage error."""
+    files = {path: common.load_problems(path) for path in paths}
+    for path, records in files.items():
+        if not records:
+            raise InputError(f"{path}: the file has no problems (an empty list)")
+    return files
 
 
 def keys_for(records: list[Any], args: argparse.Namespace) -> list[str]:
@@ -120,26 +200,25 @@ def keys_for(records: list[Any], args: argparse.Namespace) -> list[str]:
     return common.solution_keys(records, include_human=args.include_human)
 
 
-def plan_jobs(files: dict[str, list[Any]], args: argparse.Namespace, selection: list[int] | None) -> list[Job]:
-    """One job per (file, problem, key); bad records become error jobs with a one-line message."""
+def plan_jobs(files: dict[str, list[Any]], args: argparse.Namespace,
+              selection: common.ProblemSelection | None) -> list[Job]:
+    """One job per (file, problem, key); bad records become error jobs with a one-line message.
+    Problem ids a file does not have are a usage error (``ConfigError``), raised before any work."""
     jobs: list[Job] = []
     for path, records in files.items():
         keys = keys_for(records, args)
-        indices, missing = common.select_problems(len(records), selection, path)
-        for index in indices:
+        for index in common.selected_indices(len(records), selection, path):
             jobs.extend(plan_problem(path, records, index, keys, args.extract))
-        for index, message in missing:  # an id out of range is an error of that problem only
-            job = Job(path, index, None)
-            job.fail(message)
-            jobs.append(job)
     return jobs
 
 
 def plan_problem(path: str, records: list[Any], index: int, keys: list[str], rule: str) -> list[Job]:
+    """The tests are parsed here only to check and count them; they are parsed again when the job
+    runs, so the run never holds every problem's tests at once."""
     record = records[index]
-    name = str(record.get("name") or "") if isinstance(record, dict) else ""
+    name = common.problem_name(record, index)
     try:
-        tests = common.problem_tests(record, index, path)
+        count = len(common.problem_tests(record, index, path))
     except InputError as exc:
         job = Job(path, index, None, name)
         job.fail(str(exc))
@@ -150,7 +229,7 @@ def plan_problem(path: str, records: list[Any], index: int, keys: list[str], rul
         return [job]
     jobs = []
     for key in keys:
-        job = Job(path, index, key, name, tests=tests)
+        job = Job(path, index, key, name, record=record, test_count=count)
         try:
             job.model_key = common.resolve_model_key(record, key)
             job.code = common.answer_program(record, job.model_key, rule=rule)
@@ -160,47 +239,155 @@ def plan_problem(path: str, records: list[Any], index: int, keys: list[str], rul
     return jobs
 
 
-async def run_job(job: Job, executor: Executor, timeout: float, on_result: Any, fail_fast: bool = False) -> None:
-    """Run one job's tests; an executor failure marks the job as an error of the run, not as failed tests."""
+def run_fingerprint(args: argparse.Namespace, paths: list[str], executor: Any, judge: Any) -> dict[str, Any]:
+    """What decides the results: a log written under anything else is refused, never mixed in.
+    The selection is not part of it: a wider selection reuses the evaluations already done."""
+    return {
+        "files": [[path, file_digest(path)] for path in paths],
+        "model_key": args.model_key, "include_human": args.include_human, "extract": args.extract,
+        "timeout": args.timeout, "memory_mb": args.memory_mb, "output_limit": args.output_limit,
+        "feedback_budget": args.feedback_budget, "full_results": args.full_results,
+        "executor": str(getattr(executor, "name", "?")), "url": getattr(executor, "url", None),
+        "judge": judge.spec.as_dict(), "fail_fast": getattr(args, "fail_fast", False),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Running
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunContext:
+    executor: Any
+    timeout: float
+    budget: int
+    full_results: bool
+    results_log: ResultsLog
+    keep_results: bool = False  # the --judges audit reads every result at the end
+    fail_fast: bool = False
+
+
+class Progress:
+    """Tests done: a tqdm bar on a terminal; off a terminal (a log file, CI) a plain line every
+    ``every`` seconds, so a long silent run is never mistaken for a hung one."""
+
+    def __init__(self, total_tests: int, total_jobs: int, quiet: bool, every: float) -> None:
+        tty = sys.stderr.isatty()
+        self.total_tests, self.total_jobs, self.every = total_tests, total_jobs, every
+        self.tests = self.jobs = 0
+        self.started = time.monotonic()
+        self.bar = tqdm(total=total_tests, unit="test", desc="tests", file=sys.stderr, dynamic_ncols=True) \
+            if tty and not quiet else None
+        self.lines = not tty and not quiet and total_tests > 0
+
+    def tick(self, _result: Any) -> None:
+        self.tests += 1
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def job_done(self) -> None:
+        self.jobs += 1
+
+    def line(self) -> str:
+        return (f"progress: {self.tests}/{self.total_tests} tests, {self.jobs}/{self.total_jobs} evaluations done, "
+                f"{time.monotonic() - self.started:.0f} s")
+
+    async def report(self) -> None:
+        while self.lines:
+            await asyncio.sleep(self.every)
+            print(self.line(), file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def compact_result(result: dict[str, Any]) -> dict[str, Any]:
+    """A test result without the program (stored once per problem) and the test (in the input file,
+    at the same position): the remote API's shape otherwise."""
+    return {k: v for k, v in result.items() if k not in ("code", "test")}
+
+
+def finished_entry(job: Job, results: list[dict[str, Any]], tests: list[Any], ctx: RunContext) -> dict[str, Any]:
+    passed = common.count_passed(results)
+    feedback = common.format_feedback(results, tests, passed, len(tests), budget=ctx.budget)
+    if not job.code.strip():
+        feedback = "(no code found in the answer)\n" + feedback
+    return {
+        "problem_id": job.problem_id, "name": job.name, "model_key": job.model_key, "status": "ok", "error": None,
+        "passed": passed, "total": len(tests), "verdicts": common.count_verdicts(results), "code": job.code,
+        "feedback": feedback, "judge": job.judge.spec.as_dict() if job.judge is not None else None,
+        "judge_from_record": job.judge_from_record,
+        "results": results if ctx.full_results else [compact_result(r) for r in results],
+    }
+
+
+def error_entry(job: Job) -> dict[str, Any]:
+    """An error of the run: no test result at all (``passed``/``total`` null), never failed tests."""
+    return {"problem_id": job.problem_id, "name": job.name, "model_key": job.model_key, "status": "error",
+            "error": job.error, "passed": None, "total": None, "verdicts": {}, "code": job.code, "feedback": None,
+            "results": []}
+
+
+async def run_job(job: Job, ctx: RunContext, progress: Progress) -> None:
+    """Run one job's tests and log the outcome at once; an executor failure marks the job as an
+    error of the run (not logged: the next run retries it), not as failed tests."""
+    tests = job.tests if job.tests is not None else common.problem_tests(job.record, job.problem_id, job.solution_file)
     try:
-        job.results = await common.run_tests(job.code, job.tests, timeout=timeout, executor=executor,
-                                             on_result=on_result, judge=job.judge, fail_fast=fail_fast)
+        results = await common.run_tests(job.code, tests, timeout=ctx.timeout, executor=ctx.executor,
+                                         on_result=progress.tick, judge=job.judge, fail_fast=ctx.fail_fast)
     except ExecutionError as exc:
         job.fail(common.problem_message(job.solution_file, job.problem_id, f"{job.model_key}: {exc}"))
+        job.retry = True
         report_error(job.error or "")
-    job.finished = True
+        return
+    job.done(ctx.results_log.append(job.key, finished_entry(job, results, tests, ctx)))
+    if ctx.keep_results:
+        job.results = results
+    progress.job_done()
 
 
-async def run_jobs(jobs: list[Job], executor: Executor, timeout: float, quiet: bool, fail_fast: bool = False) -> None:
-    runnable = [j for j in jobs if j.status == "ok"]
-    total = sum(len(j.tests) for j in runnable)
-    with tqdm(total=total, unit="test", desc="tests", file=sys.stderr, disable=True if quiet else None,
-              dynamic_ncols=True) as bar:
-        def tick(_result: dict[str, Any]) -> None:
-            bar.update(1)
+async def run_jobs(jobs: list[Job], ctx: RunContext, quiet: bool, every: float) -> None:
+    """The pending jobs, a bounded number at a time: each holds only its own results until logged."""
+    pending = [j for j in jobs if j.status == "ok" and j.recorded is None]
+    progress = Progress(sum(j.total for j in pending), len(pending), quiet, every)
+    slots = asyncio.Semaphore(max(4, common.semaphore_limit("exec")))
 
-        try:
-            await asyncio.gather(*(run_job(j, executor, timeout, tick, fail_fast) for j in runnable))
-        except asyncio.CancelledError:
-            common.stop_executor(executor)  # Ctrl-C/SIGTERM: kill running tests now, do not wait for them
-            raise
-        finally:
-            await common.close_executor(executor)
+    async def one(job: Job) -> None:
+        async with slots:
+            await run_job(job, ctx, progress)
+
+    reporter = asyncio.create_task(progress.report())
+    try:
+        await asyncio.gather(*(one(j) for j in pending))
+    except asyncio.CancelledError:
+        common.stop_executor(ctx.executor)  # Ctrl-C/SIGTERM: kill running tests now, do not wait for them
+        raise
+    finally:
+        reporter.cancel()
+        progress.close()
+        await common.close_executor(ctx.executor)
 
 
 def report_error(message: str) -> None:
     print(f"error: {message}", file=sys.stderr, flush=True)
 
 
-def describe_job(job: Job) -> str:
+# --------------------------------------------------------------------------------------------
+# Reporting
+# --------------------------------------------------------------------------------------------
+
+
+def describe_job(job: Job, entry: dict[str, Any] | None) -> str:
     title = f"=== {job.solution_file} | problem {job.problem_id}"
-    if job.name:
+    if job.name and job.name != f"problem {job.problem_id}":
         title += f" ({job.name})"
     if job.model_key:
         title += f" | {job.model_key}"
-    if job.status == "error":
+    if job.status == "error" or entry is None:
         return f"{title}: ERROR\n{job.error}\n"
-    return f"{title}: {job.passed}/{job.total} passed\n{job.feedback}"
+    return f"{title}: {job.passed}/{job.total} passed\n{entry['feedback']}"
 
 
 def ratio(passed: int, total: int) -> str:
@@ -214,7 +401,7 @@ def verdict_text(verdicts: dict[str, int]) -> str:
 def add_counts(target: dict[str, Any], job: Job) -> None:
     target["passed"] += job.passed
     target["total"] += job.total
-    for v, n in common.count_verdicts(job.results).items():
+    for v, n in job.verdicts.items():
         target["verdicts"][v] = target["verdicts"].get(v, 0) + n
 
 
@@ -262,7 +449,7 @@ def format_table(jobs: list[Job], summary: dict[str, Any]) -> str:
     for job in jobs:
         if job.status == "ok":
             rows.append((job.solution_file, str(job.problem_id), job.model_key or "-", f"{job.passed}/{job.total}",
-                         ratio(job.passed, job.total), verdict_text(common.count_verdicts(job.results))))
+                         ratio(job.passed, job.total), verdict_text(job.verdicts)))
         else:
             rows.append((job.solution_file, str(job.problem_id), job.model_key or "-", "-", "ERROR",
                          (job.error or "")[:100]))
@@ -279,39 +466,28 @@ def format_table(jobs: list[Job], summary: dict[str, Any]) -> str:
     return "\n".join(line.rstrip() for line in lines) + "\n" + footer + "\n"
 
 
-def output_document(jobs: list[Job], executor_info: tuple[str, str], args: argparse.Namespace, files: list[str],
-                    summary: dict[str, Any]) -> dict[str, Any]:
-    """``executor_info`` is (name, isolation), read before the run (the executor may be closed now)."""
-    return {
-        "executor": executor_info[0],
-        "isolation": executor_info[1],
-        "timeout": args.timeout,
-        "extract": args.extract,
-        "files": [
-            {"solution_file": path,
-             "problems": [job_document(j) for j in jobs if j.solution_file == path]}
-            for path in files
-        ],
-        "judge": judges.judge_from_args(args).spec.as_dict(),
-        "summary": summary,
-    }
+def entry_of(job: Job, results_log: ResultsLog) -> dict[str, Any]:
+    return results_log.read(job.recorded) if job.status == "ok" and job.recorded else error_entry(job)
 
 
-def job_document(job: Job) -> dict[str, Any]:
-    return {
-        "problem_id": job.problem_id,
-        "name": job.name,
-        "model_key": job.model_key,
-        "status": job.status,
-        "error": job.error,
-        "passed": job.passed if job.status == "ok" else None,  # an error is no test result at all
-        "total": job.total if job.status == "ok" else None,
-        "verdicts": common.count_verdicts(job.results),
-        "judge": job.judge.spec.as_dict() if job.judge is not None else None,
-        "judge_from_record": job.judge_from_record,
-        "code": job.code,
-        "results": job.results,
-    }
+def output_chunks(jobs: list[Job], head: dict[str, Any], files: list[str], summary: dict[str, Any],
+                  results_log: ResultsLog) -> Iterator[str]:
+    """The ``--output`` document, one problem entry per line, read back from the log one at a time."""
+    yield json.dumps(head, ensure_ascii=False)[:-1] + ', "files": [\n'
+    for n, path in enumerate(files):
+        yield ("" if n == 0 else ",\n") + '{"solution_file": ' + json.dumps(path, ensure_ascii=False) + ', "problems": [\n'
+        entries = (entry_of(j, results_log) for j in jobs if j.solution_file == path)
+        for m, entry in enumerate(entries):
+            yield ("" if m == 0 else ",\n") + json.dumps(entry, ensure_ascii=False)
+        yield "\n]}"
+    yield '\n], "summary": ' + json.dumps(summary, ensure_ascii=False) + "}\n"
+
+
+def write_output(path: str, jobs: list[Job], head: dict[str, Any], files: list[str], results_log: ResultsLog,
+                 guard: InterruptGuard, summary: dict[str, Any] | None = None) -> None:
+    """Atomic, and not interruptible: a Ctrl-C meanwhile takes effect once the file is complete."""
+    with guard.deferred():
+        common.write_atomic_chunks(path, output_chunks(jobs, head, files, summary or summarize(jobs), results_log))
 
 
 def make_executor(args: argparse.Namespace) -> Executor:
@@ -320,83 +496,116 @@ def make_executor(args: argparse.Namespace) -> Executor:
                                retries=args.retries, backoff=args.retry_backoff)
 
 
-def evaluate(args: argparse.Namespace) -> int:
-    """The whole run; raises ``LibraryBenchError`` for usage errors (exit 2)."""
+@contextmanager
+def open_results_log(args: argparse.Namespace, fingerprint: dict[str, Any]) -> Iterator[ResultsLog]:
+    """Beside ``--output`` (kept for a resume); without ``--output`` a temporary one (the results
+    still leave memory as they finish)."""
+    if args.output:
+        results_log = ResultsLog(log_path_for(args.output), fingerprint)
+        if args.restart:
+            results_log.remove()
+        try:
+            yield results_log
+        finally:
+            results_log.close()
+        return
+    with tempfile.TemporaryDirectory(prefix="librarybench-feedback-") as tmp:
+        results_log = ResultsLog(Path(tmp) / "results.checkpoint.jsonl", fingerprint)
+        try:
+            yield results_log
+        finally:
+            results_log.close()
+
+
+def resume_from(jobs: list[Job], results_log: ResultsLog) -> int:
+    """Mark the jobs the log already holds as done; returns how many."""
+    recorded = results_log.scan()
+    resumed = 0
+    for job in jobs:
+        if job.status == "ok" and job.key in recorded:
+            job.done(recorded[job.key])
+            resumed += 1
+    return resumed
+
+
+def evaluate(args: argparse.Namespace, guard: InterruptGuard) -> int:
+    """The whole run; raises ``LibraryBenchError`` for usage errors (exit 2), all found before any test runs."""
     common.set_semaphore_limits(exec=args.exec_semaphore)
     selection = common.parse_problem_selection(args.problem_id, args.problem_ids, args.range_spec)
+    if args.output:
+        common.check_writable(args.output)
+        common.check_writable(log_path_for(args.output))
     dataset_jobs.check_arguments(args)
     plan = dataset_jobs.plan(args, Job, selection) if args.problems else None
-    files: Any = plan.files if plan else load_all(args.solution_file or default_solution_files())
-    for path, records in (files.items() if plan is None else ()):
-        if not records:
-            raise InputError(f"{path}: the file has no problems (an empty list)")
+    if plan is not None:
+        paths, files, jobs = list(plan.files), {path: [] for path in plan.files}, plan.jobs
+    else:
+        paths = args.solution_file or default_solution_files()
+        files = load_all(paths)
+        jobs = plan_jobs(files, args, selection)
     judge = judges.judge_from_args(args)
     audit_judges = judges.parse_judges(args.judges) if args.judges else None
+    assign_judges(jobs, judge)
     executor = make_executor(args)
     executor_info = (executor.name, executor.isolation)
-    if not args.quiet:
-        print(f"Executor: {executor_info[0]} ({executor_info[1]}); timeout {args.timeout:g} s per test; "
-              f"extraction rule: {args.extract}; judge: {judge.spec}\n", flush=True)
-    jobs = plan.jobs if plan else plan_jobs(files, args, selection)
-    assign_judges(jobs, files if plan is None else {}, judge)  # dataset problems take the run's judge
-    for job in jobs:
-        if job.status == "error":
-            report_error(job.error or "")
-    try:
-        run_async(run_jobs(jobs, executor, args.timeout, args.quiet, args.fail_fast))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        common.stop_executor(executor)
-        if args.output:  # what finished is kept; the rest is marked as interrupted
+    head = {"schema": OUTPUT_SCHEMA, "executor": executor_info[0], "isolation": executor_info[1],
+            "timeout": args.timeout, "extract": args.extract, "results": "full" if args.full_results else "compact",
+            "judge": judge.spec.as_dict()}
+    with open_results_log(args, run_fingerprint(args, paths, executor, judge)) as results_log:
+        resumed = resume_from(jobs, results_log)
+        if not args.quiet:
+            print(f"Executor: {executor_info[0]} ({executor_info[1]}); timeout {args.timeout:g} s per test; "
+                  f"extraction rule: {args.extract}; judge: {judge.spec}\n", flush=True)
+        if resumed:
+            print(f"resuming from {results_log.path}: {resumed} of {len(jobs)} evaluation(s) already done",
+                  file=sys.stderr, flush=True)
+        for job in jobs:
+            if job.status == "error":
+                report_error(job.error or "")
+        if resumed and audit_judges:
+            raise InputError(f"{results_log.path}: --judges needs every result of the run: rerun with --restart")
+        ctx = RunContext(executor, args.timeout, args.feedback_budget, args.full_results, results_log,
+                         keep_results=bool(audit_judges), fail_fast=args.fail_fast)
+        try:
+            asyncio.run(run_jobs(jobs, ctx, args.quiet, args.progress_every))
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            common.stop_executor(executor)
+            if args.output:  # what finished is kept (and in the log, for a resume); the rest is marked
+                for job in jobs:
+                    if job.status == "ok" and job.recorded is None:
+                        job.fail(common.problem_message(job.solution_file, job.problem_id, "interrupted"))
+                write_output(args.output, jobs, head, list(files), results_log, guard)
+            raise KeyboardInterrupt from None
+        finally:
+            if args.memory_mb is not None or args.output_limit is not None:
+                executor.close()  # made for this run, not the shared one
+        if not args.quiet:
             for job in jobs:
-                if job.status == "ok" and not job.finished:
-                    job.fail(common.problem_message(job.solution_file, job.problem_id, "interrupted"))
-            try:
-                common.write_atomic_json(args.output, output_document(jobs, executor_info, args, list(files),
-                                                                      summarize(jobs)))
-            except LibraryBenchError as exc:
-                report_error(str(exc))
-        raise KeyboardInterrupt from None
-    finally:
-        if args.memory_mb is not None or args.output_limit is not None:
-            executor.close()  # made for this run, not the shared one
-    for job in jobs:
-        if job.status == "ok":
-            job.feedback = common.format_feedback(job.results, job.tests, job.passed, job.total,
-                                                  budget=args.feedback_budget)
-            if not job.code.strip():
-                job.feedback = "(no code found in the answer)\n" + job.feedback
-        if not args.quiet:
-            print(describe_job(job))
-    return finish(jobs, args, executor_info, list(files), audit_judges, plan)
-
-
-def finish(jobs: list[Job], args: argparse.Namespace, executor_info: tuple[str, str], files: list[str],
-           audit_judges: list[Any] | None, plan: Any = None) -> int:
-    """The summary table, the audit when asked for, and the JSON output (a fresh run or a re-judged file)."""
-    summary = summarize(jobs)
-    summary["judge"] = judges.judge_from_args(args).spec.as_dict()
-    if plan:
-        summary.update(dataset_jobs.scores(jobs, plan, args))
-    print(format_table(jobs, summary), end="", flush=True)
-    if plan:
-        print(pass_at_k.format_report(summary["scores"]), end="", flush=True)
-    document = output_document(jobs, executor_info, args, files, summary)
-    if audit_judges:
-        report = judges.audit(audit_items(jobs), audit_judges)
-        print("\n" + judges.format_audit(report), end="", flush=True)
-        document["audit"] = report.as_dict()
-    if args.output:
-        common.write_atomic_json(args.output, document)
-        if not args.quiet:
-            print(f"Results written to {args.output}")
+                print(describe_job(job, entry_of(job, results_log) if job.status == "ok" else None))
+        summary = summarize(jobs)
+        summary["judge"] = judge.spec.as_dict()
+        if plan is not None:
+            summary.update(dataset_jobs.scores(jobs, plan, args))
+        print(format_table(jobs, summary), end="", flush=True)
+        if plan is not None:
+            print(pass_at_k.format_report(summary["scores"]), end="", flush=True)
+        if audit_judges:
+            report = judges.audit(audit_items(jobs), audit_judges)
+            print("\n" + judges.format_audit(report), end="", flush=True)
+            head["audit"] = report.as_dict()
+        if args.output:
+            write_output(args.output, jobs, head, list(files), results_log, guard, summary)
+            if not any(j.retry for j in jobs):
+                results_log.remove()  # nothing left to resume (input errors are found again at once)
+            if not args.quiet:
+                print(f"Results written to {args.output}")
     return 1 if summary["errors"] else 0
 
 
-def assign_judges(jobs: list[Job], files: dict[str, list[Any]], default: Any) -> None:
+def assign_judges(jobs: list[Job], default: Any) -> None:
     """Each job's judge: the record's own ``judge`` field, else the run's; a bad one is that problem's error."""
     for job in jobs:
-        records = files.get(job.solution_file) or []
-        record = records[job.problem_id] if 0 <= job.problem_id < len(records) else None
+        record = job.record
         try:
             job.judge, job.judge_from_record = judges.judge_from_record(
                 record, default, str(Path(job.solution_file).resolve().parent))
@@ -407,7 +616,7 @@ def assign_judges(jobs: list[Job], files: dict[str, list[Any]], default: Any) ->
 
 
 def audit_items(jobs: list[Job]) -> list[judges.AuditItem]:
-    return [judges.AuditItem(f"{j.solution_file} | problem {j.problem_id} | {j.model_key}", tuple(j.results))
+    return [judges.AuditItem(f"{j.solution_file} | problem {j.problem_id} | {j.model_key}", tuple(j.results or ()))
             for j in jobs if j.status == "ok"]
 
 
@@ -416,14 +625,29 @@ def jobs_from_document(document: Any, path: str) -> tuple[list[Job], list[str]]:
     try:
         file_docs = document["files"]
         jobs = [Job(f["solution_file"], int(p["problem_id"]), p.get("model_key"), p.get("name") or "",
-                    code=p.get("code") or "", tests=[r["test"] for r in p.get("results") or []],
-                    status=p.get("status", "ok"), error=p.get("error"), results=list(p.get("results") or []),
-                    finished=True, judge_from_record=bool(p.get("judge_from_record")),
+                    code=p.get("code") or "", status=p.get("status", "ok"), error=p.get("error"),
+                    results=with_tests(list(p.get("results") or []), p.get("code") or "", f["solution_file"],
+                                       int(p["problem_id"])) if p.get("status", "ok") == "ok" else [],
+                    judge_from_record=bool(p.get("judge_from_record")),
                     judge=recorded_judge(p, f["solution_file"]))
                 for f in file_docs for p in f["problems"]]
+        for job in jobs:
+            job.tests = [r["test"] for r in job.results or []]
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"{path}: not a results file of model_feedback.py --output ({type(exc).__name__}: {exc})") from None
     return jobs, [f["solution_file"] for f in file_docs]
+
+
+def with_tests(results: list[dict[str, Any]], code: str, solution_file: str, index: int) -> list[dict[str, Any]]:
+    """Results in the remote API's full shape: a compact ``--output`` keeps the program once per
+    problem and the tests in the solution file, so they are put back from there."""
+    if all("test" in r for r in results):
+        return results
+    tests = common.problem_tests(common.load_problems(solution_file)[index], index, solution_file)
+    if len(tests) != len(results):
+        raise InputError(f"{solution_file}: problem {index}: {len(tests)} tests, but the results file has "
+                         f"{len(results)} results for it (was the file changed?)")
+    return [{"code": code, "test": test, **r} for r, test in zip(results, tests)]
 
 
 def recorded_judge(problem: dict[str, Any], solution_file: str) -> Any:
@@ -462,15 +686,39 @@ def rejudge_file(args: argparse.Namespace) -> int:
                 await common.close_executor(executor)
 
     asyncio.run(rejudge_all())
+    entries = {}
     for job in jobs:
         if job.status == "ok":
-            job.feedback = common.format_feedback(job.results, job.tests, job.passed, job.total,
-                                                  budget=args.feedback_budget)
+            results = job.results or []
+            job.passed, job.verdicts = common.count_passed(results), common.count_verdicts(results)
+            feedback = common.format_feedback(results, job.tests or [], job.passed, job.total,
+                                              budget=args.feedback_budget)
+            entries[job.key] = {"problem_id": job.problem_id, "name": job.name, "model_key": job.model_key,
+                                "status": "ok", "error": None, "passed": job.passed, "total": job.total,
+                                "verdicts": job.verdicts, "code": job.code, "feedback": feedback,
+                                "judge": job.judge.spec.as_dict() if job.judge is not None else None,
+                                "judge_from_record": job.judge_from_record, "results": results}
         if not args.quiet:
-            print(describe_job(job))
-    info = (str(document.get("executor", "?")), str(document.get("isolation", "?")))
-    args.timeout, args.extract = document.get("timeout", args.timeout), document.get("extract", args.extract)
-    return finish(jobs, args, info, files, audit_judges)
+            print(describe_job(job, entries.get(job.key)))
+    summary = summarize(jobs)
+    summary["judge"] = judge.spec.as_dict()
+    print(format_table(jobs, summary), end="", flush=True)
+    document = {key: value for key, value in document.items() if key not in ("files", "summary", "audit")}
+    document["judge"] = judge.spec.as_dict()
+    if audit_judges:
+        report = judges.audit(audit_items(jobs), audit_judges)
+        print("\n" + judges.format_audit(report), end="", flush=True)
+        document["audit"] = report.as_dict()
+    if args.output:
+        document["files"] = [{"solution_file": f, "problems": [entries.get(j.key) or error_entry(j)
+                                                             for j in jobs if j.solution_file == f]}
+                             for f in files]
+        document["summary"] = summary
+        document["results"] = "full"
+        common.write_atomic_json(args.output, document)
+        if not args.quiet:
+            print(f"Results written to {args.output}")
+    return 1 if summary["errors"] else 0
 
 
 def read_results(path: str) -> dict[str, Any]:
@@ -487,7 +735,9 @@ def read_results(path: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_main(build_parser(), argv, lambda args: rejudge_file(args) if args.rejudge else evaluate(args))
+    guard = InterruptGuard()
+    guard.install()
+    return run_main(build_parser(), argv, lambda args: rejudge_file(args) if args.rejudge else evaluate(args, guard))
 
 
 if __name__ == "__main__":

@@ -312,9 +312,9 @@ def test_missing_file_and_bad_problem_id(tmp_path):
     original, improved = write_case(tmp_path)
     assert_user_error(run_cli("--original-file", tmp_path / "nope.json", "--improved-file", improved), "nope.json", "not found")
     proc = run_cli("--original-file", original, "--improved-file", improved, "--problem-id", "9")
-    assert proc.returncode == 1  # an id out of range is an error of that problem, as in the other scripts
+    assert proc.returncode == 2  # an id the file does not have is a usage error, as in the other scripts
     assert proc.stderr.strip().splitlines() == [
-        f"error: {original}: problem 9: does not exist (the file has 4 problems, indices 0-3)"]
+        f"error: {original}: problem 9 does not exist (the file has 4 problems, indices 0-3)"]
     assert_user_error(run_cli("--original-file", original, "--improved-file", improved, "--summary-file", tmp_path / "s.json"),
                       "s.json")
 

@@ -58,7 +58,9 @@ def test_each_verdict_is_named_with_its_evidence(lb_local_executor) -> None:
 
 def test_failing_tests_come_before_the_passing_list(lb_local_executor) -> None:
     tests = [{"stdin": f"{i}\n", "stdout": f"{i}\n"} for i in range(6)]
-    text = feedback(results_for(lb_local_executor, "n = int(input())\nprint(n if n < 4 else -n)", tests), tests)
+    # two different failures (a wrong answer, then a crash): each has its own example, in test order
+    code = "n = int(input())\nprint(n if n < 4 else -n if n == 4 else 1 // 0)"
+    text = feedback(results_for(lb_local_executor, code, tests), tests)
     assert text.index("Test #5: FAILED") < text.index("Test #6: FAILED") < text.index("Passed: #1-#4")
 
 
@@ -82,7 +84,8 @@ def test_long_inputs_are_cut_and_budget_is_respected(lb_local_executor, budget: 
     assert len(text) <= budget
     assert "Test #1: FAILED (wrong_answer)" in text
     assert "characters cut]" in text or budget < 500
-    assert "more failing tests not shown" in text
+    # the five tests fail alike: one example, and the others named (the old form repeated them)
+    assert "4 more tests fail the same way: #2-#5" in text
 
 
 def test_real_problem_0_feedback_fits_the_default_budget(lb_local_executor) -> None:
@@ -138,3 +141,68 @@ def test_traceback_lines_are_the_programs_own(lb_local_executor) -> None:
     text = feedback(results, tests)
     assert 'File "main.py", line 3' in text and "line 18" not in text
     assert 'line 18' in common.format_feedback(results, tests, 0, 1, header_lines=0)
+
+
+def test_failures_are_grouped_so_every_distinct_one_is_seen(lb_local_executor) -> None:
+    """20 tests crash alike on a long input, then 3 divide by zero, then 1 wrong answer: within a
+    budget that the repeated form spent on the first group, each way of failing has its example."""
+    long_input = "\n".join(["1"] * 400) + "\n"
+    tests = ([{"stdin": f"0\n{long_input}", "stdout": "x\n"}] * 20 + [{"stdin": "1\n", "stdout": "x\n"}] * 3
+             + [{"stdin": "2\n", "stdout": "7\n"}, {"stdin": "3\n", "stdout": "3\n"}])
+    code = ("import sys\nn = int(sys.stdin.readline())\n"
+            "if n == 0:\n    [][5]\nelif n == 1:\n    print(1 // 0)\nelif n == 2:\n    print(8)\nelse:\n    print(3)\n")
+    results = results_for(lb_local_executor, code, tests)
+    text = feedback(results, tests, budget=2500)
+    assert len(text) <= 2500
+    assert "24 failing tests, 3 distinct failures: one example of each." in text
+    assert "Test #1: FAILED (runtime_error); 19 more tests fail the same way: #2-#20" in text
+    assert "IndexError: list index out of range" in text
+    assert "Test #21: FAILED (runtime_error); 2 more tests fail the same way: #22-#23" in text
+    assert "ZeroDivisionError" in text
+    assert "Test #24: FAILED (wrong_answer)" in text and "First difference: line 1: expected '7', got '8'" in text
+    assert text.count("Input:") == 3 and "Passed: #25" in text
+    assert feedback(results, tests, budget=2500) == text  # deterministic
+
+
+def test_groups_beyond_the_budget_are_listed_then_counted() -> None:
+    """40 different exceptions: as many examples as fit, the next groups one line each, the rest counted."""
+    tests = [{"stdin": f"{i}\n", "stdout": "ok\n"} for i in range(40)]
+    results = [{"passed": False, "exec_output": {"run_output": {
+        "stdout": "", "exit_code": 1, "timeout_expired": False,
+        "stderr": f'Traceback (most recent call last):\n  File "main.py", line 16, in <module>\nValueError: bad value {i}\n'}}}
+        for i in range(40)]
+    text = feedback(results, tests, budget=2000)
+    assert len(text) <= 2000
+    assert "Test #1: FAILED (runtime_error)" in text and "ValueError: bad value 0" in text
+    assert "Also failing:\n- 1 test (#" in text
+    listed = text.count("\n- 1 test (#")
+    examples = text.count("Input:")
+    hidden = int(re.search(r"\.\.\. (\d+) more ways of failing \((\d+) tests\) not shown", text).group(1))
+    assert examples >= 1 and listed >= 1 and examples + listed + hidden == 40
+
+
+def test_a_real_answer_shows_every_distinct_failure(lb_local_executor) -> None:
+    """claude_search problem 2 (first block): the repeated form showed 9 of its failing tests, all
+    with the same traceback; grouped, each distinct failure appears."""
+    record = json.loads(shared_data("claude_search_solutions.json").read_text())[2]
+    tests = common.problem_tests(record, 2)
+    code = common.extract_code(record["claude_solution"], rule="first")
+    results = results_for(lb_local_executor, code, tests, timeout=10)
+    text = feedback(results, tests)
+    assert len(text) <= common.DEFAULT_FEEDBACK_BUDGET
+    signatures = {common.failure_signature(t, r) for t, r in zip(tests, results) if not r.get("passed")}
+    failing = sum(1 for r in results if not r.get("passed"))
+    assert failing > 100
+    for verdict, detail in signatures:
+        assert f"({verdict})" in text and detail in text
+    if len(signatures) > 1:
+        assert f"{failing} failing tests, {len(signatures)} distinct failures" in text
+
+
+def test_each_field_is_on_its_own_lines_and_empty_output_is_named(lb_local_executor) -> None:
+    """A header never runs into the text before it, whether or not that text ends in a newline, and
+    a program that printed nothing is shown as such rather than as a blank."""
+    for stdin, stdout in (("1 2", "3\n"), ("4 5\n", "9")):
+        tests = [{"stdin": stdin, "stdout": stdout}]
+        text = feedback(results_for(lb_local_executor, "import sys\nsys.stdin.read()\n", tests), tests)
+        assert f"Input:\n{stdin.strip()}\nExpected output:\n{stdout.strip()}\nActual output: (empty)\n" in text

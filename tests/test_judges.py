@@ -344,7 +344,8 @@ def test_rejudge_equals_a_fresh_run_and_executes_nothing(tmp_path: Path, monkeyp
         assert all(r["judge"] == {"name": target} for f in rejudged["files"] for p in f["problems"] for r in p["results"])
     assert executions["n"] == 0
     # the same from Python
-    results = fresh["exact"]["files"][0]["problems"][0]["results"]
+    problem = fresh["exact"]["files"][0]["problems"][0]  # compact: the tests are put back from the file
+    results = model_feedback.with_tests(problem["results"], problem["code"], str(path), 0)
     assert [r["verdict"] for r in judges.rejudge(results, judges.get_judge("apps"))] == verdicts_of(fresh["apps"])[0]
 
 
@@ -375,7 +376,7 @@ def test_apps_accepts_a_missing_line_on_the_real_data(tmp_path: Path) -> None:
     out = tmp_path / "real.json"
     proc = run_cli("--solution-file", str(SHARED_DATA / "o3mini_search_solutions.json"), "--problem-id", "1",
                    "--extract", "first", "--quiet", "--judges", "exact,livecodebench,codecontests,apps",
-                   "--output", str(out))
+                   "--full-results", "--output", str(out))
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())
     pairs = {(p["first"], p["second"]): p for p in doc["audit"]["pairs"]}
