@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SAMPLES, SHARED_DATA, clean_env, run_cli
+from conftest import ROOT, SAMPLES, clean_env, run_cli, shared_data
 
 SUM_IO = json.dumps({"inputs": ["1 2\n"], "outputs": ["3\n"]})
 
@@ -178,7 +178,7 @@ def test_output_on_the_shared_data_stores_each_program_once(tmp_path: Path) -> N
     """o3mini_search with human solutions: the seed-shaped --output was 4.8 MB (the header and
     program in each of 1,830 results); now the program is stored once per problem, plus the feedback."""
     out = tmp_path / "r.json"
-    proc = run_cli("--solution-file", str(SHARED_DATA / "o3mini_search_solutions.json"), "--include-human",
+    proc = run_cli("--solution-file", str(shared_data("o3mini_search_solutions.json")), "--include-human",
                    "--output", str(out), "--quiet", timeout=600)
     assert proc.returncode == 0, proc.stderr
     size = out.stat().st_size
@@ -266,7 +266,7 @@ def test_the_repair_loop_refuses_unknown_ids_without_retry_advice(tmp_path: Path
 def test_codechef_boilerplate_is_not_a_problem_name(tmp_path: Path) -> None:
     import librarybench_common as common
 
-    records = json.loads((SHARED_DATA / "o3mini_search_solutions.json").read_text())
+    records = json.loads(shared_data("o3mini_search_solutions.json").read_text())
     names = [common.problem_name(r, i) for i, r in enumerate(records)]
     assert names[0] == "string-division"
     assert names[2].startswith("Let's consider a rooted binary tree") and names[4].startswith("Recently Chef")

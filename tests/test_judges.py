@@ -13,7 +13,7 @@ import pytest
 
 import judges
 import librarybench_common as common
-from conftest import SHARED_DATA, run_cli
+from conftest import run_cli, shared_data
 from errors import ConfigError, ExecutionError
 
 PRESETS = ("exact", "tokens", "float", "case-insensitive", "livecodebench", "codecontests", "apps", "sandboxfusion")
@@ -371,10 +371,9 @@ def test_audit_counts_flips_per_pair(tmp_path: Path, no_provider_env: None, caps
     assert "exact vs apps" in text and "problem 1 | a_solution test #1: wrong_answer -> passed" in text
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "o3mini_search_solutions.json").exists(), reason="shared data missing")
 def test_apps_accepts_a_missing_line_on_the_real_data(tmp_path: Path) -> None:
     out = tmp_path / "real.json"
-    proc = run_cli("--solution-file", str(SHARED_DATA / "o3mini_search_solutions.json"), "--problem-id", "1",
+    proc = run_cli("--solution-file", str(shared_data("o3mini_search_solutions.json")), "--problem-id", "1",
                    "--extract", "first", "--quiet", "--judges", "exact,livecodebench,codecontests,apps",
                    "--full-results", "--output", str(out))
     assert proc.returncode == 0, proc.stderr
