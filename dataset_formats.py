@@ -103,13 +103,9 @@ def read_records(path: str | Path) -> list[Any]:
         raise InputError(f"{path}: cannot read: {exc}") from None
     if name.endswith((".jsonl", ".jsonl.gz")):
         return _jsonl(path, text)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-    if not isinstance(data, list):
-        raise InputError(f"{path}: expected a JSON list of records, got {type(data).__name__}")
-    return data
+    from librarybench_common import parse_json_list  # here: librarybench_common imports this module too
+
+    return parse_json_list(path, text)
 
 
 def _jsonl(path: Path, text: str) -> list[Any]:

@@ -114,12 +114,17 @@ def load_problems(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         raise InputError(f"{path}: file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read: {exc}") from None
+    return parse_json_list(path, text, "problem records")
+
+
+def parse_json_list(path: str | os.PathLike[str], text: str, what: str = "records") -> list[Any]:
+    """``text`` as a JSON list, or an ``InputError`` naming the file and where the JSON breaks."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
     if not isinstance(data, list):
-        raise InputError(f"{path}: expected a JSON list of problem records, got {type(data).__name__}")
+        raise InputError(f"{path}: expected a JSON list of {what}, got {type(data).__name__}")
     return data
 
 
