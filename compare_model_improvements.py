@@ -20,7 +20,7 @@ import asyncio
 import logging
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence, TypedDict
+from typing import Any, Callable, Mapping, NotRequired, Sequence, TypedDict
 
 from tqdm import tqdm
 
@@ -144,6 +144,7 @@ class ComparisonRow(TypedDict):
     improved_verdicts: dict[str, int] | None
     same_program: bool | None
     split: dict[str, Any] | None
+    rests_on_unstable: NotRequired[bool | None]  # set by compare(): the change rests on an unstable verdict
 
 
 # --------------------------------------------------------------------------------------------

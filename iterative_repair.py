@@ -61,7 +61,6 @@ from librarybench_common import (
     load_problems,
     parse_problem_selection,
     problem_tests,
-    run_tests,
     set_semaphore_limits,
     solution_keys,
     write_atomic_json,
