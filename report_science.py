@@ -19,7 +19,8 @@ def plot_pass_vs_tokens(curves: Mapping[str, Sequence[Mapping[str, Any]]], axis_
     """Two panels (strict, average): each strategy's step curve and its 95% bootstrap band."""
     fig = new_figure(9, 3.8)
     axes = fig.subplots(1, 2, sharex=True)
-    end = max((p["tokens"] for points in curves.values() for p in points), default=0)
+    last = max((p["tokens"] for points in curves.values() for p in points), default=0)
+    end = last * 1.04 if last else 1  # a little room after the last change, so its level shows
     # a strategy that stopped keeps its programs: its curve runs on flat to the right edge
     curves = {s: list(points) + ([{**points[-1], "tokens": end}] if points and points[-1]["tokens"] < end else [])
               for s, points in curves.items()}
@@ -35,6 +36,7 @@ def plot_pass_vs_tokens(curves: Mapping[str, Sequence[Mapping[str, Any]]], axis_
             ax.step(xs, [p[metric] for p in points], where="post", color=colour, linewidth=2.4,
                     label=STRATEGY_LABELS.get(strategy, strategy))
         ax.set_ylim(-0.03, 1.03)
+        ax.set_xlim(-0.02 * end, end)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel(axis_label)
         ax.grid(alpha=0.3)
@@ -90,11 +92,11 @@ def versus_html(r: Mapping[str, Any]) -> str:
     held = versus.get("held_out")
     without = versus.get("without_flagged")
     return (f'<div class="{cls}" id="repair-vs-resample"><strong>{esc(versus["statement"])}</strong>'
-            f'<div class="meta">Winner: {esc(versus["winner"])}. Tokens recorded: repair {tokens["repair"]:,}, '
-            f'resample {tokens["resample"]:,} (ratio {number(ratio)}). '
-            + (f"Held-out tests: {esc(held['statement'])} " if held else "")
-            + (f"Without programs flagged by the memorisation check: {esc(without['statement'])}" if without else "")
-            + "</div></div>"
+            f'<p>Winner: {esc(versus["winner"])}. Tokens recorded: repair {tokens["repair"]:,}, '
+            f'resample {tokens["resample"]:,} (ratio {number(ratio)}).</p>'
+            + (f"<p>Held-out tests: {esc(held['statement'])}</p>" if held else "")
+            + (f"<p>Without programs flagged by the memorisation check: {esc(without['statement'])}</p>" if without else "")
+            + "</div>"
             '<table id="repair-vs-resample-problems"><thead><tr><th>#</th><th>budget (tokens)</th><th>repair tokens</th>'
             "<th>resample tokens</th><th>repair</th><th>resample</th><th>difference</th></tr></thead><tbody>"
             + rows + "</tbody></table>")
