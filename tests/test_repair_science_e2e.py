@@ -10,6 +10,8 @@ Token counts are scripted: a repair call costs 300 in + 50 out, a resample 100 i
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import re
 import subprocess
@@ -17,6 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -102,6 +105,10 @@ def test_repair_and_resample_with_matched_budgets(tmp_path: Path, wire: str) -> 
     assert "Repair vs resample:" in proc.stdout
     page = report.read_text()
     assert '<figure id="fig-pass-vs-tokens">' in page and 'id="repair-vs-resample"' in page
+    png = re.search(r'<figure id="fig-pass-vs-tokens"><img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert png
+    colours = {c for _, c in Image.open(io.BytesIO(base64.b64decode(png.group(1)))).convert("RGB").getcolors(1 << 20)}
+    assert (215, 48, 39) in colours and (69, 117, 180) in colours  # both curves are drawn: repair red, resample blue
     if wire == "anthropic":  # one browser run is enough: the page does not depend on the wire format
         dom = run_chromium(report.resolve().as_uri(), tmp_path / "profile", "--virtual-time-budget=5000", "--dump-dom")
         assert dom.returncode == 0, dom.stderr[-2000:]
