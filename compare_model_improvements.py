@@ -611,7 +611,10 @@ def format_cost(cost: dict[str, Any]) -> str:
         parts.append(f"{cost['output_tokens']:,} out")
     if cost.get("estimated_cost_usd") is not None:
         parts.append(f"estimated cost ${cost['estimated_cost_usd']:.4f}")
-    return ", ".join(parts) or "not recorded"
+    text = ", ".join(parts) or "not recorded"
+    if cost.get("resample"):
+        text = f"repair {text}; resample {format_cost(cost['resample'])}"
+    return text
 
 
 # --------------------------------------------------------------------------------------------

@@ -650,5 +650,9 @@ def _cost_figures(data: Mapping[str, Any], entries: Mapping[int, dict[str, Any]]
         source = "sum of the summary's problems"
     if not figures:
         return None
-    return {**{k: figures.get(k) for k in keys}, "model": data.get("model"), "provider": data.get("provider"),
+    cost = {**{k: figures.get(k) for k in keys}, "model": data.get("model"), "provider": data.get("provider"),
             "source": source}
+    resample = data.get("resample_aggregate")
+    if isinstance(resample, dict):  # the resampling baseline's tokens, apart from the repair's
+        cost["resample"] = {k: resample.get(k) for k in keys if isinstance(resample.get(k), (int, float))}
+    return cost
