@@ -20,20 +20,23 @@ import asyncio
 import logging
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence, TypedDict
+from typing import Any, Callable, Mapping, NotRequired, Sequence, TypedDict
 
 from tqdm import tqdm
 
 import judges
 import librarybench_common as common
 from atomic_io import write_atomic_json
-from cli import OneLineParser, add_executor_flags, add_logging_flag, add_selection_flags, run_async, run_main
+from cli import OneLineParser, add_executor_flags, add_logging_flag, add_selection_flags, non_negative_int, run_async, run_main
+from cli import fraction as fraction_arg
 from errors import ConfigError, ExecutionError, InputError, problem_line
 from executors import Executor
 from improvement_stats import paired_significance
 from records import VERDICTS
+import strategy_compare
 from repair_summary import (  # noqa: F401  (iteration_ratios: the reader's, re-exported)
     IMPROVED_PREFIX,
+    RESAMPLED_PREFIX,
     StoredProblem,
     SummaryView,
     improved_key,
@@ -41,7 +44,9 @@ from repair_summary import (  # noqa: F401  (iteration_ratios: the reader's, re-
     iteration_ratios,
     parse_summary,
     read_summary,
+    resampled_key,
 )
+from timing_recheck import DEFAULT_RECHECK_FRACTION, FlipTally, recheck_results, unstable_indices
 
 log = logging.getLogger("librarybench.compare")
 
@@ -70,6 +75,8 @@ class ProblemPlan:
     original_code: str
     improved_code: str | None
     no_original_answer: bool = False
+    resampled_code: str | None = None  # resampled_<key>: the equal-budget baseline's program
+    extra_codes: tuple[str, ...] = ()  # programs kept along the way (pass rate against tokens)
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,7 @@ class Measurement:
 
     passed_flags: tuple[bool, ...]
     verdicts: dict[str, int] = field(default_factory=dict)
+    unstable: tuple[int, ...] = ()  # 0-based tests a --recheck-timeouts rerun found unstable
 
     @property
     def passed(self) -> int:
@@ -100,6 +108,7 @@ class Settings:
     timeout: float
     source: str = ""  # the original file (named in per-problem error lines)
     judge: Any = None  # judges.Judge of the comparison (None: exact), the same for both programs
+    recheck: FlipTally | None = None  # --recheck-timeouts: its counts, added up as programs run
 
 
 class SubsetFigures(TypedDict):
@@ -135,6 +144,7 @@ class ComparisonRow(TypedDict):
     improved_verdicts: dict[str, int] | None
     same_program: bool | None
     split: dict[str, Any] | None
+    rests_on_unstable: NotRequired[bool | None]  # set by compare(): the change rests on an unstable verdict
 
 
 # --------------------------------------------------------------------------------------------
@@ -164,6 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
                               "improved file, when it exists)")
     summary.add_argument("--no-summary", action="store_true", help="ignore the repair summary even when one is found")
     add_executor_flags(parser, timeout_help="seconds per test, the same for both programs")
+    parser.add_argument("--recheck-timeouts", type=non_negative_int, default=0, metavar="K",
+                        help="rerun every timeout, and every pass slower than --recheck-fraction of the limit, K more "
+                             "times: improvements and regressions resting on an unstable verdict are counted")
+    parser.add_argument("--recheck-fraction", type=fraction_arg, default=DEFAULT_RECHECK_FRACTION,
+                        help="passes slower than this fraction of --timeout are rechecked too")
     parser.add_argument("--quiet", action="store_true", help="no terminal table and no progress bar")
     judges.add_judge_arguments(parser, audit=False)
     add_logging_flag(parser, help="logging level on stderr")
@@ -195,7 +210,7 @@ def original_model_keys(records: list[Any]) -> list[str]:
 
 def infer_model_key(original: list[Any], improved: list[Any], requested: str | None) -> str:
     """The answer key to compare; see ``--model-key``. One-line error listing choices when ambiguous."""
-    from_improved = improved_model_keys(improved)
+    from_improved = improved_model_keys(improved, (IMPROVED_PREFIX, RESAMPLED_PREFIX))
     from_original = original_model_keys(original)
     known = from_improved + [k for k in from_original if k not in from_improved]
     choices = ", ".join(known) or "none"
@@ -219,7 +234,7 @@ def display_name(record: dict[str, Any], index: int) -> str:
 
 
 def plan_problem(index: int, original: dict[str, Any], improved: dict[str, Any], model_key: str,
-                 original_path: str) -> ProblemPlan:
+                 original_path: str, stored: StoredProblem | None = None, strategies: Sequence[str] = ()) -> ProblemPlan:
     """Tests come from the original file; a missing or empty improved answer means 'no improved answer'.
 
     The original answer is taken as ``answer_program`` does (``human_solution`` verbatim, model
@@ -232,6 +247,7 @@ def plan_problem(index: int, original: dict[str, Any], improved: dict[str, Any],
     except InputError as exc:
         raise exc.at(original_path, index) from None
     answer = improved.get(improved_key(model_key))
+    resampled = improved.get(resampled_key(model_key))
     return ProblemPlan(
         index=index,
         name=display_name(original, index),
@@ -239,6 +255,8 @@ def plan_problem(index: int, original: dict[str, Any], improved: dict[str, Any],
         original_code=original_code,
         improved_code=common.extract_code(answer) if isinstance(answer, str) and answer.strip() else None,
         no_original_answer=not original_code.strip(),
+        resampled_code=common.extract_code(resampled) if isinstance(resampled, str) and resampled.strip() else None,
+        extra_codes=tuple(strategy_compare.programs_to_measure(stored, strategies)),
     )
 
 
@@ -250,32 +268,52 @@ def plan_problem(index: int, original: dict[str, Any], improved: dict[str, Any],
 async def measure(code: str, tests: list[Any], settings: Settings, on_result: Callable[[Any], None]) -> Measurement:
     results = await common.run_tests(code, tests, timeout=settings.timeout, executor=settings.executor,
                                      on_result=on_result, judge=settings.judge)
-    return Measurement(tuple(bool(r.get("passed")) for r in results), common.count_verdicts(results))
+    if settings.recheck is not None:
+        async def rerun(program: str, again: list[Any]) -> list[dict[str, Any]]:
+            return await common.run_tests(program, again, timeout=settings.timeout, executor=settings.executor,
+                                          judge=settings.judge)
+
+        results = await recheck_results(code, tests, results, times=settings.recheck.times, timeout=settings.timeout,
+                                        fraction=settings.recheck.fraction, run=rerun)
+        settings.recheck.add(results)
+    return Measurement(tuple(bool(r.get("passed")) for r in results), common.count_verdicts(results),
+                       tuple(unstable_indices(results)))
 
 
-async def measure_problem(plan: ProblemPlan, settings: Settings,
-                          on_result: Callable[[Any], None]) -> tuple[Measurement, Measurement | None]:
-    """Both programs concurrently; an identical program is run once so it cannot differ from itself."""
-    if plan.improved_code is None or plan.improved_code == plan.original_code:
-        before = await measure(plan.original_code, plan.tests, settings, on_result)
-        return before, (None if plan.improved_code is None else before)
-    before, after = await asyncio.gather(measure(plan.original_code, plan.tests, settings, on_result),
-                                         measure(plan.improved_code, plan.tests, settings, on_result))
-    return before, after
+Outcome = tuple[Measurement, Measurement | None, dict[str, Measurement]]
+
+
+def other_programs(plan: ProblemPlan) -> list[str]:
+    """The resampled program and the programs kept along the way, each once, not the two compared."""
+    codes = [c for c in (plan.resampled_code, *plan.extra_codes) if c]
+    return [c for c in dict.fromkeys(codes) if c not in (plan.original_code, plan.improved_code)]
+
+
+async def measure_problem(plan: ProblemPlan, settings: Settings, on_result: Callable[[Any], None]) -> Outcome:
+    """All programs concurrently; an identical program is run once so it cannot differ from itself.
+    Returns (original, improved or None, every program measured by its code)."""
+    others = other_programs(plan)
+    same = plan.improved_code is None or plan.improved_code == plan.original_code
+    codes = [plan.original_code] + ([] if same else [plan.improved_code]) + others
+    measured = await asyncio.gather(*(measure(c, plan.tests, settings, on_result) for c in codes))  # type: ignore[arg-type]
+    by_code = dict(zip(codes, measured))
+    before = measured[0]
+    after = None if plan.improved_code is None else by_code[plan.improved_code]
+    return before, after, by_code  # type: ignore[return-value]
 
 
 def count_runs(plan: ProblemPlan) -> int:
     same = plan.improved_code is None or plan.improved_code == plan.original_code
-    return len(plan.tests) * (1 if same else 2)
+    return len(plan.tests) * ((1 if same else 2) + len(other_programs(plan)))
 
 
 async def measure_all(plans: list[ProblemPlan], settings: Settings, quiet: bool
-                      ) -> list[tuple[Measurement, Measurement | None] | ExecutionError]:
+                      ) -> list[Outcome | ExecutionError]:
     """All problems at once under the global execution semaphore; infrastructure errors stay per problem."""
     bar = tqdm(total=sum(count_runs(p) for p in plans), unit="test", desc="running tests",
                disable=True if quiet else None, file=sys.stderr)
 
-    async def one(plan: ProblemPlan) -> tuple[Measurement, Measurement | None] | ExecutionError:
+    async def one(plan: ProblemPlan) -> Outcome | ExecutionError:
         try:
             return await measure_problem(plan, settings, lambda _result: bar.update(1))
         except ExecutionError as exc:
@@ -374,14 +412,14 @@ def problem_row(problem_id: int, name: str, *, status: str, error: str | None = 
     }
 
 
-def problem_detail(plan: ProblemPlan, outcome: tuple[Measurement, Measurement | None] | ExecutionError,
+def problem_detail(plan: ProblemPlan, outcome: Outcome | ExecutionError,
                    stored: StoredProblem | None) -> ComparisonRow:
     """One problem's row of ``problem_details`` (the seed's keys plus verdicts, flags and summary figures)."""
     flags = {"no_improved_answer": plan.improved_code is None, "no_original_answer": plan.no_original_answer,
              "iteration_ratios": stored.iteration_ratios if stored else None}
     if isinstance(outcome, ExecutionError):
         return problem_row(plan.index, plan.name, status="error", error=str(outcome), **flags)
-    before, measured_after = outcome
+    before, measured_after, _ = outcome
     after = measured_after or before
     return problem_row(plan.index, plan.name, status=status_of(before, after), before=before, after=after,
                        same_program=plan.improved_code is not None and plan.improved_code == plan.original_code,
@@ -560,6 +598,7 @@ def format_table(result: dict[str, Any]) -> str:
     cost = result.get("cost")
     if cost:
         lines.append("Tokens: " + format_cost(cost))
+    lines += strategy_compare.terminal_lines(result)
     lines += [f"warning: {w}" for w in result["warnings"]]
     return "\n".join(lines) + "\n"
 
@@ -572,7 +611,10 @@ def format_cost(cost: dict[str, Any]) -> str:
         parts.append(f"{cost['output_tokens']:,} out")
     if cost.get("estimated_cost_usd") is not None:
         parts.append(f"estimated cost ${cost['estimated_cost_usd']:.4f}")
-    return ", ".join(parts) or "not recorded"
+    text = ", ".join(parts) or "not recorded"
+    if cost.get("resample"):
+        text = f"repair {text}; resample {format_cost(cost['resample'])}"
+    return text
 
 
 # --------------------------------------------------------------------------------------------
@@ -596,6 +638,8 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     judge = judges.judge_from_args(args)
     executor = common.get_executor(args.executor)
 
+    stored = summary.problems if summary else {}
+    strategies = strategy_compare.run_strategies(summary)
     plans: list[ProblemPlan] = []
     setup_errors: dict[int, ComparisonRow] = {}
     for i, message in missing:  # a problem id out of range: an error of that problem (exit 1)
@@ -603,14 +647,15 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         setup_errors[i] = error_detail(i, None, message)
     for i in indices:
         try:
-            plans.append(plan_problem(i, original[i], improved[i], model_key, args.original_file))
+            plans.append(plan_problem(i, original[i], improved[i], model_key, args.original_file, stored.get(i),
+                                      strategies))
         except InputError as exc:
             located = exc.at(args.original_file, i)
             common.report_error_line(str(located))
             setup_errors[i] = error_detail(i, original[i], str(located))
-    outcomes = run_async(measure_all(plans, Settings(executor, args.timeout, args.original_file, judge), args.quiet))
+    tally = FlipTally(args.recheck_timeouts, args.recheck_fraction) if args.recheck_timeouts else None
+    outcomes = run_async(measure_all(plans, Settings(executor, args.timeout, args.original_file, judge, tally), args.quiet))
 
-    stored = summary.problems if summary else {}
     by_index = dict(setup_errors)
     disagreements: list[dict[str, Any]] = []
     for plan, outcome in zip(plans, outcomes):
@@ -627,7 +672,19 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         "exec_semaphore": args.exec_semaphore, "problem_id": args.problem_id,
         "repair_model": summary.model if summary else None, "warnings": warnings, "summary_disagreements": disagreements,
     }
-    return build_comparison([by_index[i] for i in [*indices, *(i for i, _ in missing)]], summary, context)
+    rows = [by_index[i] for i in [*indices, *(i for i, _ in missing)]]
+    result = build_comparison(rows, summary, context)
+    measured = {p.index: (o[0], o[1] or o[0]) for p, o in zip(plans, outcomes) if not isinstance(o, ExecutionError)}
+    scores = {p.index: o[2] for p, o in zip(plans, outcomes) if not isinstance(o, ExecutionError)}
+    science = strategy_compare.science_figures(rows=result["problem_details"], plans=plans, measured=measured,
+                                               scores=scores, summary=summary, rechecked=tally is not None)
+    resting = {p["problem_id"] for p in (science["unstable_verdicts"] or {}).get("problems", [])}
+    for row in result["problem_details"]:
+        row["rests_on_unstable"] = row["problem_id"] in resting if science["unstable_verdicts"] else None
+    result.update(science)
+    result["flip_rate"] = tally.block() if tally is not None else (summary.flip_rate if summary else None)
+    result["flip_rate_source"] = "this run" if tally is not None else "repair summary" if result["flip_rate"] else None
+    return result
 
 
 def run(args: argparse.Namespace) -> int:

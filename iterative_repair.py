@@ -45,7 +45,7 @@ from cli import (
     run_async,
     run_main,
 )
-from errors import ConfigError, InputError, LibraryBenchError, ModelError, WriteError
+from errors import ConfigError, InputError, LibraryBenchError, WriteError
 from executors import Executor
 from librarybench_common import (
     DEFAULT_EXEC_CONCURRENCY,
@@ -58,11 +58,9 @@ from librarybench_common import (
     extract_code,
     format_feedback,
     get_executor,
-    llm_semaphore,
     load_problems,
     parse_problem_selection,
     problem_tests,
-    run_tests,
     set_semaphore_limits,
     solution_keys,
     write_atomic_json,
@@ -70,16 +68,14 @@ from librarybench_common import (
 from llm_clients import (
     DEFAULT_MODEL,
     DEFAULT_REQUEST_TIMEOUT,
-    ChatClient,
-    ChatRequest,
-    Completion,
     ModelSpec,
     check_credentials,
     effective_base_url,
     make_chat_client,
     route_model,
 )
-from repair_store import Checkpoint, ResponseCache, cache_key
+from repair_calls import ModelCaller, ProgramRunner, Recheck, RunStats
+from repair_store import Checkpoint, ResponseCache
 from repair_summary import (
     Counts,
     Iteration,
@@ -98,6 +94,9 @@ from repair_summary import (
     subset_block,
     summary_path,
 )
+
+from resample import RESAMPLE_PROMPT_NOTE, resample_problem
+from timing_recheck import DEFAULT_RECHECK_FRACTION
 
 log = logging.getLogger("librarybench.repair")
 
@@ -136,6 +135,20 @@ class RepairSettings:
     seed: int = 0
     feedback_budget: int = DEFAULT_FEEDBACK_BUDGET
     judge: str | None = None  # the run's judge (canonical JSON of its spec); None: exact
+    strategy: str = "repair"  # "repair", "resample" or "repair,resample"
+    token_budget: int | None = None  # resample's budget per problem (default: the repair's tokens)
+    recheck_timeouts: int = 0
+    recheck_fraction: float = DEFAULT_RECHECK_FRACTION
+
+    @property
+    def strategies(self) -> tuple[str, ...]:
+        return tuple(self.strategy.split(","))
+
+
+# Settings added after checkpoints existed: left out of the fingerprint at their default, so
+# older checkpoints still match.
+LATER_SETTINGS = {"judge": None, "strategy": "repair", "token_budget": None, "recheck_timeouts": 0,
+                  "recheck_fraction": DEFAULT_RECHECK_FRACTION}
 
 
 @dataclass(frozen=True)
@@ -190,6 +203,15 @@ def temperature_arg(text: str) -> float:
     return value
 
 
+def strategy_arg(text: str) -> str:
+    """``repair``, ``resample`` or both (``repair,resample``), in that order."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in ("repair", "resample")]
+    if not names or bad or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"expects repair, resample or repair,resample, got {text!r}")
+    return ",".join(n for n in ("repair", "resample") if n in names)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(
         description="Repair a model's programs with execution feedback, keeping the best program per problem.",
@@ -219,6 +241,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="show the model failures from only K tests (a count, or a fraction like 0.5), chosen with --seed; "
                         "the rest are held out and scored at the end (default: all tests are shown)")
     p.add_argument("--seed", type=int, default=defaults.seed, help="seed of the --feedback-tests split")
+    p.add_argument("--strategy", type=strategy_arg, default=defaults.strategy,
+                   help="repair (feedback loop), resample (fresh answers to the problem, the equal-budget baseline: "
+                        "resampled_<key> in the output) or repair,resample (both on the same problems; resample "
+                        "spends the tokens the repair spent on each problem)")
+    p.add_argument("--token-budget", type=positive_int, default=defaults.token_budget,
+                   help="resample's budget per problem in recorded tokens, input + output (default with repair in "
+                        "--strategy: the repair's tokens on that problem; required for --strategy resample alone)")
+    p.add_argument("--recheck-timeouts", type=non_negative_int, default=defaults.recheck_timeouts, metavar="K",
+                   help="rerun every timeout, and every pass slower than --recheck-fraction of the limit, K more times; "
+                        "results get stable: true/false and the summary a flip_rate")
+    p.add_argument("--recheck-fraction", type=fraction, default=defaults.recheck_fraction,
+                   help="passes slower than this fraction of --timeout are rechecked too")
     p.add_argument("--feedback-budget", type=positive_int, default=defaults.feedback_budget,
                    help="characters of test feedback per prompt")
     p.add_argument("--output-file", help="where the records with the repaired answers go; the summary and "
@@ -261,7 +295,12 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         max_tokens=args.max_tokens, timeout=args.timeout, feedback_tests=args.feedback_tests, seed=args.seed,
         feedback_budget=args.feedback_budget,
         judge=None if judge.name == "exact" else json.dumps(judge.spec.as_dict(), sort_keys=True),
+        strategy=args.strategy, token_budget=args.token_budget, recheck_timeouts=args.recheck_timeouts,
+        recheck_fraction=args.recheck_fraction,
     )
+    if settings.strategies == ("resample",) and settings.token_budget is None:
+        raise ConfigError("--strategy resample needs --token-budget N (or use --strategy repair,resample to spend "
+                          "the repair's tokens on each problem)")
     return RunConfig(
         solution_file=solution, output_file=output, summary_file=summary,
         checkpoint_file=checkpoint,
@@ -321,100 +360,14 @@ def fingerprint_of(config: RunConfig, model_key: str) -> dict[str, Any]:
         "provider": config.spec.provider, "model": config.spec.model, "base_url": effective_base_url(config.spec),
         "model_key": model_key,
         # the exact judge is left out, so checkpoints written before judges existed still match
-        "settings": {k: v for k, v in asdict(config.settings).items() if k != "judge" or v is not None},
+        "settings": {k: v for k, v in asdict(config.settings).items()
+                     if k not in LATER_SETTINGS or v != LATER_SETTINGS[k]},
     }
 
 
 # --------------------------------------------------------------------------------------------
 # Running programs and calling the model
 # --------------------------------------------------------------------------------------------
-
-
-class ProgramRunner:
-    """Runs programs of one problem; a (program, test) pair is executed at most once."""
-
-    def __init__(self, tests: list[Any], *, timeout: float, executor: Executor, judge: Any = None) -> None:
-        self.tests = tests
-        self.timeout = timeout
-        self.executor = executor
-        self.judge = judge
-        self._results: dict[tuple[str, int], dict[str, Any]] = {}
-        self.executions = 0
-
-    async def results(self, code: str, indices: list[int]) -> list[dict[str, Any]]:
-        digest = code_hash(code)
-        missing = [i for i in indices if (digest, i) not in self._results]
-        if missing:
-            fresh = await run_tests(code, [self.tests[i] for i in missing], timeout=self.timeout, executor=self.executor,
-                                    judge=self.judge)
-            self.executions += len(missing)
-            for i, result in zip(missing, fresh):
-                self._results[(digest, i)] = result
-        return [self._results[(digest, i)] for i in indices]
-
-
-@dataclass
-class RunStats:
-    """Live counters for the progress bar and the summary."""
-
-    iterations: int = 0
-    api_calls: int = 0
-    cached_calls: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    new_input_tokens: int = 0
-    new_output_tokens: int = 0
-
-
-class ModelCaller:
-    """One model call: response cache first, else the SDK under the global LLM semaphore."""
-
-    def __init__(self, client: ChatClient, cache: ResponseCache | None, settings: RepairSettings, stats: RunStats,
-                 on_change: Any = None) -> None:
-        self.client = client
-        self.cache = cache
-        self.settings = settings
-        self.stats = stats
-        self.on_change = on_change or (lambda: None)
-
-    async def ask(self, messages: list[dict[str, str]]) -> Completion:
-        spec = self.client.spec
-        base_url = effective_base_url(spec)  # the flag, else *_BASE_URL: the server that answers
-        request = ChatRequest(SYSTEM_PROMPT, tuple(messages), self.settings.max_tokens, self.settings.temperature)
-        key = cache_key(provider=spec.provider, model=spec.model, base_url=base_url, system=request.system,
-                        messages=request.messages, temperature=request.temperature, max_tokens=request.max_tokens)
-        if self.cache is not None:
-            start = time.monotonic()
-            hit = self.cache.get(key)
-            if hit is not None:
-                self._count(hit.input_tokens, hit.output_tokens, cached=True)
-                return replace(hit, latency_s=round(time.monotonic() - start, 3))
-        async with llm_semaphore():
-            try:
-                completion = await self.client.complete(request)
-            except ModelError as exc:
-                raise ModelError(f"{exc} (model {spec.provider}:{spec.model} at "
-                                 f"{base_url or 'the provider API'})") from exc
-        if self.cache is not None:
-            self.cache.put(key, provider=spec.provider, model=spec.model,
-                           request={"system": request.system, "messages": list(request.messages),
-                                    "temperature": request.temperature, "max_tokens": request.max_tokens,
-                                    "base_url": base_url},
-                           response=completion)
-        self._count(completion.input_tokens, completion.output_tokens, cached=False)
-        return completion
-
-    def _count(self, tokens_in: int, tokens_out: int, *, cached: bool) -> None:
-        s = self.stats
-        s.input_tokens += tokens_in
-        s.output_tokens += tokens_out
-        if cached:
-            s.cached_calls += 1
-        else:
-            s.api_calls += 1
-            s.new_input_tokens += tokens_in
-            s.new_output_tokens += tokens_out
-        self.on_change()
 
 
 # --------------------------------------------------------------------------------------------
@@ -480,21 +433,25 @@ async def repair_problem(ctx: RunContext, state: ProblemState) -> ProblemEntry:
         judge = judges.judge_from_record(record, ctx.judge or judges.get_judge("exact"), str(ctx.solution_file.resolve().parent))[0]
     except ConfigError as exc:
         raise InputError(common.problem_message(ctx.solution_file, pid, f"judge: {exc}")) from None
-    runner = ProgramRunner(tests, timeout=s.timeout, executor=ctx.executor, judge=judge)
+    recheck = Recheck(s.recheck_timeouts, s.recheck_fraction) if s.recheck_timeouts else None
+    runner = ProgramRunner(tests, timeout=s.timeout, executor=ctx.executor, judge=judge, recheck=recheck)
     everything = list(range(len(tests)))
 
     code = state.original_code
     initial_all = await runner.results(code, everything)  # the starting score survives a later error
     state.initial = counts_block(initial_all)
     results = await runner.results(code, shown)
-    state.iterations.append(iteration_record(0, code, results, None, [], None))
+    state.iterations.append(iteration_record(0, code, results, None, [], None, indices=shown))
     best = {"iteration": 0, "code": code, "results": results, "passed": count_passed(results)}
     seen = {code_hash(code): 0}
     feedback = format_feedback(results, shown_tests, best["passed"], len(shown), budget=s.feedback_budget)
     messages = [{"role": "user", "content": first_prompt(str(record.get("problem") or ""), code, feedback)}]
     stopped = "target" if best["passed"] / len(shown) >= s.target_ratio else "max_iterations"
+    repairing = "repair" in s.strategies
+    if not repairing:
+        stopped = "not_run"
 
-    for number in range(1, s.max_iterations + 1):
+    for number in range(1, (s.max_iterations if repairing else 0) + 1):
         if best["passed"] / len(shown) >= s.target_ratio:
             stopped = "target"
             break
@@ -515,7 +472,7 @@ async def repair_problem(ctx: RunContext, state: ProblemState) -> ProblemEntry:
                       if old.get("passed") and not new.get("passed")]
             regressions = [j + 1 for j in broken]
             state.iterations.append(iteration_record(number, code, results, completion, [shown[j] + 1 for j in broken],
-                                                     duplicate_of if duplicate_of != number else None))
+                                                     duplicate_of if duplicate_of != number else None, indices=shown))
             if passed > best["passed"]:
                 best = {"iteration": number, "code": code, "results": results, "passed": passed}
             feedback = format_feedback(results, shown_tests, passed, len(shown), budget=s.feedback_budget)
@@ -524,14 +481,28 @@ async def repair_problem(ctx: RunContext, state: ProblemState) -> ProblemEntry:
         ctx.stats.iterations += 1
         ctx.on_change()
     else:
-        stopped = "target" if best["passed"] / len(shown) >= s.target_ratio else "max_iterations"
+        if repairing:
+            stopped = "target" if best["passed"] / len(shown) >= s.target_ratio else "max_iterations"
 
     final_all = await runner.results(best["code"], everything)
     split = None if s.feedback_tests is None else (subset_block(initial_all, final_all, shown),
                                                    subset_block(initial_all, final_all, held))
-    return finished_entry(base_entry(ctx, state, status="done", error=None), initial=counts_block(initial_all),
-                          final=counts_block(final_all), best_iteration=best["iteration"], best_code=best["code"],
-                          stopped=stopped, executions=runner.executions, split=split)
+    entry = finished_entry(base_entry(ctx, state, status="done", error=None), initial=counts_block(initial_all),
+                           final=counts_block(final_all), best_iteration=best["iteration"], best_code=best["code"],
+                           stopped=stopped, executions=runner.executions, split=split)
+    if "resample" in s.strategies:
+        budget = s.token_budget if s.token_budget is not None else entry["input_tokens"] + entry["output_tokens"]
+        entry["resample"] = await resample_problem(
+            caller=ctx.caller, runner=runner, problem_id=pid, model=ctx.spec.model,
+            statement=str(record.get("problem") or ""), original_code=state.original_code, shown=shown,
+            held=None if s.feedback_tests is None else held, initial_all=initial_all, budget=budget,
+            target_ratio=s.target_ratio, on_iteration=ctx.on_change)
+        entry["executions"] = runner.executions
+    if runner.tally is not None:
+        t = runner.tally
+        entry["recheck"] = {"tests_rechecked": t.tests_rechecked, "unstable_tests": t.unstable_tests,
+                            "reruns": t.reruns, "flips": t.flips}
+    return entry
 
 
 def base_entry(ctx: RunContext, state: ProblemState, *, status: str, error: str | None) -> ProblemEntry:
@@ -565,14 +536,18 @@ def summary_document(config: RunConfig, model_key: str, selected: list[int], ent
         solution_file=str(config.solution_file), output_file=str(config.output_file), model=config.spec.model,
         provider=config.spec.provider, base_url=effective_base_url(config.spec), model_key=model_key,
         settings={**asdict(config.settings), "executor": config.executor, "isolation": config.isolation,
-                  "conversation": "multi-turn"},
+                  "conversation": "multi-turn",
+                  **({"resample_prompt": RESAMPLE_PROMPT_NOTE} if "resample" in config.settings.strategies else {})},
         held_out_split=config.settings.feedback_tests is not None, selected=selected, entries=entries,
-        complete=complete, this_run={**asdict(stats), "elapsed_s": round(elapsed, 3)})
+        complete=complete, this_run={**asdict(stats), "elapsed_s": round(elapsed, 3)},
+        strategies=config.settings.strategies,
+        recheck=(config.settings.recheck_timeouts, config.settings.recheck_fraction)
+        if config.settings.recheck_timeouts else None)
 
 
 def write_outputs(config: RunConfig, records: list[Any], model_key: str, selected: list[int],
                   entries: dict[int, ProblemEntry], complete: bool, elapsed: float, stats: RunStats) -> None:
-    write_atomic_json(config.output_file, output_records(records, entries, model_key))
+    write_atomic_json(config.output_file, output_records(records, entries, model_key, config.settings.strategies))
     write_atomic_json(config.summary_file, summary_document(config, model_key, selected, entries, complete, elapsed, stats))
 
 
@@ -635,7 +610,7 @@ async def run_repair(config: RunConfig) -> int:
                              tokens=stats.input_tokens + stats.output_tokens, refresh=False)
         progress.refresh()
 
-    caller = ModelCaller(client, cache, config.settings, stats, refresh)
+    caller = ModelCaller(client, cache, config.settings, stats, refresh, system=SYSTEM_PROMPT)
     ctx = RunContext(records, config.solution_file, model_key, config.spec, config.settings, caller, executor, stats, refresh,
                      config.judge)
     for index, message in missing:
@@ -713,7 +688,25 @@ def results_table(config: RunConfig, selected: list[int], entries: dict[int, Pro
         + (f"${cost:.4f}" if cost is not None else "unknown (no price for this model)"),
         f"Wrote {config.output_file}, {config.summary_file} and {config.checkpoint_file}",
     ]
+    resampled = [e["resample"] for e in done if e.get("resample")]
+    if resampled:
+        r_after = sum(e["final"]["passed"] for e in resampled)
+        r_full = sum(1 for e in resampled if e["final"]["passed"] == e["final"]["total"])
+        r_in, r_out = sum(e["input_tokens"] for e in resampled), sum(e["output_tokens"] for e in resampled)
+        lines.insert(-1, f"Resample (equal budget): {before}/{total} -> {r_after}/{total} tests passed; fully passing "
+                         f"{r_full}; tokens {r_in:,} in, {r_out:,} out "
+                         f"({sum(max(0, len(e['iterations']) - 1) for e in resampled)} samples)")
+    if config.settings.recheck_timeouts:
+        flips = aggregate_flips(done)
+        lines.insert(-1, f"Timing rechecks: {flips['tests_rechecked']} test(s) rechecked "
+                         f"{config.settings.recheck_timeouts} more time(s), {flips['unstable_tests']} unstable, "
+                         f"{flips['flips']}/{flips['reruns']} reruns flipped")
     return "\n".join(lines) + "\n"
+
+
+def aggregate_flips(entries: list[ProblemEntry]) -> dict[str, int]:
+    keys = ("tests_rechecked", "unstable_tests", "reruns", "flips")
+    return {k: sum(int((e.get("recheck") or {}).get(k, 0)) for e in entries) for k in keys}
 
 
 async def run_with_signals(config: RunConfig) -> int:

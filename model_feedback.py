@@ -36,11 +36,12 @@ import dataset_jobs
 import judges
 import librarybench_common as common
 import pass_at_k
-from cli import (OneLineParser, add_executor_flags, add_logging_flag, add_selection_flags, positive_float,
-                 positive_int, run_main)
+from cli import (OneLineParser, add_executor_flags, add_logging_flag, add_selection_flags, fraction,
+                 non_negative_int, positive_float, positive_int, run_main)
 from errors import ExecutionError, InputError, LibraryBenchError
 from executors import Executor
 from results_log import Recorded, ResultsLog, file_digest, log_path_for
+from timing_recheck import DEFAULT_RECHECK_FRACTION, FlipTally, recheck_results
 
 HERE = Path(__file__).resolve().parent
 SAMPLE_DIR = HERE / "data"
@@ -67,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="how the program is taken from a model answer: best (last complete program "
                              "among all blocks) or first (the seed's rule: first dashed block, else first "
                              "```python block)")
+    parser.add_argument("--recheck-timeouts", type=non_negative_int, default=0, metavar="K",
+                        help="rerun every timeout, and every pass slower than --recheck-fraction of the limit, K more "
+                             "times under the same limits: rechecked results get stable: true/false, the summary a "
+                             "flip_rate with its interval and the machine's load")
+    parser.add_argument("--recheck-fraction", type=fraction, default=DEFAULT_RECHECK_FRACTION,
+                        help="passes slower than this fraction of --timeout are rechecked too")
     parser.add_argument("--feedback-budget", type=positive_int, default=common.DEFAULT_FEEDBACK_BUDGET,
                         help="maximum characters of feedback printed per problem and model")
     judges.add_judge_arguments(parser)
@@ -249,6 +256,8 @@ def run_fingerprint(args: argparse.Namespace, paths: list[str], executor: Any, j
         "feedback_budget": args.feedback_budget, "full_results": args.full_results,
         "executor": str(getattr(executor, "name", "?")), "url": getattr(executor, "url", None),
         "judge": judge.spec.as_dict(), "fail_fast": getattr(args, "fail_fast", False),
+        # added later: only when used, so the logs of earlier runs still match
+        **({"recheck": [args.recheck_timeouts, args.recheck_fraction]} if args.recheck_timeouts else {}),
     }
 
 
@@ -266,6 +275,7 @@ class RunContext:
     results_log: ResultsLog
     keep_results: bool = False  # the --judges audit reads every result at the end
     fail_fast: bool = False
+    recheck: tuple[int, float] | None = None  # --recheck-timeouts K and --recheck-fraction
 
 
 class Progress:
@@ -337,6 +347,12 @@ async def run_job(job: Job, ctx: RunContext, progress: Progress) -> None:
     try:
         results = await common.run_tests(job.code, tests, timeout=ctx.timeout, executor=ctx.executor,
                                          on_result=progress.tick, judge=job.judge, fail_fast=ctx.fail_fast)
+        if ctx.recheck is not None:
+            async def rerun(code: str, again: list[Any]) -> list[dict[str, Any]]:
+                return await common.run_tests(code, again, timeout=ctx.timeout, executor=ctx.executor, judge=job.judge)
+
+            results = await recheck_results(job.code, tests, results, times=ctx.recheck[0], timeout=ctx.timeout,
+                                            fraction=ctx.recheck[1], run=rerun)
     except ExecutionError as exc:
         job.fail(common.problem_message(job.solution_file, job.problem_id, f"{job.model_key}: {exc}"))
         job.retry = True
@@ -565,7 +581,8 @@ def evaluate(args: argparse.Namespace, guard: InterruptGuard) -> int:
         if resumed and audit_judges:
             raise InputError(f"{results_log.path}: --judges needs every result of the run: rerun with --restart")
         ctx = RunContext(executor, args.timeout, args.feedback_budget, args.full_results, results_log,
-                         keep_results=bool(audit_judges), fail_fast=args.fail_fast)
+                         keep_results=bool(audit_judges), fail_fast=args.fail_fast,
+                         recheck=(args.recheck_timeouts, args.recheck_fraction) if args.recheck_timeouts else None)
         try:
             asyncio.run(run_jobs(jobs, ctx, args.quiet, args.progress_every))
         except (KeyboardInterrupt, asyncio.CancelledError):
@@ -584,9 +601,13 @@ def evaluate(args: argparse.Namespace, guard: InterruptGuard) -> int:
                 print(describe_job(job, entry_of(job, results_log) if job.status == "ok" else None))
         summary = summarize(jobs)
         summary["judge"] = judge.spec.as_dict()
+        if args.recheck_timeouts:
+            summary["flip_rate"] = flip_rate_of(jobs, results_log, args)
         if plan is not None:
             summary.update(dataset_jobs.scores(jobs, plan, args))
         print(format_table(jobs, summary), end="", flush=True)
+        if args.recheck_timeouts:
+            print(flip_rate_line(summary["flip_rate"]), flush=True)
         if plan is not None:
             print(pass_at_k.format_report(summary["scores"]), end="", flush=True)
         if audit_judges:
@@ -600,6 +621,27 @@ def evaluate(args: argparse.Namespace, guard: InterruptGuard) -> int:
             if not args.quiet:
                 print(f"Results written to {args.output}")
     return 1 if summary["errors"] else 0
+
+
+def flip_rate_of(jobs: list[Job], results_log: ResultsLog, args: argparse.Namespace) -> dict[str, Any]:
+    """The ``flip_rate`` block over every rechecked result of the run (read back from the log, one
+    evaluation at a time, so resumed evaluations count too)."""
+    tally = FlipTally(args.recheck_timeouts, args.recheck_fraction)
+    for job in jobs:
+        if job.status == "ok" and job.recorded is not None:
+            tally.add(results_log.read(job.recorded).get("results") or [])
+    return tally.block()
+
+
+def flip_rate_line(block: dict[str, Any]) -> str:
+    machine = block.get("machine") or {}
+    where = f"load average {machine.get('load_average')}, {machine.get('cpu_count')} CPUs"
+    if block["rate"] is None:
+        return f"Timing rechecks: no test needed a recheck ({where})"
+    lo, hi = block["ci"]
+    return (f"Timing rechecks: {block['tests_rechecked']} test(s) rerun {block['recheck_times']} more time(s), "
+            f"{block['unstable_tests']} unstable; flip rate {block['rate']:.3f} (95% interval {lo:.3f}-{hi:.3f}, "
+            f"{block['flips']}/{block['reruns']} reruns) ({where})")
 
 
 def assign_judges(jobs: list[Job], default: Any) -> None:

@@ -37,12 +37,17 @@ def sha256_text(text: str) -> str:
 
 
 def cache_key(*, provider: str, model: str, base_url: str | None, system: str, messages: Any,
-              temperature: float | None, max_tokens: int) -> str:
-    """sha256 of the canonical JSON of the request's answer-determining fields."""
-    return sha256_text(canonical_json({
+              temperature: float | None, max_tokens: int, sample: int | None = None) -> str:
+    """sha256 of the canonical JSON of the request's answer-determining fields. ``sample``: the
+    number of an independent sample of the same request (``--strategy resample`` asks the same
+    prompt several times; each sample is cached apart). None keeps the keys of single requests."""
+    fields = {
         "provider": provider, "model": model, "base_url": base_url, "system": system,
         "messages": list(messages), "temperature": temperature, "max_tokens": max_tokens,
-    }))
+    }
+    if sample is not None:
+        fields["sample"] = sample
+    return sha256_text(canonical_json(fields))
 
 
 class ResponseCache:

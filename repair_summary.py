@@ -1,7 +1,8 @@
 """The repair run's files: the contract between ``iterative_repair.py``, which writes them, and
 ``compare_model_improvements.py``, which reads them (format: ``docs/repair_summary_format.md``).
 
-This module owns the naming rules (``improved_<model key>`` answers, ``summary_<output name>``,
+This module owns the naming rules (``improved_<model key>`` answers of the repair,
+``resampled_<model key>`` answers of the equal-budget resampling baseline, ``summary_<output name>``,
 ``<output>.checkpoint.jsonl``), the typed records of the summary, its problems and iterations,
 the builders the writer uses, and the one reader. The reader is defensive: a summary is a file
 from another run, perhaps of another version or edited by hand, so every field is checked and a
@@ -26,6 +27,8 @@ log = logging.getLogger("librarybench.repair_summary")
 SUMMARY_SCHEMA = "librarybench.repair_summary/1"
 SUMMARY_SCHEMA_PREFIX = "librarybench.repair_summary/"
 IMPROVED_PREFIX = "improved_"
+RESAMPLED_PREFIX = "resampled_"
+STRATEGIES = ("repair", "resample")
 SUMMARY_PREFIX = "summary_"
 CHECKPOINT_SUFFIX = ".checkpoint.jsonl"
 
@@ -40,15 +43,22 @@ def improved_key(model_key: str) -> str:
     return f"{IMPROVED_PREFIX}{model_key}"
 
 
-def improved_model_keys(records: Iterable[Any]) -> list[str]:
-    """The model keys that have an ``improved_<key>`` answer in some record, in first-seen order."""
+def resampled_key(model_key: str) -> str:
+    """The output record's key holding the best resampled program (``--strategy resample``)."""
+    return f"{RESAMPLED_PREFIX}{model_key}"
+
+
+def improved_model_keys(records: Iterable[Any], prefixes: tuple[str, ...] = (IMPROVED_PREFIX,)) -> list[str]:
+    """The model keys that have an ``improved_<key>`` (or another prefix's) answer in some record,
+    in first-seen order."""
     keys: list[str] = []
     for record in records:
         if isinstance(record, dict):
             for key in record:
-                name = key[len(IMPROVED_PREFIX):]
-                if key.startswith(IMPROVED_PREFIX) and name not in keys:
-                    keys.append(name)
+                for prefix in prefixes:
+                    name = key[len(prefix):]
+                    if key.startswith(prefix) and name not in keys:
+                        keys.append(name)
     return keys
 
 
@@ -114,7 +124,9 @@ class Iteration(TypedDict):
 
 class ProblemEntry(TypedDict):
     """One problem of the summary (also the checkpoint's entry). ``stopped`` and ``executions``
-    exist when ``status`` is ``done``."""
+    exist when ``status`` is ``done``. ``resample``: the same record for the resampling baseline
+    (``strategy`` "resample", ``budget_tokens``); ``recheck``: the problem's ``--recheck-timeouts``
+    counts (``tests_rechecked``, ``unstable_tests``, ``reruns``, ``flips``)."""
 
     problem_id: int
     status: str  # "done" or "error"
@@ -136,6 +148,10 @@ class ProblemEntry(TypedDict):
     new_cost_usd: float | None
     stopped: NotRequired[str]
     executions: NotRequired[int]
+    strategy: NotRequired[str]
+    budget_tokens: NotRequired[int | None]
+    resample: NotRequired["ProblemEntry"]
+    recheck: NotRequired[dict[str, int]]
 
 
 class HeldOutAggregate(TypedDict):
@@ -205,17 +221,26 @@ def code_hash(code: str) -> str:
     return hashlib.sha256(code.encode("utf-8")).hexdigest()
 
 
-def counts_block(results: Sequence[Mapping[str, Any]]) -> Counts:
+def counts_block(results: Sequence[Mapping[str, Any]], indices: Sequence[int] | None = None) -> Counts:
+    """A program's score; with ``--recheck-timeouts`` also ``rechecked``: its rechecked tests
+    (1-based among all tests: ``indices[i]`` is the 0-based test index of ``results[i]``) with ``stable``."""
     passed, total = count_passed(results), len(results)
-    return {"passed": passed, "total": total, "ratio": round(passed / total, 6) if total else None,
-            "verdicts": count_verdicts(results)}
+    block: Counts = {"passed": passed, "total": total, "ratio": round(passed / total, 6) if total else None,
+                     "verdicts": count_verdicts(results)}
+    if any("stable" in r for r in results):
+        from timing_recheck import rechecked_records
+
+        block["rechecked"] = rechecked_records(results, indices)  # type: ignore[typeddict-unknown-key]
+    return block
 
 
 def iteration_record(number: int, code: str, shown_results: Sequence[Mapping[str, Any]] | None,
-                     answer: ModelAnswer | None, regressions: list[int], duplicate_of: int | None) -> Iteration:
-    """``shown_results`` None: the answer had no code, so nothing was run (counts are null)."""
-    block = counts_block(shown_results) if shown_results is not None else None
-    return {
+                     answer: ModelAnswer | None, regressions: list[int], duplicate_of: int | None,
+                     indices: Sequence[int] | None = None) -> Iteration:
+    """``shown_results`` None: the answer had no code, so nothing was run (counts are null).
+    ``indices``: the 0-based test index of each shown result (for ``rechecked``)."""
+    block = counts_block(shown_results, indices) if shown_results is not None else None
+    record: Iteration = {
         "iteration": number,
         "passed": block["passed"] if block else None, "total": block["total"] if block else None,
         "ratio": block["ratio"] if block else None, "verdicts": block["verdicts"] if block else {},
@@ -230,12 +255,15 @@ def iteration_record(number: int, code: str, shown_results: Sequence[Mapping[str
         "no_code": answer is not None and not code,
         "regressions": regressions, "duplicate_of": duplicate_of,
     }
+    if block is not None and "rechecked" in block:
+        record["rechecked"] = block["rechecked"]  # type: ignore[typeddict-unknown-key]
+    return record
 
 
 def subset_block(initial: Sequence[Mapping[str, Any]], final: Sequence[Mapping[str, Any]],
                  indices: list[int]) -> Subset:
-    return {"initial": counts_block([initial[i] for i in indices]), "final": counts_block([final[i] for i in indices]),
-            "test_indices": [i + 1 for i in indices]}
+    return {"initial": counts_block([initial[i] for i in indices], indices),
+            "final": counts_block([final[i] for i in indices], indices), "test_indices": [i + 1 for i in indices]}
 
 
 def problem_entry(problem_id: int, model: str, *, status: str, error: str | None, initial: Counts | None,
@@ -272,13 +300,20 @@ def fence(code: str) -> str:
     return f"```python\n{code.rstrip()}\n```" if code.strip() else "```python\n```"
 
 
-def output_records(records: list[Any], entries: Mapping[int, ProblemEntry], model_key: str) -> list[Any]:
-    """The input records with ``improved_<model_key>`` on every finished problem."""
+def output_records(records: list[Any], entries: Mapping[int, ProblemEntry], model_key: str,
+                   strategies: Sequence[str] = ("repair",)) -> list[Any]:
+    """The input records with ``improved_<model_key>`` (the repair) and ``resampled_<model_key>``
+    (the resampling baseline) on every finished problem, for the strategies that ran."""
     out = []
     for index, record in enumerate(records):
         entry = entries.get(index)
         if entry is not None and isinstance(record, dict):
-            record = {**record, improved_key(model_key): fence(entry.get("best_code") or "")}
+            record = dict(record)
+            if "repair" in strategies:
+                record[improved_key(model_key)] = fence(entry.get("best_code") or "")
+            if "resample" in strategies:
+                resampled = entry.get("resample")
+                record[resampled_key(model_key)] = fence((resampled or entry).get("best_code") or "")
         out.append(record)
     return out
 
@@ -332,12 +367,50 @@ def aggregate(entries: Sequence[ProblemEntry], model: str, held_out: bool) -> Ag
     return result
 
 
+def strategy_totals(entries: Sequence[ProblemEntry], strategies: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Each strategy's model iterations (calls) and recorded tokens, summed over problems."""
+    totals: dict[str, dict[str, int]] = {}
+    for strategy in strategies:
+        parts = [e if strategy == "repair" else e.get("resample") for e in entries]
+        present = [p for p in parts if p]
+        totals[strategy] = {
+            "problems": len(present),
+            "iterations": sum(max(0, len(p["iterations"]) - 1) for p in present),
+            "model_calls": sum(p["model_calls"] for p in present),
+            "input_tokens": sum(p["input_tokens"] for p in present),
+            "output_tokens": sum(p["output_tokens"] for p in present),
+        }
+    return totals
+
+
+def flip_rate_block(entries: Sequence[ProblemEntry], times: int, fraction: float) -> dict[str, Any]:
+    from timing_recheck import FlipTally
+
+    tally = FlipTally(times, fraction)
+    for e in entries:
+        counts = e.get("recheck") or {}
+        for name in ("tests_rechecked", "unstable_tests", "reruns", "flips"):
+            setattr(tally, name, getattr(tally, name) + int(counts.get(name, 0)))
+    return tally.block()
+
+
 def build_summary(*, solution_file: str, output_file: str, model: str, provider: str, base_url: str | None,
                   model_key: str, settings: dict[str, Any], held_out_split: bool, selected: Sequence[int],
-                  entries: Mapping[int, ProblemEntry], complete: bool, this_run: dict[str, Any]) -> RepairSummary:
-    """The summary file's document; ``held_out_split``: the run used ``--feedback-tests``."""
+                  entries: Mapping[int, ProblemEntry], complete: bool, this_run: dict[str, Any],
+                  strategies: Sequence[str] = ("repair",), recheck: tuple[int, float] | None = None) -> RepairSummary:
+    """The summary file's document; ``held_out_split``: the run used ``--feedback-tests``;
+    ``recheck``: (times, fraction) of ``--recheck-timeouts``."""
     listed = [entries[i] for i in selected if i in entries]
-    return {
+    extra: dict[str, Any] = {}
+    if list(strategies) != ["repair"]:
+        extra["strategies"] = list(strategies)
+        extra["strategy_totals"] = strategy_totals(listed, strategies)
+        resampled = [e["resample"] for e in listed if e.get("resample")]
+        if resampled:
+            extra["resample_aggregate"] = aggregate(resampled, model, held_out_split)
+    if recheck is not None:
+        extra["flip_rate"] = flip_rate_block(listed, *recheck)
+    return {  # type: ignore[return-value]
         "schema": SUMMARY_SCHEMA,
         "solution_file": solution_file, "output_file": output_file,
         "model": model, "provider": provider, "base_url": base_url, "model_key": model_key,
@@ -350,6 +423,7 @@ def build_summary(*, solution_file: str, output_file: str, model: str, provider:
         "pending": [i for i in selected if i not in entries],
         "problems": listed,
         "aggregate": aggregate(listed, model, held_out_split),
+        **extra,
         "this_run": this_run,
     }
 
@@ -377,6 +451,17 @@ class StoredSubset:
 
 
 @dataclass(frozen=True)
+class StoredIteration:
+    """One program of a loop as stored: its shown-test score, program and recorded tokens."""
+
+    iteration: int
+    passed: int | None  # on the shown tests; None: no code (nothing ran)
+    code: str
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True)
 class StoredProblem:
     problem_id: int
     iteration_ratios: list[float | None] | None
@@ -384,6 +469,10 @@ class StoredProblem:
     final: StoredCounts | None
     feedback: StoredSubset | None
     held_out: StoredSubset | None  # None: the problem had no held-out split
+    iterations: tuple[StoredIteration, ...] = ()
+    budget_tokens: int | None = None  # the resample's token budget
+    resample: "StoredProblem | None" = None
+    unstable_tests: tuple[int, ...] = ()  # 1-based tests a recheck found unstable (initial or final program)
 
 
 @dataclass(frozen=True)
@@ -398,6 +487,9 @@ class SummaryView:
     problems: Mapping[int, StoredProblem]
     held_out_reported: dict[str, Any] | None  # the summary's ``aggregate.held_out``
     cost: dict[str, Any] | None  # tokens and cost: the aggregate's, else the sum of the problems'
+    strategies: tuple[str, ...] = ("repair",)
+    flip_rate: dict[str, Any] | None = None
+    strategy_totals: dict[str, Any] | None = None
 
 
 def read_summary(improved_file: str, explicit: str | None = None, disabled: bool = False) -> SummaryView | None:
@@ -441,6 +533,10 @@ def parse_summary(data: Mapping[str, Any], path: str | None = None) -> SummaryVi
         problems={pid: _stored_problem(pid, entry) for pid, entry in entries.items()},
         held_out_reported=reported if isinstance(reported, dict) else None,
         cost=_cost_figures(data, entries),
+        strategies=tuple(x for x in data.get("strategies", ["repair"]) if x in STRATEGIES)
+        if isinstance(data.get("strategies"), list) else ("repair",),
+        flip_rate=data["flip_rate"] if isinstance(data.get("flip_rate"), dict) else None,
+        strategy_totals=data["strategy_totals"] if isinstance(data.get("strategy_totals"), dict) else None,
     )
 
 
@@ -456,14 +552,47 @@ def _problem_entries(data: Mapping[str, Any]) -> dict[int, dict[str, Any]]:
     return {p["problem_id"]: p for p in entries if isinstance(p, dict) and isinstance(p.get("problem_id"), int)}
 
 
-def _stored_problem(problem_id: int, entry: dict[str, Any]) -> StoredProblem:
+def _stored_problem(problem_id: int, entry: dict[str, Any], nested: bool = False) -> StoredProblem:
     held_out = entry.get("held_out")
+    resample = entry.get("resample")
+    budget = entry.get("budget_tokens")
+    unstable: set[int] = set()
+    for which in ("initial", "final"):
+        block = entry.get(which)
+        for r in (block.get("rechecked") if isinstance(block, dict) else None) or []:
+            if isinstance(r, dict) and r.get("stable") is False and isinstance(r.get("test"), int):
+                unstable.add(r["test"])
     return StoredProblem(
         problem_id=problem_id, iteration_ratios=iteration_ratios(entry),
         initial=_stored_counts(entry.get("initial")), final=_stored_counts(entry.get("final")),
         feedback=_stored_subset(entry.get("feedback")) if isinstance(held_out, dict) else None,
         held_out=_stored_subset(held_out) if isinstance(held_out, dict) else None,
+        iterations=_stored_iterations(entry),
+        budget_tokens=budget if isinstance(budget, int) and not isinstance(budget, bool) else None,
+        resample=_stored_problem(problem_id, resample, True) if isinstance(resample, dict) and not nested else None,
+        unstable_tests=tuple(sorted(unstable)),
     )
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _stored_iterations(entry: Mapping[str, Any]) -> tuple[StoredIteration, ...]:
+    """The loop's programs in iteration order (malformed ones skipped)."""
+    iterations = entry.get("iterations")
+    if not isinstance(iterations, list):
+        return ()
+    out = []
+    for position, it in enumerate(iterations):
+        if not isinstance(it, dict):
+            continue
+        number = it["iteration"] if isinstance(it.get("iteration"), int) and it["iteration"] >= 0 else position
+        passed = it.get("passed") if isinstance(it.get("passed"), int) and not isinstance(it.get("passed"), bool) else None
+        code = it.get("code") if isinstance(it.get("code"), str) else ""
+        out.append(StoredIteration(number, passed if code else None, code, _count(it.get("input_tokens")),
+                                   _count(it.get("output_tokens"))))
+    return tuple(sorted(out, key=lambda x: x.iteration))
 
 
 def _stored_counts(block: Any) -> StoredCounts | None:
@@ -521,5 +650,9 @@ def _cost_figures(data: Mapping[str, Any], entries: Mapping[int, dict[str, Any]]
         source = "sum of the summary's problems"
     if not figures:
         return None
-    return {**{k: figures.get(k) for k in keys}, "model": data.get("model"), "provider": data.get("provider"),
+    cost = {**{k: figures.get(k) for k in keys}, "model": data.get("model"), "provider": data.get("provider"),
             "source": source}
+    resample = data.get("resample_aggregate")
+    if isinstance(resample, dict):  # the resampling baseline's tokens, apart from the repair's
+        cost["resample"] = {k: resample.get(k) for k in keys if isinstance(resample.get(k), (int, float))}
+    return cost

@@ -291,6 +291,8 @@ def table_html(rows: Sequence[dict[str, Any]]) -> str:
             notes.append("no original answer (run as an empty program)")
         if r.get("same_program"):
             notes.append("same program")
+        if r.get("rests_on_unstable"):
+            notes.append("rests on an unstable (timing-flaky) verdict")
         if r.get("error"):
             notes.append(f"error: {r['error']}")
         split = r.get("split")
@@ -369,6 +371,8 @@ def plots_html(r: dict[str, Any]) -> str:
 
 def render_report(r: dict[str, Any]) -> str:
     """The whole page as a string (no file access, no network)."""
+    from report_science import science_html  # pass rate against tokens, resampling, memorisation, flakes
+
     worse = r["worse"]
     worse_html = ("<p>None.</p>" if not worse else "<ul>" + "".join(
         f"<li>#{esc(w['problem_id'])} {esc(w['name'])}: {w['original_ratio']:.3f} → {w['improved_ratio']:.3f} "
@@ -403,6 +407,7 @@ def render_report(r: dict[str, Any]) -> str:
 {plots_html(r)}
 <h2>Feedback vs held-out tests</h2>
 {split_html(r)}
+{science_html(r)}
 <h2>Most improved</h2>
 {best_html}
 <h2>Worse after repair</h2>
