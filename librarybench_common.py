@@ -21,9 +21,10 @@ import threading
 import unicodedata
 import warnings
 from collections import Counter
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Sequence, TypeVar
 
 from atomic_io import (  # noqa: F401  (the old names, kept importable)
     check_writable,
@@ -98,6 +99,33 @@ def llm_semaphore() -> asyncio.Semaphore:
 def exec_semaphore() -> asyncio.Semaphore:
     """Bounds concurrent test executions across all problems of a run."""
     return _semaphore("exec")
+
+
+_permit_locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+
+
+@asynccontextmanager
+async def exec_permits(n: int) -> AsyncIterator[None]:
+    """``n`` permits of the execution semaphore at once (a batch of ``n`` tests in one request).
+
+    Takers of several permits line up behind one lock, so two batches never hold part of what
+    each needs (no deadlock); ``n`` must not exceed the semaphore's limit."""
+    sem = exec_semaphore()
+    loop = asyncio.get_running_loop()
+    lock = _permit_locks.get(loop)
+    if lock is None:
+        _permit_locks.clear()  # one loop at a time: a finished loop's lock is garbage
+        lock = _permit_locks[loop] = asyncio.Lock()
+    held = 0
+    try:
+        async with lock:
+            while held < n:
+                await sem.acquire()
+                held += 1
+        yield
+    finally:
+        for _ in range(held):
+            sem.release()
 
 
 # --------------------------------------------------------------------------------------------
@@ -433,6 +461,12 @@ async def run_tests(code: str, tests: Sequence[Test], *, timeout: float | None =
                 failed.set()
             return result
 
+    limit = getattr(executor, "batch_limit", None)
+    if limit is not None and len(tests) > 1 and not any(problem_kinds.is_kind_test(t) for t in tests):
+        limit = await limit()
+        if limit > 1:
+            return await _run_batched(code, list(tests), executor, timeout, judge, on_result, fail_fast, limit)
+
     async def run_one(test: Test) -> TestResult:
         async with sem:
             if problem_kinds.is_kind_test(test):  # call and assert tests run through their harness
@@ -446,6 +480,43 @@ async def run_tests(code: str, tests: Sequence[Test], *, timeout: float | None =
         return result
 
     return await gather_all([one(t) for t in tests], executor.name)
+
+
+async def _run_batched(code: str, tests: list[Test], executor: Executor, timeout: float, judge: Any,
+                       on_result: OnResult | None, fail_fast: bool, limit: int) -> list[TestResult]:
+    """``run_tests`` on an executor that takes many tests per call (``batch_limit() > 1``): the
+    tests go in batches of at most ``limit`` and half the execution semaphore, each batch holding
+    one permit per test. ``fail_fast``: a failure skips the batches not yet sent; with the
+    ``exact`` judge the executor also stops within a batch (``stop_on_first_failure``), since its
+    verdicts are then final."""
+    import judges
+
+    sem = exec_semaphore()
+    size = max(1, min(limit, semaphore_limit("exec") // 2))
+    stop_inside = fail_fast and judge.name == judges.DEFAULT_JUDGE
+    failed = asyncio.Event()
+
+    async def batch(part: list[Test]) -> list[TestResult]:
+        async with exec_permits(len(part)):
+            if failed.is_set():
+                got = [skipped_result(code, t) for t in part]
+            elif stop_inside:
+                got = await executor.run_tests(code, part, timeout=timeout, stop_on_first_failure=True)  # type: ignore[call-arg]
+            else:
+                got = await executor.run_tests(code, part, timeout=timeout)
+        out = []
+        for result in got:
+            if result.get("verdict") != SKIPPED:
+                result = await judges.judge_result(judge, result, executor=executor, semaphore=sem)  # type: ignore[assignment]
+                if fail_fast and not result.get("passed"):
+                    failed.set()
+            if on_result is not None:
+                on_result(result)
+            out.append(result)
+        return out
+
+    parts = await gather_all([batch(tests[i:i + size]) for i in range(0, len(tests), size)], executor.name)
+    return [r for part in parts for r in part]
 
 
 async def run_unit_tests_async(generations: list[str], stdin_stdout_tests: list[Test], *,
