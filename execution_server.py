@@ -314,20 +314,23 @@ class ExecutionApp:
         executor = await asyncio.to_thread(self.pool.get, work.import_header)  # the no-header one starts on first use
         stop = asyncio.Event()
 
+        def then(result: dict[str, Any]) -> None:
+            if work.stop_on_first_failure and not result.get("passed"):
+                stop.set()
+                self.scheduler.cancel_waiting(program)  # not started: never run (skipped); running: kept
+
         async def one(test: Any) -> dict[str, Any] | None:
             if stop.is_set():
+                self.metrics.cancelled_tests += 1
                 return None
             try:
                 result, waited, ran = await self.scheduler.run(
-                    program, lambda: executor.run_test(work.code, test, timeout=work.timeout))
+                    program, lambda: executor.run_test(work.code, test, timeout=work.timeout), then)
             except asyncio.CancelledError:
                 self.metrics.cancelled_tests += 1
                 raise
             self.metrics.queue_seconds.observe(waited)
             self.metrics.test_done(result.get("verdict", "unknown"), ran)
-            if work.stop_on_first_failure and not result.get("passed"):
-                stop.set()
-                self.scheduler.cancel_waiting(program)  # not started: never run (skipped); running: kept
             return result
 
         tasks = [asyncio.ensure_future(one(t)) for t in work.tests]

@@ -74,10 +74,11 @@ class Scheduler:
 
     def retry_after(self) -> int:
         """Whole seconds after which a slot is likely free (``Retry-After``): the mean duration of
-        recent programs, at least 1."""
+        recent programs over the programs in flight (one of them ends about that often), 1 to 60."""
         if not self._recent:
             return 1
-        return max(1, min(60, math.ceil(sum(self._recent) / len(self._recent))))
+        mean = sum(self._recent) / len(self._recent)
+        return max(1, min(60, math.ceil(mean / self.max_programs)))
 
     def batch_deadline(self, tests: int, timeout: float) -> float:
         """Longest time an admitted program of ``tests`` tests at ``timeout`` can take here."""
@@ -94,9 +95,12 @@ class Scheduler:
     def queued(self) -> int:
         return sum(1 for p in self.programs for w in p.waiting if not w.done())
 
-    async def run(self, program: Program, work: Callable[[], Any]) -> tuple[Any, float, float]:
+    async def run(self, program: Program, work: Callable[[], Any],
+                  then: Callable[[Any], None] | None = None) -> tuple[Any, float, float]:
         """Run ``work()`` (blocking) on a worker thread once ``program`` is given a worker;
-        returns ``(value, seconds waited, seconds run)``. Cancelled while waiting: never runs."""
+        returns ``(value, seconds waited, seconds run)``. Cancelled while waiting: never runs.
+        ``then(value)`` is called before the worker goes to the next test (it may cancel the
+        program's waiting tests: a batch stopping at its first failure)."""
         loop = asyncio.get_running_loop()
         asked = time.monotonic()
         turn: asyncio.Future[None] = loop.create_future()
@@ -121,8 +125,13 @@ class Scheduler:
             # worker is free again only then
             future.add_done_callback(lambda _f: self._done(program))
             raise
-        self._done(program)
-        return value, started - asked, time.monotonic() - started
+        ran = time.monotonic() - started
+        try:
+            if then is not None:
+                then(value)
+        finally:
+            self._done(program)
+        return value, started - asked, ran
 
     def _done(self, program: Program) -> None:
         self.free += 1
