@@ -356,3 +356,17 @@ async def test_150_looping_tests_at_timeout_2_give_150_timeouts_and_the_server_s
     assert quick["verdict"] == "passed"
     assert latency < 30  # a very generous sanity bound (issue 14 saw 29 s); it is milliseconds
     assert "Traceback" not in "".join(default.log)
+
+
+async def test_looping_tests_one_request_each_get_timeouts_not_errors(default: Server) -> None:
+    """The same case, smaller, through the per-test path (the original contract): 50 requests at
+    once against 4 admitted programs, the rest 429 and waited out, every test a timeout."""
+    remote = common.RemoteExecutor(default.url, batch=False)
+    try:
+        results = await common.run_tests(LOOP, [{"stdin": f"{i}\n", "stdout": "x\n"} for i in range(16)],
+                                         timeout=1, executor=remote)
+        [quick] = await common.run_tests("print(1)", [{"stdin": "", "stdout": "1\n"}], timeout=2, executor=remote)
+    finally:
+        await remote.aclose()
+    assert [r["verdict"] for r in results] == ["timeout"] * 16
+    assert quick["verdict"] == "passed"
