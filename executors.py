@@ -32,6 +32,7 @@ DEFAULT_TIMEOUT = 10.0  # seconds per test
 DEFAULT_RETRIES = 4  # remote executor: retries of a request
 DEFAULT_RETRY_BACKOFF = 0.5  # remote executor: first pause between retries, seconds
 DEFAULT_BUSY_TIMEOUT = 600.0  # remote executor: most seconds a request waits out 429 + Retry-After
+DEFAULT_BATCH_TESTS = 25  # remote executor: most tests per batch request (a load balancer spreads batches)
 TOKEN_ENV = "CYBER_TOKEN"  # remote executor: bearer token of the execution server
 
 
@@ -104,7 +105,9 @@ class RemoteExecutor:
     error of the run, never a failed test.
 
     ``token`` (``CYBER_TOKEN`` through ``get_executor``) is sent as ``Authorization: Bearer``.
-    ``batch``: ``None`` asks ``/health`` once, ``False`` always sends one request per test.
+    ``batch``: ``None`` asks ``/health`` once, ``False`` always sends one request per test;
+    ``batch_tests``: most tests per batch (also at most the server's ``max_tests``), small enough
+    that the batches of a run spread over the replicas behind a load balancer.
     The request timeout covers the run the server promises: ``timeout + margin`` for a server
     that advertises nothing; for one that advertises its capacity, the longest an admitted
     request can take there (its tests at their timeout on its fair share of the workers).
@@ -114,7 +117,8 @@ class RemoteExecutor:
 
     def __init__(self, url: str, *, retries: int = DEFAULT_RETRIES, backoff: float = DEFAULT_RETRY_BACKOFF, max_backoff: float = 8.0,
                  request_timeout_margin: float = 30.0, connections: int | None = None, token: str | None = None,
-                 batch: bool | None = None, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
+                 batch: bool | None = None, batch_tests: int = DEFAULT_BATCH_TESTS,
+                 busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
         url = (url or "").strip()
         if not url:
             raise ConfigError("CYBER_URL is not set: set it to the execution API's URL or use --executor local")
@@ -130,6 +134,7 @@ class RemoteExecutor:
         self.connections = connections
         self.token = (token or "").strip() or None
         self.batch = batch
+        self.batch_tests = batch_tests
         self.busy_timeout = busy_timeout
         self._health: dict[str, Any] | None = None  # what /health advertised ({} when nothing usable)
         self._client: httpx.AsyncClient | None = None
@@ -221,15 +226,16 @@ class RemoteExecutor:
         return self._health
 
     async def batch_limit(self) -> int:
-        """Most tests this executor takes in one ``run_tests`` call to good effect: the server's
-        ``batch.max_tests`` when it advertises batches (and ``batch`` is not ``False``), else 1."""
+        """Most tests this executor takes in one ``run_tests`` call to good effect: ``batch_tests``
+        within the server's ``batch.max_tests`` when it advertises batches (and ``batch`` is not
+        ``False``), else 1."""
         if self.batch is False:
             return 1
         batch = (await self.health()).get("batch")
         if not isinstance(batch, dict):
             return 1
         limit = batch.get("max_tests")
-        return limit if isinstance(limit, int) and limit > 1 else 1
+        return min(limit, self.batch_tests) if isinstance(limit, int) and limit > 1 else 1
 
     def _request_timeout(self, tests: int, timeout: float) -> float:
         capacity = (self._health or {}).get("capacity")

@@ -270,7 +270,7 @@ async def test_batched_and_per_test_requests_equal_the_local_executor(default: S
     batched = common.RemoteExecutor(default.url, backoff=0.01)
     per_test = common.RemoteExecutor(default.url, batch=False, backoff=0.01)
     try:
-        assert await batched.batch_limit() == 256 and await per_test.batch_limit() == 1
+        assert await batched.batch_limit() == 25 and await per_test.batch_limit() == 1
         for record in json.loads((SAMPLES / "sample_problems.json").read_text()):
             tests = common.problem_tests(record, 0)
             code = common.extract_code(record["sample_solution"])
@@ -370,3 +370,32 @@ async def test_looping_tests_one_request_each_get_timeouts_not_errors(default: S
         await remote.aclose()
     assert [r["verdict"] for r in results] == ["timeout"] * 16
     assert quick["verdict"] == "passed"
+
+
+async def test_batches_stay_within_the_global_execution_semaphore(default: Server) -> None:
+    """Each batch holds one permit per test: with --exec-semaphore 6, at most 6 tests are in
+    flight across all programs, in batches of at most 3 (half of it)."""
+
+    class Counting(common.RemoteExecutor):
+        in_flight = peak = 0
+        sizes: list[int] = []
+
+        async def run_tests(self, code, tests, **options):  # type: ignore[no-untyped-def]
+            Counting.in_flight += len(tests)
+            Counting.peak = max(Counting.peak, Counting.in_flight)
+            Counting.sizes.append(len(tests))
+            try:
+                return await super().run_tests(code, tests, **options)
+            finally:
+                Counting.in_flight -= len(tests)
+
+    common.set_semaphore_limits(exec=6)
+    remote = Counting(default.url, backoff=0.01)
+    tests = [{"stdin": f"{i} 1\n", "stdout": f"{i + 1}\n"} for i in range(10)]
+    try:
+        got = await asyncio.gather(*(common.run_tests(SUM, tests, timeout=5, executor=remote) for _ in range(4)))
+    finally:
+        common.set_semaphore_limits(exec=common.DEFAULT_EXEC_CONCURRENCY)
+        await remote.aclose()
+    assert all([r["verdict"] for r in results] == ["passed"] * 10 for results in got)
+    assert Counting.peak <= 6 and max(Counting.sizes) == 3 and sum(Counting.sizes) == 40
