@@ -137,6 +137,8 @@ class RemoteExecutor:
         self.batch_tests = batch_tests
         self.busy_timeout = busy_timeout
         self._health: dict[str, Any] | None = None  # what /health advertised ({} when nothing usable)
+        self._health_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self._health_retry_at = 0.0  # after an unreachable /health, not asked again before this
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._owner: asyncio.Task[None] | None = None  # keeps the pool open; closes it in its loop
@@ -210,10 +212,22 @@ class RemoteExecutor:
         (the original service), or when it could not be reached (asked again next time)."""
         if self._health is not None:
             return self._health
+        loop = asyncio.get_running_loop()
+        if self._health_lock is None or self._health_lock[0] is not loop:
+            self._health_lock = (loop, asyncio.Lock())
+        async with self._health_lock[1]:  # one question at a time: the others wait for its answer
+            if self._health is not None:
+                return self._health
+            if loop.time() < self._health_retry_at:
+                return {}
+            return await self._ask_health()
+
+    async def _ask_health(self) -> dict[str, Any]:
         try:
-            response = await self._get_client().get(self.health_url, headers=self._headers(), timeout=10 + self.margin / 3)
+            response = await self._get_client().get(self.health_url, headers=self._headers(), timeout=10)
         except httpx.HTTPError as exc:
             log.debug("execution API health %s: %s", self.health_url, _describe_http_error(exc))
+            self._health_retry_at = asyncio.get_running_loop().time() + 30
             return {}
         if response.status_code == 401:
             raise ExecutionError(f"execution API at {self.url} refused the token (HTTP 401): set CYBER_TOKEN to the "
