@@ -4,7 +4,8 @@
   sandbox; ``RemoteExecutor``, the client of the execution API at ``CYBER_URL``);
 - ``get_executor``: the one place that decides local or remote;
 - ``RemoteExecutor``: one connection pool per event loop, made in that loop and closed there;
-- ``gather_all``, ``close_executor``, ``stop_executor``: running and releasing them.
+- ``gather_all``, ``close_executor``, ``stop_executor``: running and releasing them;
+- ``run_batched``: ``librarybench_common.run_tests`` on an executor that takes batches.
 
 ``verdict_of`` gives a remote result (which has none) the embedded executor's verdict. The
 execution calls the scripts use (``run_tests``, ``run_unit_tests``) are in ``librarybench_common``.
@@ -472,6 +473,44 @@ async def gather_all(coros: Sequence[Any], executor_name: str = "executor") -> l
             raise first from None
         raise ExecutionError(f"{executor_name} executor failed: {type(first).__name__}: {first}") from first
     return [t.result() for t in tasks]
+
+
+async def run_batched(code: str, tests: list[Test], executor: Executor, timeout: float, judge: Any,
+                       on_result: OnResult | None, fail_fast: bool, limit: int) -> list[TestResult]:
+    """``run_tests`` on an executor that takes many tests per call (``batch_limit() > 1``): the
+    tests go in batches of at most ``limit`` and half the execution semaphore, each batch holding
+    one permit per test. ``fail_fast``: a failure skips the batches not yet sent; with the
+    ``exact`` judge the executor also stops within a batch (``stop_on_first_failure``), since its
+    verdicts are then final."""
+    import judges
+    from librarybench_common import SKIPPED, exec_permits, exec_semaphore, semaphore_limit, skipped_result
+
+    sem = exec_semaphore()
+    size = max(1, min(limit, semaphore_limit("exec") // 2))
+    stop_inside = fail_fast and judge.name == judges.DEFAULT_JUDGE
+    failed = asyncio.Event()
+
+    async def batch(part: list[Test]) -> list[TestResult]:
+        async with exec_permits(len(part)):
+            if failed.is_set():
+                got = [skipped_result(code, t) for t in part]
+            elif stop_inside:
+                got = await executor.run_tests(code, part, timeout=timeout, stop_on_first_failure=True)  # type: ignore[call-arg]
+            else:
+                got = await executor.run_tests(code, part, timeout=timeout)
+        out = []
+        for result in got:
+            if result.get("verdict") != SKIPPED:
+                result = await judges.judge_result(judge, result, executor=executor, semaphore=sem)  # type: ignore[assignment]
+                if fail_fast and not result.get("passed"):
+                    failed.set()
+            if on_result is not None:
+                on_result(result)
+            out.append(result)
+        return out
+
+    parts = await gather_all([batch(tests[i:i + size]) for i in range(0, len(tests), size)], executor.name)
+    return [r for part in parts for r in part]
 
 
 def _first_leaf(group: BaseExceptionGroup) -> BaseException:

@@ -45,6 +45,7 @@ from executors import (  # noqa: F401  (re-exported: the toolkit's and notebooks
     _last_exception_line,
     gather_all,
     get_executor,
+    run_batched,
     local_executor,
     stop_executor,
     verdict_of,
@@ -465,7 +466,7 @@ async def run_tests(code: str, tests: Sequence[Test], *, timeout: float | None =
     if limit is not None and len(tests) > 1 and not any(problem_kinds.is_kind_test(t) for t in tests):
         limit = await limit()
         if limit > 1:
-            return await _run_batched(code, list(tests), executor, timeout, judge, on_result, fail_fast, limit)
+            return await run_batched(code, list(tests), executor, timeout, judge, on_result, fail_fast, limit)
 
     async def run_one(test: Test) -> TestResult:
         async with sem:
@@ -480,43 +481,6 @@ async def run_tests(code: str, tests: Sequence[Test], *, timeout: float | None =
         return result
 
     return await gather_all([one(t) for t in tests], executor.name)
-
-
-async def _run_batched(code: str, tests: list[Test], executor: Executor, timeout: float, judge: Any,
-                       on_result: OnResult | None, fail_fast: bool, limit: int) -> list[TestResult]:
-    """``run_tests`` on an executor that takes many tests per call (``batch_limit() > 1``): the
-    tests go in batches of at most ``limit`` and half the execution semaphore, each batch holding
-    one permit per test. ``fail_fast``: a failure skips the batches not yet sent; with the
-    ``exact`` judge the executor also stops within a batch (``stop_on_first_failure``), since its
-    verdicts are then final."""
-    import judges
-
-    sem = exec_semaphore()
-    size = max(1, min(limit, semaphore_limit("exec") // 2))
-    stop_inside = fail_fast and judge.name == judges.DEFAULT_JUDGE
-    failed = asyncio.Event()
-
-    async def batch(part: list[Test]) -> list[TestResult]:
-        async with exec_permits(len(part)):
-            if failed.is_set():
-                got = [skipped_result(code, t) for t in part]
-            elif stop_inside:
-                got = await executor.run_tests(code, part, timeout=timeout, stop_on_first_failure=True)  # type: ignore[call-arg]
-            else:
-                got = await executor.run_tests(code, part, timeout=timeout)
-        out = []
-        for result in got:
-            if result.get("verdict") != SKIPPED:
-                result = await judges.judge_result(judge, result, executor=executor, semaphore=sem)  # type: ignore[assignment]
-                if fail_fast and not result.get("passed"):
-                    failed.set()
-            if on_result is not None:
-                on_result(result)
-            out.append(result)
-        return out
-
-    parts = await gather_all([batch(tests[i:i + size]) for i in range(0, len(tests), size)], executor.name)
-    return [r for part in parts for r in part]
 
 
 async def run_unit_tests_async(generations: list[str], stdin_stdout_tests: list[Test], *,
