@@ -4,7 +4,8 @@
   sandbox; ``RemoteExecutor``, the client of the execution API at ``CYBER_URL``);
 - ``get_executor``: the one place that decides local or remote;
 - ``RemoteExecutor``: one connection pool per event loop, made in that loop and closed there;
-- ``gather_all``, ``close_executor``, ``stop_executor``: running and releasing them.
+- ``gather_all``, ``close_executor``, ``stop_executor``: running and releasing them;
+- ``run_batched``: ``librarybench_common.run_tests`` on an executor that takes batches.
 
 ``verdict_of`` gives a remote result (which has none) the embedded executor's verdict. The
 execution calls the scripts use (``run_tests``, ``run_unit_tests``) are in ``librarybench_common``.
@@ -18,7 +19,8 @@ import os
 import random
 import re
 import sys
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
+from urllib.parse import urljoin
 
 import httpx
 
@@ -30,11 +32,19 @@ log = logging.getLogger("librarybench")
 DEFAULT_TIMEOUT = 10.0  # seconds per test
 DEFAULT_RETRIES = 4  # remote executor: retries of a request
 DEFAULT_RETRY_BACKOFF = 0.5  # remote executor: first pause between retries, seconds
+DEFAULT_BUSY_TIMEOUT = 600.0  # remote executor: most seconds a request waits out 429 + Retry-After
+DEFAULT_BATCH_TESTS = 25  # remote executor: most tests per batch request (a load balancer spreads batches)
+TOKEN_ENV = "CYBER_TOKEN"  # remote executor: bearer token of the execution server
 
 
 class Executor(Protocol):
     """What runs programs: ``name`` (``local``/``remote``), what it says of its ``isolation``,
-    ``run_tests`` (one result per test, in order) and ``close`` (stop at once, e.g. on Ctrl-C)."""
+    ``run_tests`` (one result per test, in order) and ``close`` (stop at once, e.g. on Ctrl-C).
+
+    Optional: ``async batch_limit() -> int``, the most tests one ``run_tests`` call should carry
+    when more than 1; ``librarybench_common.run_tests`` then sends a program's tests in batches
+    under one execution-semaphore permit per test, passing ``stop_on_first_failure=True`` for
+    fail-fast runs judged ``exact``. Without it each test is its own call."""
 
     name: str
 
@@ -83,19 +93,33 @@ def _describe_http_error(exc: Exception) -> str:
 
 
 class RemoteExecutor:
-    """Client of the execution API at ``CYBER_URL``: one POST per (program, test).
+    """Client of the execution API at ``CYBER_URL``: one POST per (program, test), or one per
+    program and batch of tests when the server advertises the batch extension in ``/health``
+    (``docs/execution-api-batch.md``; the toolkit's ``execution_server.py`` does).
 
     One shared ``httpx.AsyncClient`` per event loop, its connection pool sized to the execution
     semaphore. Connection errors, timeouts, 429 and 5xx responses, and bodies that are not a
     result object are retried with exponential backoff and jitter; other 4xx are not (the
-    request itself is wrong). When retries are used up an ``ExecutionError`` naming the URL is
-    raised: an error of the run, never a failed test.
+    request itself is wrong). A 429 with ``Retry-After`` (a server doing admission control) is
+    waited out as it asks and does not use up a retry, for at most ``busy_timeout`` seconds in
+    all per request. When retries are used up an ``ExecutionError`` naming the URL is raised: an
+    error of the run, never a failed test.
+
+    ``token`` (``CYBER_TOKEN`` through ``get_executor``) is sent as ``Authorization: Bearer``.
+    ``batch``: ``None`` asks ``/health`` once, ``False`` always sends one request per test;
+    ``batch_tests``: most tests per batch (also at most the server's ``max_tests``), small enough
+    that the batches of a run spread over the replicas behind a load balancer.
+    The request timeout covers the run the server promises: ``timeout + margin`` for a server
+    that advertises nothing; for one that advertises its capacity, the longest an admitted
+    request can take there (its tests at their timeout on its fair share of the workers).
     """
 
     name = "remote"
 
     def __init__(self, url: str, *, retries: int = DEFAULT_RETRIES, backoff: float = DEFAULT_RETRY_BACKOFF, max_backoff: float = 8.0,
-                 request_timeout_margin: float = 30.0, connections: int | None = None) -> None:
+                 request_timeout_margin: float = 30.0, connections: int | None = None, token: str | None = None,
+                 batch: bool | None = None, batch_tests: int = DEFAULT_BATCH_TESTS,
+                 busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
         url = (url or "").strip()
         if not url:
             raise ConfigError("CYBER_URL is not set: set it to the execution API's URL or use --executor local")
@@ -109,6 +133,13 @@ class RemoteExecutor:
         self.max_backoff = max_backoff
         self.margin = request_timeout_margin
         self.connections = connections
+        self.token = (token or "").strip() or None
+        self.batch = batch
+        self.batch_tests = batch_tests
+        self.busy_timeout = busy_timeout
+        self._health: dict[str, Any] | None = None  # what /health advertised ({} when nothing usable)
+        self._health_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self._health_retry_at = 0.0  # after an unreachable /health, not asked again before this
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._owner: asyncio.Task[None] | None = None  # keeps the pool open; closes it in its loop
@@ -116,6 +147,14 @@ class RemoteExecutor:
     @property
     def isolation(self) -> str:
         return f"remote execution API at {self.url}"
+
+    @property
+    def health_url(self) -> str:
+        """``health`` beside the request path: ``http://h:p/execute`` -> ``http://h:p/health``."""
+        return urljoin(self.url.split("?", 1)[0], "health")
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     def _get_client(self) -> httpx.AsyncClient:
         """The connection pool of the running loop, made in that loop.
@@ -167,50 +206,186 @@ class RemoteExecutor:
     def _pause(self, attempt: int) -> float:
         return min(self.max_backoff, self.backoff * 2 ** (attempt - 1)) * (0.5 + random.random())
 
-    async def run_test(self, code: str, test: Test, *, timeout: float | None = None) -> TestResult:
-        timeout = timeout or DEFAULT_TIMEOUT
-        params = {
+    # -- what the server advertises --------------------------------------------------------
+
+    async def health(self) -> dict[str, Any]:
+        """``/health`` as the server answered it, asked once; ``{}`` for a server without one
+        (the original service), or when it could not be reached (asked again next time)."""
+        if self._health is not None:
+            return self._health
+        loop = asyncio.get_running_loop()
+        if self._health_lock is None or self._health_lock[0] is not loop:
+            self._health_lock = (loop, asyncio.Lock())
+        async with self._health_lock[1]:  # one question at a time: the others wait for its answer
+            if self._health is not None:
+                return self._health
+            if loop.time() < self._health_retry_at:
+                return {}
+            return await self._ask_health()
+
+    async def _ask_health(self) -> dict[str, Any]:
+        try:
+            response = await self._get_client().get(self.health_url, headers=self._headers(), timeout=10)
+        except httpx.HTTPError as exc:
+            log.debug("execution API health %s: %s", self.health_url, _describe_http_error(exc))
+            self._health_retry_at = asyncio.get_running_loop().time() + 30
+            return {}
+        if response.status_code == 401:
+            raise ExecutionError(f"execution API at {self.url} refused the token (HTTP 401): set CYBER_TOKEN to the "
+                                 f"server's token")
+        try:
+            health = response.json() if response.status_code == 200 else {}
+        except ValueError:
+            health = {}
+        self._health = health if isinstance(health, dict) else {}
+        return self._health
+
+    async def batch_limit(self) -> int:
+        """Most tests this executor takes in one ``run_tests`` call to good effect: ``batch_tests``
+        within the server's ``batch.max_tests`` when it advertises batches (and ``batch`` is not
+        ``False``), else 1."""
+        if self.batch is False:
+            return 1
+        batch = (await self.health()).get("batch")
+        if not isinstance(batch, dict):
+            return 1
+        limit = batch.get("max_tests")
+        return min(limit, self.batch_tests) if isinstance(limit, int) and limit > 1 else 1
+
+    def _request_timeout(self, tests: int, timeout: float) -> float:
+        capacity = (self._health or {}).get("capacity")
+        if not isinstance(capacity, dict):
+            return timeout + self.margin
+        workers, in_flight = capacity.get("workers"), capacity.get("max_in_flight")
+        if not (isinstance(workers, int) and isinstance(in_flight, int) and workers > 0 and in_flight > 0):
+            return timeout + self.margin
+        share = -(-in_flight // workers)
+        return share * tests * timeout + timeout + self.margin
+
+    # -- running ---------------------------------------------------------------------------
+
+    def _params(self, timeout: float) -> dict[str, str]:
+        return {
             "language": "python",
             "environment": "default",
             "timeout": f"{timeout:g}",
             "generation_formatting": "true",
             "fill_missing_imports": "true",
         }
+
+    async def _post(self, body: dict[str, Any], timeout: float, request_timeout: float,
+                    accept: Callable[[Any], str | None]) -> Any:
+        """POST ``body`` with the retry rules above; ``accept(json)`` says what is wrong with an answer."""
         client = self._get_client()
+        params, headers = self._params(timeout), self._headers()
         problem = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                await asyncio.sleep(self._pause(attempt))
+        attempt = 0
+        busy_until: float | None = None
+        pause = 0.0
+        while attempt <= self.retries:
+            if pause:
+                await asyncio.sleep(pause)
             try:
-                response = await client.post(
-                    self.url, params=params, json={"code": code, "test": test}, timeout=timeout + self.margin
-                )
+                response = await client.post(self.url, params=params, json=body, headers=headers, timeout=request_timeout)
             except httpx.HTTPError as exc:
                 problem = _describe_http_error(exc)
                 log.debug("execution API attempt %d: %s", attempt + 1, problem)
+                attempt += 1
+                pause = self._pause(attempt)
                 continue
-            if response.status_code == 429 or response.status_code >= 500:
+            if response.status_code == 429:
+                problem = "HTTP 429"
+                wait = _retry_after(response)
+                now = asyncio.get_running_loop().time()
+                busy_until = busy_until if busy_until is not None else now + self.busy_timeout
+                if wait is not None and now + wait <= busy_until:
+                    pause = wait * (1 + 0.5 * random.random())  # as the server asks; not a failed attempt
+                    continue
+                if wait is not None:
+                    raise ExecutionError(f"execution API at {self.url} stayed busy (HTTP 429, Retry-After) for more "
+                                         f"than {self.busy_timeout:g} s")
+                attempt += 1
+                pause = self._pause(attempt)
+                continue
+            if response.status_code >= 500:
                 problem = f"HTTP {response.status_code}"
+                attempt += 1
+                pause = self._pause(attempt)
                 continue
             if response.status_code >= 400:
+                hint = " (set CYBER_TOKEN to the server's token)" if response.status_code == 401 else ""
                 raise ExecutionError(
                     f"execution API at {self.url} rejected the request: HTTP {response.status_code}: "
-                    f"{' '.join(response.text[:200].split())}"
+                    f"{' '.join(response.text[:200].split())}{hint}"
                 )
             try:
-                result = response.json()
+                answer = response.json()
             except ValueError:
-                problem = f"HTTP {response.status_code} with a body that is not JSON: {response.text[:80]!r}"
-                continue
-            if not isinstance(result, dict) or not isinstance(result.get("passed"), bool):
-                problem = "response JSON is not a result object (no boolean 'passed')"
-                continue
-            result["verdict"] = verdict_of(result)
-            return result  # type: ignore[return-value]
-        raise ExecutionError(f"execution API at {self.url} failed after {self.retries + 1} attempts: {problem}")
+                answer, problem = None, f"HTTP {response.status_code} with a body that is not JSON: {response.text[:80]!r}"
+            else:
+                problem = accept(answer) or ""
+            if not problem:
+                return answer
+            attempt += 1
+            pause = self._pause(attempt)
+        raise ExecutionError(f"execution API at {self.url} failed after {attempt} attempts: {problem}")
 
-    async def run_tests(self, code: str, tests: list[Test], *, timeout: float | None = None) -> list[TestResult]:
+    async def run_test(self, code: str, test: Test, *, timeout: float | None = None) -> TestResult:
+        timeout = timeout or DEFAULT_TIMEOUT
+        if self._health is None and self.batch is not False:
+            await self.health()  # the capacity sets the request timeout
+        result = await self._post({"code": code, "test": test}, timeout, self._request_timeout(1, timeout), _not_a_result)
+        result["verdict"] = verdict_of(result)
+        return result  # type: ignore[no-any-return]
+
+    async def run_batch(self, code: str, tests: list[Test], *, timeout: float | None = None,
+                        stop_on_first_failure: bool = False) -> list[TestResult]:
+        """One request of the batch extension (the caller keeps it within ``batch_limit``)."""
+        timeout = timeout or DEFAULT_TIMEOUT
+        body: dict[str, Any] = {"code": code, "tests": tests}
+        if stop_on_first_failure:
+            body["stop_on_first_failure"] = True
+
+        def accept(answer: Any) -> str | None:
+            results = answer.get("results") if isinstance(answer, dict) else None
+            if not isinstance(results, list) or len(results) != len(tests):
+                return f"response JSON is not a list of {len(tests)} results"
+            return next((p for p in map(_not_a_result, results) if p), None)
+
+        answer = await self._post(body, timeout, self._request_timeout(len(tests), timeout), accept)
+        results = answer["results"]
+        for result in results:
+            if result.get("verdict") != "skipped":
+                result["verdict"] = verdict_of(result)
+        return results  # type: ignore[no-any-return]
+
+    async def run_tests(self, code: str, tests: list[Test], *, timeout: float | None = None,
+                        stop_on_first_failure: bool = False) -> list[TestResult]:
+        """Results in test order: batches of at most ``batch_limit`` tests, else one request per test
+        (``stop_on_first_failure`` then only applies within a batch)."""
+        limit = await self.batch_limit() if len(tests) > 1 else 1
+        if limit > 1:
+            chunks = [tests[i:i + limit] for i in range(0, len(tests), limit)]
+            parts = await gather_all([self.run_batch(code, c, timeout=timeout, stop_on_first_failure=stop_on_first_failure)
+                                      for c in chunks], self.name)
+            return [r for part in parts for r in part]
         return await gather_all([self.run_test(code, t, timeout=timeout) for t in tests], self.name)
+
+
+def _not_a_result(result: Any) -> str | None:
+    if not isinstance(result, dict) or not isinstance(result.get("passed"), bool):
+        return "response JSON is not a result object (no boolean 'passed')"
+    return None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """``Retry-After`` in seconds (the delay-seconds form), or ``None`` when absent or a date."""
+    value = response.headers.get("retry-after", "").strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
 
 
 async def _keep_open_until_cancelled(client: httpx.AsyncClient) -> None:
@@ -269,14 +444,14 @@ def get_executor(kind: str | None = None, *, memory_mb: int | None = None, outpu
         if memory_mb is not None or output_bytes is not None:
             raise ConfigError("--memory-mb and --output-limit apply to the local executor only (the remote API sets its own limits)")
         if retries is not None or backoff is not None:
-            options: dict[str, Any] = {}
+            options: dict[str, Any] = {"token": os.environ.get(TOKEN_ENV)}
             if retries is not None:
                 options["retries"] = retries
             if backoff is not None:
                 options["backoff"] = backoff
             return RemoteExecutor(url, **options)
         if url not in _remote_executors:
-            _remote_executors[url] = RemoteExecutor(url)
+            _remote_executors[url] = RemoteExecutor(url, token=os.environ.get(TOKEN_ENV))
         return _remote_executors[url]
     raise ConfigError(f"unknown executor {kind!r}: use local or remote")
 
@@ -298,6 +473,44 @@ async def gather_all(coros: Sequence[Any], executor_name: str = "executor") -> l
             raise first from None
         raise ExecutionError(f"{executor_name} executor failed: {type(first).__name__}: {first}") from first
     return [t.result() for t in tasks]
+
+
+async def run_batched(code: str, tests: list[Test], executor: Executor, timeout: float, judge: Any,
+                       on_result: OnResult | None, fail_fast: bool, limit: int) -> list[TestResult]:
+    """``run_tests`` on an executor that takes many tests per call (``batch_limit() > 1``): the
+    tests go in batches of at most ``limit`` and half the execution semaphore, each batch holding
+    one permit per test. ``fail_fast``: a failure skips the batches not yet sent; with the
+    ``exact`` judge the executor also stops within a batch (``stop_on_first_failure``), since its
+    verdicts are then final."""
+    import judges
+    from librarybench_common import SKIPPED, exec_permits, exec_semaphore, semaphore_limit, skipped_result
+
+    sem = exec_semaphore()
+    size = max(1, min(limit, semaphore_limit("exec") // 2))
+    stop_inside = fail_fast and judge.name == judges.DEFAULT_JUDGE
+    failed = asyncio.Event()
+
+    async def batch(part: list[Test]) -> list[TestResult]:
+        async with exec_permits(len(part)):
+            if failed.is_set():
+                got = [skipped_result(code, t) for t in part]
+            elif stop_inside:
+                got = await executor.run_tests(code, part, timeout=timeout, stop_on_first_failure=True)  # type: ignore[call-arg]
+            else:
+                got = await executor.run_tests(code, part, timeout=timeout)
+        out = []
+        for result in got:
+            if result.get("verdict") != SKIPPED:
+                result = await judges.judge_result(judge, result, executor=executor, semaphore=sem)  # type: ignore[assignment]
+                if fail_fast and not result.get("passed"):
+                    failed.set()
+            if on_result is not None:
+                on_result(result)
+            out.append(result)
+        return out
+
+    parts = await gather_all([batch(tests[i:i + size]) for i in range(0, len(tests), size)], executor.name)
+    return [r for part in parts for r in part]
 
 
 def _first_leaf(group: BaseExceptionGroup) -> BaseException:

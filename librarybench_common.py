@@ -21,9 +21,10 @@ import threading
 import unicodedata
 import warnings
 from collections import Counter
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Sequence, TypeVar
 
 from atomic_io import (  # noqa: F401  (the old names, kept importable)
     check_writable,
@@ -44,6 +45,7 @@ from executors import (  # noqa: F401  (re-exported: the toolkit's and notebooks
     _last_exception_line,
     gather_all,
     get_executor,
+    run_batched,
     local_executor,
     stop_executor,
     verdict_of,
@@ -98,6 +100,33 @@ def llm_semaphore() -> asyncio.Semaphore:
 def exec_semaphore() -> asyncio.Semaphore:
     """Bounds concurrent test executions across all problems of a run."""
     return _semaphore("exec")
+
+
+_permit_locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+
+
+@asynccontextmanager
+async def exec_permits(n: int) -> AsyncIterator[None]:
+    """``n`` permits of the execution semaphore at once (a batch of ``n`` tests in one request).
+
+    Takers of several permits line up behind one lock, so two batches never hold part of what
+    each needs (no deadlock); ``n`` must not exceed the semaphore's limit."""
+    sem = exec_semaphore()
+    loop = asyncio.get_running_loop()
+    lock = _permit_locks.get(loop)
+    if lock is None:
+        _permit_locks.clear()  # one loop at a time: a finished loop's lock is garbage
+        lock = _permit_locks[loop] = asyncio.Lock()
+    held = 0
+    try:
+        async with lock:
+            while held < n:
+                await sem.acquire()
+                held += 1
+        yield
+    finally:
+        for _ in range(held):
+            sem.release()
 
 
 # --------------------------------------------------------------------------------------------
@@ -432,6 +461,12 @@ async def run_tests(code: str, tests: Sequence[Test], *, timeout: float | None =
             if not result.get("passed"):
                 failed.set()
             return result
+
+    limit = getattr(executor, "batch_limit", None)
+    if limit is not None and len(tests) > 1 and not any(problem_kinds.is_kind_test(t) for t in tests):
+        limit = await limit()
+        if limit > 1:
+            return await run_batched(code, list(tests), executor, timeout, judge, on_result, fail_fast, limit)
 
     async def run_one(test: Test) -> TestResult:
         async with sem:

@@ -67,7 +67,7 @@ def lb_local_executor() -> Any:
 
 
 PROVIDER_ENV = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_BASE_URL",
-                "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_PROFILE", "CYBER_URL")
+                "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_PROFILE", "CYBER_URL", "CYBER_TOKEN", "LIBRARYBENCH_SERVER_TOKEN")
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -132,7 +132,9 @@ class ScriptedServer:
     ``script`` lists what to do for the 1st, 2nd, ... request; the last entry repeats. Actions:
     ``"ok"`` (run the test on the real embedded executor and answer as the API does), ``"500"``,
     ``"503"``, ``"429"``, ``"400"``, ``"close"`` (drop the connection without a response),
-    ``"garbage"`` (HTTP 200 with a body that is not JSON), ``"wrong-json"`` (JSON without ``passed``).
+    ``"garbage"`` (HTTP 200 with a body that is not JSON), ``"wrong-json"`` (JSON without ``passed``),
+    ``"429-retry-after"`` (429 with ``Retry-After: 1``). It has no ``/health`` (GET gets 501), like
+    a server of the original contract.
     """
 
     def __init__(self, script: list[str], executor: Any) -> None:
@@ -174,6 +176,8 @@ class ScriptedServer:
                     self.reply(200, b"<html>Bad Gateway</html>", "text/html")
                 elif action == "wrong-json":
                     self.reply(200, b'{"status": "queued"}', "application/json")
+                elif action == "429-retry-after":  # a server doing admission control
+                    self.reply(429, b'{"error": "busy"}', "application/json", {"Retry-After": "1"})
                 elif action == "ok":
                     result = scripted.executor.run_test(body["code"], body["test"], timeout=10)
                     result.pop("verdict", None)  # the remote API has no verdict field
@@ -181,9 +185,11 @@ class ScriptedServer:
                 else:
                     self.reply(int(action), json.dumps({"error": f"scripted {action}"}).encode(), "application/json")
 
-            def reply(self, status: int, body: bytes, content_type: str) -> None:
+            def reply(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)

@@ -208,3 +208,40 @@ def test_previous_client_is_closed_when_the_loop_changes(lb_scripted_server) -> 
 
     second = asyncio.run(close_inside_the_loop())
     assert second.is_closed and not executor.has_client
+
+
+# ---- admission control and the batch extension's fallback --------------------------------
+
+
+async def test_429_with_retry_after_is_waited_out_as_asked_without_spending_retries(lb_scripted_server) -> None:
+    server = lb_scripted_server(["429-retry-after", "429-retry-after", "ok"])
+    remote = fast_client(server.url, retries=0)  # no retry to spend: the busy answers must not use any
+    started = time.monotonic()
+    try:
+        [result] = await common.run_tests(SUM, TESTS[:1], timeout=5, executor=remote)
+    finally:
+        await remote.aclose()
+    assert result["verdict"] == "passed" and len(server.requests) == 3
+    assert time.monotonic() - started >= 2 * 1.0  # Retry-After: 1, twice (the backoff alone is 0.01 s)
+
+
+async def test_a_server_busy_beyond_busy_timeout_is_an_execution_error(lb_scripted_server) -> None:
+    server = lb_scripted_server(["429-retry-after"])
+    remote = common.RemoteExecutor(server.url, retries=5, backoff=0.01, busy_timeout=2.5)
+    try:
+        with pytest.raises(ExecutionError, match=r"stayed busy \(HTTP 429, Retry-After\) for more than 2.5 s"):
+            await common.run_tests(SUM, TESTS[:1], executor=remote)
+    finally:
+        await remote.aclose()
+    assert 2 <= len(server.requests) <= 3
+
+
+async def test_without_batch_support_in_health_each_test_is_its_own_request(lb_scripted_server) -> None:
+    server = lb_scripted_server(["ok"])  # the original contract: no /health
+    remote = fast_client(server.url)
+    try:
+        results = await common.run_tests(SUM, TESTS * 3, timeout=5, executor=remote)
+    finally:
+        await remote.aclose()
+    assert [r["verdict"] for r in results] == ["passed", "wrong_answer"] * 3
+    assert len(server.requests) == 6 and all("test" in r["body"] and "tests" not in r["body"] for r in server.requests)
