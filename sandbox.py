@@ -300,7 +300,7 @@ class _WorkerHandle:
     def wait_ready(self, timeout: float = 30.0) -> None:
         """The handshake: the worker answers once its imports are done."""
         try:
-            received = receive_message(self.channel.fileno(), time.monotonic() + timeout)
+            received = receive_message(self.channel, time.monotonic() + timeout)
         except (TimeoutError, OSError, ValueError) as error:
             raise _WorkerFailure(f"worker did not start: {error}") from error
         hello = received[0] if received else None
@@ -311,8 +311,8 @@ class _WorkerHandle:
 
     def run(self, job: Job, files: _JobFiles, answer_timeout: float) -> Answer:
         try:
-            send_message(self.channel.fileno(), job, files.fds)
-            received = receive_message(self.channel.fileno(), time.monotonic() + answer_timeout)
+            send_message(self.channel, job, files.fds)
+            received = receive_message(self.channel, time.monotonic() + answer_timeout)
         except (TimeoutError, OSError, ValueError) as error:
             raise _WorkerFailure(f"worker failed: {error}") from error
         if received is None:
@@ -675,8 +675,10 @@ class LocalExecutor:
         try:
             if seat.handle is None:  # its worker failed earlier and could not be replaced then
                 self._respawn(seat)
-            for _ in range(2):
+            for attempt in range(2):
                 try:
+                    if attempt:
+                        files.rewind()  # the failed run may have read stdin or written output
                     return seat.handle.run(job, files, timeout + _ANSWER_GRACE)  # type: ignore[union-attr]
                 except _WorkerFailure:
                     self._respawn(seat)
@@ -734,6 +736,13 @@ class _JobFiles:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def rewind(self) -> None:
+        """Back to a fresh job's state: inputs at their start, outputs empty."""
+        for fd in self.fds:
+            os.lseek(fd, 0, os.SEEK_SET)
+        for fd in (self.stdout, self.stderr):
+            os.ftruncate(fd, 0)
 
     def close(self) -> None:
         fds, self.fds = self.fds, []
