@@ -134,21 +134,25 @@ def make_result(code: str, test: Test, run: RunOutput, verdict: Verdict) -> Test
 _MEMORY_ERROR_LINE = re.compile(r"^[\w.]*MemoryError(:|$)")
 
 
-def memory_exceeded(exit_code: int | None, stderr: str, max_rss_bytes: int, limit_bytes: int) -> bool:
-    """Did the run fail for lack of memory?
+def memory_exceeded(exit_code: int | None, stderr: str, max_rss_bytes: int, limit_bytes: int,
+                    limit_hit: bool = False) -> bool:
+    """Did the run fail because it really reached its memory limit?
 
-    A failed allocation under ``RLIMIT_AS`` raises ``MemoryError`` (numpy's
-    ``_ArrayMemoryError`` too), which ends the traceback; an allocation that fails inside C code
-    may instead end the process by a signal, which counts when the peak RSS came near the limit.
-    A run that exits 0 never counts, whatever it printed.
+    ``limit_hit`` is evidence from outside the program: the memory watch refused a request
+    that would have taken the address space over ``RLIMIT_AS`` (see ``sandbox_seccomp``), or the
+    worker's cgroup hit its memory limit during the test. A failed run counts when it ends with
+    a ``MemoryError`` (numpy's ``_ArrayMemoryError`` too) as the traceback's last line and that
+    evidence exists, or when it is ended by a signal (an allocation failing inside C code) with
+    that evidence or a peak RSS, measured by the kernel, near the limit. A ``MemoryError`` a
+    program raises or prints itself is a ``runtime_error``; a run that exits 0 never counts.
     """
     if exit_code == 0 or exit_code is None:
         return False
     lines = stderr[-2000:].rstrip().splitlines()
     if lines and _MEMORY_ERROR_LINE.match(lines[-1]):  # the traceback's last line
-        return True
+        return limit_hit
     fatal = {-signal.SIGKILL, -signal.SIGSEGV, -signal.SIGABRT, -signal.SIGBUS}
-    return exit_code in fatal and max_rss_bytes >= 0.8 * limit_bytes
+    return exit_code in fatal and (limit_hit or max_rss_bytes >= 0.8 * limit_bytes)
 
 
 def _limit_child(limits: SandboxLimits, timeout: float) -> None:
@@ -321,7 +325,7 @@ class _WorkerHandle:
         for fd in stray:
             os.close(fd)
         if self.cgroup is not None and "error" not in answer:
-            answer["oom_killed"] = self.cgroup.new_oom_kill()
+            answer["oom_killed"], answer["memory_limit_hit"] = self.cgroup.new_memory_events()
         if "error" in answer:
             raise _WorkerFailure(f"worker error: {answer['error']}")
         return cast(Answer, answer)
@@ -704,8 +708,10 @@ class LocalExecutor:
             "timeout_expired": answer["timeout_expired"],
             "elapsed_time": round(answer["elapsed_time"], 4),
         }
+        limit_hit = answer.get("address_space_refused", False) or answer.get("memory_limit_hit", False)
         memory = answer.get("oom_killed", False) or memory_exceeded(
-            run["exit_code"], run["stderr"], answer["max_rss_bytes"], self.limits.memory_mb * 1024 * 1024)
+            run["exit_code"], run["stderr"], answer["max_rss_bytes"], self.limits.memory_mb * 1024 * 1024,
+            limit_hit)
         return make_result(full, test, run, classify(run, test, answer["output_capped"], memory))
 
 

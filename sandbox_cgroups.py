@@ -102,7 +102,7 @@ class WorkerCgroup:
         except OSError:
             self.remove()
             raise
-        self._oom_seen = self.oom_kills()
+        self._events_seen = self.memory_events()
 
     def _apply(self, limits: WorkerLimits) -> None:
         quota = str(int(limits.cpus * _CPU_PERIOD_US))
@@ -128,23 +128,28 @@ class WorkerCgroup:
                   'n=$((n - 1)); done; exec "$@"')
         return ["/bin/sh", "-c", script, "sh", str(len(procs)), *procs]
 
-    def oom_kills(self) -> int:
-        """How many processes the memory controller has killed in this cgroup so far."""
-        name = "memory.events" if self.plan.version == 2 else "memory.oom_control"
+    def memory_events(self) -> tuple[int, int]:
+        """(processes the memory controller killed, times usage reached the limit) so far:
+        v2's ``memory.events`` (``oom_kill``, ``max``), v1's ``memory.oom_control`` and
+        ``memory.failcnt``."""
+        if self.plan.version == 2:
+            fields = _key_values(os.path.join(self.dirs[0], "memory.events"))
+            return fields.get("oom_kill", 0), fields.get("max", 0)
+        kills = _key_values(os.path.join(self.dirs[0], "memory.oom_control")).get("oom_kill", 0)
         try:
-            for line in open(os.path.join(self.dirs[0], name)):
-                key, _, value = line.partition(" ")
-                if key == "oom_kill":
-                    return int(value)
+            with open(os.path.join(self.dirs[0], "memory.failcnt")) as fh:
+                hits = int(fh.read())
         except (OSError, ValueError):
-            pass
-        return 0
+            hits = 0
+        return kills, hits
 
-    def new_oom_kill(self) -> bool:
-        """Did the memory controller kill a process since the last call (the last test)?"""
-        count = self.oom_kills()
-        killed, self._oom_seen = count > self._oom_seen, count
-        return killed
+    def new_memory_events(self) -> tuple[bool, bool]:
+        """Since the last call (the last test): did the memory controller kill a process, and
+        did usage reach the limit?"""
+        kills, hits = self.memory_events()
+        seen_kills, seen_hits = self._events_seen
+        self._events_seen = (kills, hits)
+        return kills > seen_kills, hits > seen_hits
 
     def remove(self, wait: float = 2.0) -> None:
         """Remove the cgroup once its processes are gone (they were killed with the sandbox)."""
@@ -175,6 +180,22 @@ def describe(plan: CgroupPlan, limits: WorkerLimits | None) -> str:
         return f"no cgroups ({plan.unavailable})"
     return (f"cgroup v{plan.version} per worker (memory {limits.memory_bytes // 2**20} MB for all "
             f"of a test's processes with shmem, {limits.pids} pids, {limits.cpus:g} CPU)")
+
+
+def _key_values(path: str) -> dict[str, int]:
+    """A flat-keyed cgroup file (``key value`` per line); empty if unreadable."""
+    found: dict[str, int] = {}
+    try:
+        with open(path) as fh:
+            for line in fh:
+                key, _, value = line.partition(" ")
+                try:
+                    found[key] = int(value)
+                except ValueError:
+                    pass
+    except OSError:
+        pass
+    return found
 
 
 def _write(path: str, value: str) -> None:

@@ -4,8 +4,8 @@ Owns: the message protocol between the toolkit and a worker (length-prefixed JSO
 ``WorkerConfig``, ``Job``, ``Answer``, ``Hello``), the worker loop, the forked test child, its
 limits and privilege drop, and the import header every program runs under.
 
-It imports only the standard library and ``records.py``: these two files are all of the project
-that is bound into the sandbox, and every megabyte of the worker's heap makes each per-test fork
+It imports only the standard library and ``sandbox_seccomp.py`` (with ``records.py``, these are
+all of the project that is bound into the sandbox), and every megabyte of the worker's heap makes each per-test fork
 slower. The host side (``sandbox.py``) starts workers; ``sandbox_policy.py`` decides what they see.
 """
 
@@ -26,6 +26,8 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict
+
+import sandbox_seccomp
 
 IMPORT_HEADER = """from collections import *
 from typing import *
@@ -65,7 +67,9 @@ class Answer(TypedDict):
     cpu_seconds: float
     output_capped: bool
     max_rss_bytes: int
+    address_space_refused: bool  # the memory watch refused a request over the address-space limit
     oom_killed: NotRequired[bool]  # added by the toolkit: its cgroup's memory controller killed
+    memory_limit_hit: NotRequired[bool]  # added by the toolkit: its cgroup reached its memory limit
 
 
 class Probe(TypedDict):
@@ -206,6 +210,7 @@ class _Worker:
             for directory, names in (config.listing or {}).items()
             if directory.startswith(tmp.rstrip("/") + "/")}
         self.pid_text = str(os.getpid())
+        self.watch_program = sandbox_seccomp.watch_program()
         import ctypes
         self.libc = ctypes.CDLL(None, use_errno=True)
 
@@ -437,19 +442,21 @@ def _run_job(worker: _Worker, job: Job, fds: list[int]) -> Answer:
         if uid is not None:
             os.chown(workdir, uid, uid)
         # The toolkit sends fresh files (offset 0, outputs empty), and resets them for a retry.
-        ready_read, ready_write = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-        own += [ready_read, ready_write]
+        # The child's "ready" message comes on this pair, with the memory watch's listener.
+        ready_here, ready_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        own += [ready_here.detach(), ready_child.detach()]
         _prepare_interpreter(worker, workdir, [stdin_fd, stdout_fd, stderr_fd])
         start = time.monotonic()
         try:
             pid = os.fork()
             if pid == 0:
-                _child_main(worker, job, source_fd, ready_write)
+                _child_main(worker, job, source_fd, own[1])
         finally:
             _restore_worker_stdio()
             _worker_streams()
             os.chdir("/")
-        timed_out = not _wait_for_exit(pid, job["timeout"])
+        watch = _wait_for_exit(pid, job["timeout"], own[0], job["memory_bytes"])
+        timed_out = not watch.exited
         elapsed = time.monotonic() - start
         _kill_leftovers(worker, pid)
         _, status, usage = os.wait4(pid, 0)
@@ -461,10 +468,13 @@ def _run_job(worker: _Worker, job: Job, fds: list[int]) -> Answer:
                 _wipe_directory(directory, keep=worker.bind_holders_in_tmp[directory])
         if worker.config.private_shm and not _empty_tmpfs_directory("/dev/shm"):
             _wipe_directory("/dev/shm", keep=set())
-        if not _child_was_ready(ready_read) and not timed_out:
+        if watch.listener >= 0:
+            os.close(watch.listener)
+        if not watch.ready and not timed_out:
             raise RuntimeError("the test process failed before the program started: "
                                + _read_capped(stderr_fd, 2000)[0].strip())
-        return _job_report(job, status, usage, [stdout_fd, stderr_fd], elapsed, timed_out)
+        return _job_report(job, status, usage, [stdout_fd, stderr_fd], elapsed, timed_out,
+                           watch.refused)
     finally:
         for fd in own:
             os.close(fd)
@@ -550,32 +560,64 @@ def _wipe_directory(directory: str, keep: set[str]) -> None:
                 pass
 
 
-def _child_was_ready(ready_read: int) -> bool:
-    try:
-        return os.read(ready_read, 1) == b"1"
-    except BlockingIOError:
-        return False
+@dataclass
+class _Watch:
+    """What the worker saw of a test while it ran."""
+
+    exited: bool = False   # the test process exited before the time limit
+    ready: bool = False    # its set-up succeeded before any of the program ran
+    listener: int = -1     # the memory watch's listener (closed by the caller)
+    refused: bool = False  # a memory request was refused: it went over the address-space limit
 
 
-def _wait_for_exit(pid: int, timeout: float) -> bool:
-    """Wait up to ``timeout`` seconds for the child to exit; False when the time ran out.
+def _wait_for_exit(pid: int, timeout: float, ready: int, memory_bytes: int) -> _Watch:
+    """Wait up to ``timeout`` seconds for the child to exit, serving its memory watch meanwhile.
 
     A pidfd wakes us at the exit itself: the program's stdout and stderr are files, not pipes, so
     a lingering grandchild holding them cannot delay the verdict.
     """
+    watch = _Watch()
     pidfd = os.pidfd_open(pid)
     try:
         poller = select.poll()
         poller.register(pidfd, select.POLLIN)
+        poller.register(ready, select.POLLIN)
         deadline = time.monotonic() + timeout
-        while True:
+        while not watch.exited:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return False
-            if poller.poll(int(remaining * 1000) + 1):
-                return True
+                break
+            for fd, events in poller.poll(int(remaining * 1000) + 1):
+                if fd == pidfd:
+                    watch.exited = True
+                elif fd == ready:
+                    poller.unregister(ready)
+                    _take_ready(ready, watch, poller)
+                elif events & select.POLLIN:
+                    watch.refused |= sandbox_seccomp.answer_request(fd, memory_bytes)
+                else:  # POLLHUP: no process of the test uses the watch any more
+                    poller.unregister(fd)
+        if not watch.ready:  # sent just before the exit, or never
+            _take_ready(ready, watch, None)
     finally:
         os.close(pidfd)
+    return watch
+
+
+def _take_ready(ready: int, watch: _Watch, poller: Any) -> None:
+    """Read the child's ready message (with the watch's listener, if it started one)."""
+    try:
+        with socket.socket(fileno=os.dup(ready)) as channel:
+            message, fds, _, _ = socket.recv_fds(channel, 1, 1, socket.MSG_DONTWAIT)
+    except OSError:  # nothing sent (BlockingIOError) or a broken pair
+        return
+    watch.ready = message == b"1"
+    for fd in fds:
+        if watch.listener < 0 and poller is not None:
+            watch.listener = fd
+            poller.register(fd, select.POLLIN)
+        else:
+            os.close(fd)
 
 
 def _kill_leftovers(worker: _Worker, child: int | None) -> None:
@@ -656,7 +698,7 @@ def _reap_orphans() -> None:
 
 
 def _job_report(job: Job, status: int, usage: Any, outputs: list[int], elapsed: float,
-                timed_out: bool) -> Answer:
+                timed_out: bool, refused: bool) -> Answer:
     """How the test ended, measured here: a verdict of timeout needs the wall-clock limit to have
     passed or the CPU limit to have been used up (a ``SIGXCPU`` the program sent itself is just a
     signal), and output over the cap is read from the files' sizes, not their content."""
@@ -673,6 +715,7 @@ def _job_report(job: Job, status: int, usage: Any, outputs: list[int], elapsed: 
         "cpu_seconds": cpu_seconds,
         "output_capped": oversized or signum == signal.SIGXFSZ,
         "max_rss_bytes": usage.ru_maxrss * 1024,
+        "address_space_refused": refused,
     }
 
 
@@ -743,8 +786,11 @@ def _child_main(worker: _Worker, job: Job, source_fd: int, ready: int) -> None:
         numpy_random = sys.modules.get("numpy.random")
         if numpy_random is not None:
             numpy_random.seed()
-        os.write(3, b"1")
-        os.close(3)
+        listener = _start_memory_watch(worker)
+        with socket.socket(fileno=3) as channel:  # ready, with the listener for the worker
+            socket.send_fds(channel, [b"1"], [listener] if listener >= 0 else [])
+        if listener >= 0:
+            os.close(listener)  # the program never holds it
         text = source.decode("utf-8", "surrogatepass")
         del source
         status = _run_program(_compile_program(worker, text))
@@ -755,6 +801,17 @@ def _child_main(worker: _Worker, job: Job, source_fd: int, ready: int) -> None:
             pass
     finally:
         os._exit(status)
+
+
+def _start_memory_watch(worker: _Worker) -> int:
+    """The memory watch's listener for the worker, or -1 where the kernel refuses the watch
+    (the test then runs unwatched: a MemoryError needs other evidence)."""
+    if worker.watch_program is None:
+        return -1
+    try:
+        return sandbox_seccomp.start_watch(worker.watch_program)
+    except OSError:
+        return -1
 
 
 _MAX_FD: list[int] = []

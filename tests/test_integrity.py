@@ -196,10 +196,20 @@ def test_processes_killed_after_a_test_do_not_count_against_the_next(one_worker)
 
 
 def test_a_program_cannot_fake_a_timeout(one_worker):
-    """``timeout`` needs the limit to have been reached: a SIGXCPU the program sends itself at
-    once is a runtime error. A real CPU-bound loop still gets ``timeout``."""
-    fake = "import os, signal\nos.kill(os.getpid(), signal.SIGXCPU)\n"
-    assert one_worker.run_test(fake, SANITY)["verdict"] == "runtime_error"
+    """``timeout`` needs the limit to have been reached: a SIGXCPU or SIGKILL the program sends
+    itself at once, text that reads like a timeout, the exit status of ``timeout(1)`` are all
+    runtime errors. A real CPU-bound loop still gets ``timeout``."""
+    fakes = [
+        "import os, signal\nos.kill(os.getpid(), signal.SIGXCPU)\n",
+        "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n",
+        "import sys\nprint('Time limit exceeded')\nprint('TimeoutError: timed out', file=sys.stderr)\n"
+        "sys.exit(124)\n",
+        "raise TimeoutError('execution timed out')\n",
+    ]
+    for fake in fakes:
+        result = one_worker.run_test(fake, SANITY)
+        assert result["verdict"] == "runtime_error", (fake, result["exec_output"])
+        assert result["exec_output"]["run_output"]["timeout_expired"] is False
     start = time.monotonic()
     real = one_worker.run_test("while True:\n    pass\n", SANITY, timeout=1.0)
     assert real["verdict"] == "timeout" and time.monotonic() - start < 30
@@ -230,3 +240,36 @@ def test_a_parent_directory_env_cannot_weaken_isolation(tmp_path, monkeypatch):
     import os
     assert "LIBRARYBENCH_ISOLATION" not in os.environ
     assert os.environ["LB_INTEGRITY_PROBE"] == "loaded"
+
+
+FAKE_MEMORY_ERRORS = [
+    "raise MemoryError\n",
+    "raise MemoryError('Unable to allocate 8.00 GiB')\n",
+    "import sys\nprint('Traceback (most recent call last):\\n  File \"main.py\"\\nMemoryError',"
+    " file=sys.stderr)\nsys.exit(1)\n",
+    "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n",
+    # real memory use, well inside the limit, then the claim
+    "x = bytearray(300 * 2**20)\nfor i in range(0, len(x), 4096):\n    x[i] = 1\nraise MemoryError\n",
+]
+
+
+def test_a_program_cannot_fake_a_memory_limit(one_worker):
+    """``memory_limit`` needs evidence from outside the program: a request refused because it
+    would take the address space over the limit (the memory watch), or the cgroup's memory
+    controller. A MemoryError raised or printed by the program itself, or a SIGKILL it sends
+    itself, is a runtime error; real exhaustion of every kind still gets ``memory_limit``, and a
+    MemoryError the program catches is no failure at all."""
+    for fake in FAKE_MEMORY_ERRORS:
+        result = one_worker.run_test(fake, SANITY)
+        assert result["verdict"] == "runtime_error", (fake, result["exec_output"])
+    real = [
+        "x = bytearray(4 * 1024 ** 3)\nprint(len(x))\n",  # one request over the limit
+        "a = np.ones((1 << 16, 1 << 14))\nprint(a.sum())\n",  # numpy's _ArrayMemoryError
+        "x = []\nwhile True:\n    x.append(' ' * 100_000)\n",  # many requests, the last one fails
+    ]
+    for code in real:
+        result = one_worker.run_test(code, SANITY)
+        assert result["verdict"] == "memory_limit", (code, result["exec_output"])
+    caught = "try:\n    x = bytearray(4 * 1024 ** 3)\nexcept MemoryError:\n    print('ping')\n"
+    assert one_worker.run_test(caught, SANITY)["verdict"] == "passed"
+    assert one_worker.run_test(ECHO, SANITY)["verdict"] == "passed"
