@@ -9,7 +9,7 @@ was really hit. A ``MemoryError`` a program raises or prints itself leaves no su
 
 Standard library only, like ``sandbox_worker.py`` (both are bound into the sandbox). The watch
 needs x86-64 and Linux 5.5 or later (user notification with ``CONTINUE``); elsewhere
-``watch_program()`` is None and no evidence is collected (a ``MemoryError`` then counts only with
+``test_program()`` is None and no evidence is collected (a ``MemoryError`` then counts only with
 the other evidence, see ``sandbox.memory_exceeded``).
 """
 
@@ -31,6 +31,7 @@ _PR_SET_SECCOMP = 22
 _SECCOMP_MODE_FILTER = 2
 _RET_ALLOW = 0x7FFF0000
 _RET_USER_NOTIF = 0x7FC00000
+_RET_ERRNO = 0x00050000
 _AUDIT_ARCH_X86_64 = 0xC000003E
 _NR_MMAP, _NR_MREMAP = 9, 25
 _MAP_FIXED_ANY = 0x10 | 0x100000  # MAP_FIXED, MAP_FIXED_NOREPLACE: remaps, not new space
@@ -56,15 +57,36 @@ def install(program: bytes) -> None:
         raise OSError(error, f"installing the seccomp filter failed: {os.strerror(error)}")
 
 
-def watch_program() -> bytes | None:
-    """The memory-watch filter (None where it cannot work: not x86-64)."""
+def test_program() -> bytes | None:
+    """The per-test filter (None where it cannot work: not x86-64): the memory watch, and no
+    way for a program to fake the kernel's verdict signals. ``SIGXCPU`` and ``SIGXFSZ`` cannot
+    be sent by any process of the test (``kill``, ``tkill``, ``tgkill``, ``rt_sigqueueinfo``,
+    ``rt_tgsigqueueinfo``, ``pidfd_send_signal``: ``EPERM``), and ``RLIMIT_CPU`` and
+    ``RLIMIT_FSIZE`` cannot be changed (``setrlimit``, ``prlimit64`` with a new value: ``EPERM``),
+    so either signal means that the sandbox's own limit was reached. x32 system calls get
+    ``ENOSYS`` (they would pass the number checks)."""
     if platform.machine() != "x86_64":
         return None
     arg = lambda index, high=False: 16 + 8 * index + (4 if high else 0)  # noqa: E731
-    # (code, jt, jf, k) with jumps given as labels, resolved below.
-    code = [
+    signals = (24, 25)  # SIGXCPU, SIGXFSZ
+    limits = (0, 1)  # RLIMIT_CPU, RLIMIT_FSIZE
+    code: list[tuple] = [
         ("ld", 4), ("jeq", _AUDIT_ARCH_X86_64, None, "allow"),
-        ("ld", 0), ("jeq", _NR_MMAP, "mmap", None), ("jeq", _NR_MREMAP, "mremap", "allow"),
+        ("ld", 0), ("jge", 0x40000000, "enosys", None),
+        ("jeq", _NR_MMAP, "mmap", None), ("jeq", _NR_MREMAP, "mremap", None),
+        *[("jeq", nr, "signal1", None) for nr in (62, 200, 129, 424)],  # kill tkill rt_sigqueueinfo pidfd_send_signal
+        *[("jeq", nr, "signal2", None) for nr in (234, 297)],  # tgkill rt_tgsigqueueinfo
+        ("jeq", 160, "setrlimit", None), ("jeq", 302, "prlimit", "allow"),
+        ("label", "signal1"), ("ld", arg(1)),
+        *[("jeq", sig, "eperm", None) for sig in signals], ("ret", _RET_ALLOW),
+        ("label", "signal2"), ("ld", arg(2)),
+        *[("jeq", sig, "eperm", None) for sig in signals], ("ret", _RET_ALLOW),
+        ("label", "setrlimit"), ("ld", arg(0)),
+        *[("jeq", res, "eperm", None) for res in limits], ("ret", _RET_ALLOW),
+        ("label", "prlimit"), ("ld", arg(2)), ("jset", 0xFFFFFFFF, "resource", None),
+        ("ld", arg(2, True)), ("jset", 0xFFFFFFFF, "resource", "allow"),
+        ("label", "resource"), ("ld", arg(1)),
+        *[("jeq", res, "eperm", None) for res in limits], ("ret", _RET_ALLOW),
         ("label", "mmap"), ("ld", arg(3)), ("jset", _MAP_FIXED_ANY, "allow", None),
         ("ld", arg(1, True)), ("jgt", 0, "notify", None),
         ("ld", arg(1)), ("jge", WATCH_BYTES, "notify", "allow"),
@@ -72,7 +94,14 @@ def watch_program() -> bytes | None:
         ("ld", arg(2)), ("jge", WATCH_BYTES, "notify", "allow"),
         ("label", "allow"), ("ret", _RET_ALLOW),
         ("label", "notify"), ("ret", _RET_USER_NOTIF),
+        ("label", "eperm"), ("ret", _RET_ERRNO | errno.EPERM),
+        ("label", "enosys"), ("ret", _RET_ERRNO | errno.ENOSYS),
     ]
+    return _assemble(code)
+
+
+def _assemble(code: list[tuple]) -> bytes:
+    """Classic BPF from (op, k) and (jump op, k, label if true, label if false; None: next)."""
     labels: dict[str, int] = {}
     instructions = []
     for item in code:
@@ -89,12 +118,14 @@ def watch_program() -> bytes | None:
             continue
         _, k, true, false = item
         jumps = [0 if target is None else labels[target] - index - 1 for target in (true, false)]
+        assert all(0 <= jump < 256 for jump in jumps), item
         out += struct.pack("<HBBI", opcodes[op], jumps[0], jumps[1], k)
     return out
 
 
 def start_watch(program: bytes) -> int:
-    """In the test process: install the watch; returns the listener fd for the worker."""
+    """In the test process: install the per-test filter; returns the watch's listener fd for
+    the worker."""
     libc = ctypes.CDLL(None, use_errno=True)
     buffer = ctypes.create_string_buffer(program, len(program))
     fprog = _SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
@@ -134,7 +165,7 @@ def _page_round(size: int) -> int:
 
 
 def _address_space(pid: int) -> int:
-    """A process's ``VmSize`` in bytes (0 if it cannot be read: the request then goes on)."""
+    """A process's ``VmSize`` in bytes (hugely negative if unreadable: the request goes on)."""
     try:
         with open(f"/proc/{pid}/status", "rb") as fh:
             for line in fh:

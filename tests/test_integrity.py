@@ -273,3 +273,36 @@ def test_a_program_cannot_fake_a_memory_limit(one_worker):
     caught = "try:\n    x = bytearray(4 * 1024 ** 3)\nexcept MemoryError:\n    print('ping')\n"
     assert one_worker.run_test(caught, SANITY)["verdict"] == "passed"
     assert one_worker.run_test(ECHO, SANITY)["verdict"] == "passed"
+
+
+def test_a_program_cannot_fake_an_output_limit_or_lower_its_limits(one_worker):
+    """SIGXCPU and SIGXFSZ cannot be sent by the program, and RLIMIT_CPU and RLIMIT_FSIZE
+    cannot be lowered (a program lowering them would get the kernel's signal cheaply): each
+    attempt fails with EPERM. Other limits (the stack, as recursive solutions raise it) stay
+    free, and a real flood still gets ``output_limit``."""
+    probe = (
+        "import os, resource, signal\n"
+        "out = []\n"
+        "for sig in (signal.SIGXFSZ, signal.SIGXCPU):\n"
+        "    try:\n"
+        "        os.kill(os.getpid(), sig)\n"
+        "        out.append('sent')\n"
+        "    except PermissionError:\n"
+        "        out.append('EPERM')\n"
+        "for res in (resource.RLIMIT_FSIZE, resource.RLIMIT_CPU):\n"
+        "    try:\n"
+        "        resource.setrlimit(res, (1, 1))\n"
+        "        out.append('lowered')\n"
+        "    except (PermissionError, ValueError):\n"
+        "        out.append('EPERM')\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_STACK)\n"
+        "resource.setrlimit(resource.RLIMIT_STACK, (min(hard, 64 * 2**20) if hard > 0 else 64 * 2**20, hard))\n"
+        "print(' '.join(out))\n"
+    )
+    result = one_worker.run_test(probe, {"stdin": "", "stdout": "EPERM EPERM EPERM EPERM"})
+    assert result["verdict"] == "passed", result["exec_output"]
+    fake = "import os, signal\nos.kill(os.getpid(), signal.SIGXFSZ)\nos.kill(os.getpid(), signal.SIGKILL)\n"
+    assert one_worker.run_test(fake, SANITY)["verdict"] == "runtime_error"
+    flood = "import sys\nsys.stdout.write('x' * 5_000_000)\n"
+    assert one_worker.run_test(flood, SANITY)["verdict"] == "output_limit"
+    assert one_worker.run_test(ECHO, SANITY)["verdict"] == "passed"
