@@ -238,14 +238,16 @@ class _WorkerHandle:
         bwrap_path, bwrap = bwrap, mode == "bwrap"
         self.uid = uid
         view = policy.filesystem_view() if bwrap else None
+        # The deny filter: installed by bubblewrap (--seccomp), or by the fallback worker itself.
+        bpf = policy.seccomp_program()
+        seccomp_fd = _memfd("seccomp", bpf) if bpf else None
         config = WorkerConfig(uid=uid, pid_namespace=bwrap, user_namespace=bwrap and not privileged,
                               private_shm=bwrap, listing=view.listing if view else None,
-                              absent=view.absent if view else None)
+                              absent=view.absent if view else None,
+                              seccomp_fd=seccomp_fd if not bwrap else None)
         # -B: no __pycache__ beside the worker's modules (under /tmp they sit on the writable tmpfs,
         # where the self-test would rightly find it)
         python = [sys.executable, "-B", "-c", WORKER_BOOTSTRAP, PROJECT_DIR, json.dumps(asdict(config))]
-        bpf = policy.seccomp_program() if bwrap else None
-        seccomp_fd = _memfd("seccomp", bpf) if bpf else None
         command = (policy.bwrap_command(python, privileged, view, bwrap_path, seccomp_fd)
                    if bwrap else python)
         self.cgroup: cgroups.WorkerCgroup | None = None

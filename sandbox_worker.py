@@ -82,6 +82,7 @@ class Probe(TypedDict):
     root_read_only: bool
     unexpected_paths: list[str]
     seccomp: bool  # the seccomp filter denies SysV IPC here
+    test_filter: bool  # test processes get the per-test filter (memory watch, verdict signals)
 
 
 class Hello(TypedDict):
@@ -188,6 +189,8 @@ class WorkerConfig:
     private_shm: bool = False  # /dev/shm is the sandbox's own tmpfs: emptied after each test
     listing: dict[str, list[str]] | None = None  # self-test: the exact entries of these dirs
     absent: list[str] | None = None  # self-test: host paths that must not be visible
+    seccomp_fd: int | None = None  # the fallback: the deny filter to install on itself (bwrap
+                                   # installs it on a bwrap worker)
 
 
 class _Worker:
@@ -226,13 +229,14 @@ def worker_main(config_json: str) -> None:
     _preload_modules()
     worker.header_names = _header_namespace()
     config.base_path = [p for p in sys.path if p not in ("", PROJECT_DIR)]
-    _set_process_defaults(worker)
+    _set_process_defaults(worker)  # no_new_privs first: installing a filter needs it
+    _install_deny_filter(config)
     _max_fd()
     import gc
     gc.collect()
     gc.freeze()  # forked children then leave the warm heap's pages shared instead of copying
     worker.libc.malloc_trim(0)  # free heap pages back: fewer page-table entries for fork to copy
-    send_message(channel, {"ready": True, "probe": _probe_isolation(config)})
+    send_message(channel, {"ready": True, "probe": _probe_isolation(worker)})
     while True:
         received = receive_message(channel)
         if received is None:
@@ -250,6 +254,19 @@ def worker_main(config_json: str) -> None:
         send_message(channel, answer)
     _kill_leftovers(worker, None)
     os._exit(0)
+
+
+def _install_deny_filter(config: WorkerConfig) -> None:
+    """The fallback worker installs the deny filter itself (inherited by every test process);
+    if the kernel refuses it, the probe finds SysV IPC allowed and the isolation says so."""
+    if config.seccomp_fd is None:
+        return
+    try:
+        program = _read_fd(config.seccomp_fd)
+        os.close(config.seccomp_fd)
+        sandbox_seccomp.install(program)
+    except OSError as error:
+        os.write(_DIAG_FD, f"sandbox worker: no seccomp filter: {error}\n".encode())
 
 
 def _take_channel() -> int:
@@ -323,8 +340,9 @@ def _preload_modules() -> None:
             pass
 
 
-def _probe_isolation(config: WorkerConfig) -> Probe:
+def _probe_isolation(worker: _Worker) -> Probe:
     """What the worker can observe about its own isolation (checked by the start-up self-test)."""
+    config = worker.config
     try:
         with open("/proc/self/net/dev") as fh:
             interfaces = sorted(line.split(":")[0].strip() for line in fh.readlines()[2:])
@@ -335,7 +353,21 @@ def _probe_isolation(config: WorkerConfig) -> Probe:
             "child_uid": config.uid,
             "root_read_only": root_read_only,
             "unexpected_paths": _unexpected_paths(config),
-            "seccomp": _sysv_ipc_denied()}
+            "seccomp": _sysv_ipc_denied(),
+            "test_filter": _test_filter_works(worker)}
+
+
+def _test_filter_works(worker: _Worker) -> bool:
+    """Does the kernel accept the per-test filter (tried once, in a throw-away child)?"""
+    if worker.watch_program is None:
+        return False
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os._exit(0 if _start_memory_watch(worker) >= 0 else 1)
+        finally:
+            os._exit(1)
+    return os.waitpid(pid, 0)[1] == 0
 
 
 def _sysv_ipc_denied() -> bool:

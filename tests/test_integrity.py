@@ -306,3 +306,24 @@ def test_a_program_cannot_fake_an_output_limit_or_lower_its_limits(one_worker):
     flood = "import sys\nsys.stdout.write('x' * 5_000_000)\n"
     assert one_worker.run_test(flood, SANITY)["verdict"] == "output_limit"
     assert one_worker.run_test(ECHO, SANITY)["verdict"] == "passed"
+
+
+SYSV = ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "print(libc.shmget(0, 4096, 0o600), ctypes.get_errno())\n")
+
+
+def test_the_fallback_installs_the_same_filters(recwarn):
+    """Without bubblewrap the worker installs the deny filter itself, and its test processes get
+    the per-test filter: SysV IPC is denied (EPERM), a faked MemoryError is a runtime error, a
+    real one is ``memory_limit``, and ``.isolation`` says which filters are on."""
+    if sandbox_policy.seccomp_program() is None:
+        pytest.skip(f"no seccomp filter can be built here: {sandbox_policy.seccomp_missing()}")
+    with LocalExecutor(workers=1, isolation="none") as executor:
+        assert executor.run_test(SYSV, {"stdin": "", "stdout": "-1 1"})["verdict"] == "passed"
+        isolation = executor.isolation
+        assert isolation.startswith("fallback") and "; seccomp filter (SysV IPC" in isolation
+        assert "per-test filter (memory requests" in isolation
+        assert executor.run_test("raise MemoryError\n", SANITY)["verdict"] == "runtime_error"
+        real = executor.run_test("x = bytearray(4 * 1024 ** 3)\n", SANITY)
+        assert real["verdict"] == "memory_limit", real["exec_output"]
+        assert executor.run_test(ECHO, SANITY)["verdict"] == "passed"
