@@ -44,16 +44,19 @@ class WorkerLimits:
     cpus: float = 1.0
 
 
-def find_plan() -> CgroupPlan:
-    """The hierarchy this process may create cgroups in, checked by creating its parent."""
+def find_plan(root: str = _ROOT) -> CgroupPlan:
+    """The hierarchy this process may create cgroups in, checked by creating its parent.
+
+    ``root`` is where the cgroup filesystems are mounted (a v2 hierarchy when it holds
+    ``cgroup.controllers``, else one directory per v1 controller); tests point it elsewhere."""
     if os.geteuid() != 0:
         return CgroupPlan(0, (), "cgroups need root (no delegated subtree is used)")
-    if os.path.exists(os.path.join(_ROOT, "cgroup.controllers")):
-        return _plan_v2()
-    missing = [c for c in _V1_CONTROLLERS if not os.path.isdir(os.path.join(_ROOT, c))]
+    if os.path.exists(os.path.join(root, "cgroup.controllers")):
+        return _plan_v2(root)
+    missing = [c for c in _V1_CONTROLLERS if not os.path.isdir(os.path.join(root, c))]
     if missing:
         return CgroupPlan(0, (), f"no cgroup v2 and no v1 {', '.join(missing)} controller")
-    parents = tuple(os.path.join(_ROOT, c, _own_path(c).lstrip("/"), f"librarybench-{os.getpid()}")
+    parents = tuple(os.path.join(root, c, _own_path(c).lstrip("/"), f"librarybench-{os.getpid()}")
                     for c in _V1_CONTROLLERS)
     try:
         for parent in parents:
@@ -63,11 +66,17 @@ def find_plan() -> CgroupPlan:
     return CgroupPlan(1, parents)
 
 
-def _plan_v2() -> CgroupPlan:
-    parent = os.path.join(_ROOT, f"librarybench-{os.getpid()}")
+def _plan_v2(root: str) -> CgroupPlan:
+    parent = os.path.join(root, f"librarybench-{os.getpid()}")
     try:
-        available = open(os.path.join(_ROOT, "cgroup.subtree_control")).read().split()
+        with open(os.path.join(root, "cgroup.subtree_control")) as fh:
+            available = fh.read().split()
         needed = [c for c in ("memory", "pids", "cpu") if c not in available]
+        with open(os.path.join(root, "cgroup.controllers")) as fh:
+            present = fh.read().split()
+        if needed and all(c in present for c in needed):  # enable them below the root
+            _write(os.path.join(root, "cgroup.subtree_control"), " ".join(f"+{c}" for c in needed))
+            needed = []
         if needed:
             return CgroupPlan(0, (), f"cgroup v2 root does not delegate {', '.join(needed)}")
         os.makedirs(parent, exist_ok=True)
