@@ -123,18 +123,29 @@ def _assemble(code: list[tuple]) -> bytes:
     return out
 
 
-def start_watch(program: bytes) -> int:
-    """In the test process: install the per-test filter; returns the watch's listener fd for
-    the worker."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    buffer = ctypes.create_string_buffer(program, len(program))
-    fprog = _SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
-    listener = libc.syscall(_SYS_SECCOMP, _SECCOMP_SET_MODE_FILTER, _SECCOMP_FILTER_FLAG_NEW_LISTENER,
-                            ctypes.byref(fprog))
-    if listener < 0:
-        error = ctypes.get_errno()
-        raise OSError(error, f"the memory watch could not start: {os.strerror(error)}")
-    return listener
+class TestFilter:
+    """The per-test filter, made ready once by the worker: a test process then only makes the
+    system call that installs it (loading libc there would cost half a millisecond per test)."""
+
+    def __init__(self, program: bytes) -> None:
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        self._buffer = ctypes.create_string_buffer(program, len(program))
+        self._fprog = _SockFprog(len(program) // 8, ctypes.cast(self._buffer, ctypes.c_void_p))
+        self._pointer = ctypes.pointer(self._fprog)
+
+    def start(self) -> int:
+        """In the test process: install the filter; returns the watch's listener fd."""
+        listener = self._libc.syscall(_SYS_SECCOMP, _SECCOMP_SET_MODE_FILTER,
+                                      _SECCOMP_FILTER_FLAG_NEW_LISTENER, self._pointer)
+        if listener < 0:
+            error = ctypes.get_errno()
+            raise OSError(error, f"the memory watch could not start: {os.strerror(error)}")
+        return listener
+
+
+def test_filter() -> TestFilter | None:
+    program = test_program()
+    return None if program is None else TestFilter(program)
 
 
 def answer_request(listener: int, limit_bytes: int) -> bool:

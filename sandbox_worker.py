@@ -213,7 +213,7 @@ class _Worker:
             for directory, names in (config.listing or {}).items()
             if directory.startswith(tmp.rstrip("/") + "/")}
         self.pid_text = str(os.getpid())
-        self.watch_program = sandbox_seccomp.test_program()
+        self.test_filter = sandbox_seccomp.test_filter()
         import ctypes
         self.libc = ctypes.CDLL(None, use_errno=True)
 
@@ -359,7 +359,7 @@ def _probe_isolation(worker: _Worker) -> Probe:
 
 def _test_filter_works(worker: _Worker) -> bool:
     """Does the kernel accept the per-test filter (tried once, in a throw-away child)?"""
-    if worker.watch_program is None:
+    if worker.test_filter is None:
         return False
     pid = os.fork()
     if pid == 0:
@@ -840,10 +840,10 @@ def _child_main(worker: _Worker, job: Job, source_fd: int, ready: int) -> None:
 def _start_memory_watch(worker: _Worker) -> int:
     """The memory watch's listener for the worker, or -1 where the kernel refuses the watch
     (the test then runs unwatched: a MemoryError needs other evidence)."""
-    if worker.watch_program is None:
+    if worker.test_filter is None:
         return -1
     try:
-        return sandbox_seccomp.start_watch(worker.watch_program)
+        return worker.test_filter.start()
     except OSError:
         return -1
 
