@@ -638,11 +638,15 @@ def _wait_for_exit(pid: int, timeout: float, ready: int, memory_bytes: int) -> _
 
 def _take_ready(ready: int, watch: _Watch, poller: Any) -> None:
     """Read the child's ready message (with the watch's listener, if it started one)."""
-    try:
+    try:  # (socket.recv_fds would ignore MSG_DONTWAIT on Python 3.11)
         with socket.socket(fileno=os.dup(ready)) as channel:
-            message, fds, _, _ = socket.recv_fds(channel, 1, 1, socket.MSG_DONTWAIT)
+            message, ancillary, _, _ = channel.recvmsg(1, socket.CMSG_SPACE(4), socket.MSG_DONTWAIT)
     except OSError:  # nothing sent (BlockingIOError) or a broken pair
         return
+    fds = array.array("i")
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
     watch.ready = message == b"1"
     for fd in fds:
         if watch.listener < 0 and poller is not None:
