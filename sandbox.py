@@ -134,21 +134,25 @@ def make_result(code: str, test: Test, run: RunOutput, verdict: Verdict) -> Test
 _MEMORY_ERROR_LINE = re.compile(r"^[\w.]*MemoryError(:|$)")
 
 
-def memory_exceeded(exit_code: int | None, stderr: str, max_rss_bytes: int, limit_bytes: int) -> bool:
-    """Did the run fail for lack of memory?
+def memory_exceeded(exit_code: int | None, stderr: str, max_rss_bytes: int, limit_bytes: int,
+                    limit_hit: bool = False) -> bool:
+    """Did the run fail because it really reached its memory limit?
 
-    A failed allocation under ``RLIMIT_AS`` raises ``MemoryError`` (numpy's
-    ``_ArrayMemoryError`` too), which ends the traceback; an allocation that fails inside C code
-    may instead end the process by a signal, which counts when the peak RSS came near the limit.
-    A run that exits 0 never counts, whatever it printed.
+    ``limit_hit`` is evidence from outside the program: the memory watch refused a request
+    that would have taken the address space over ``RLIMIT_AS`` (see ``sandbox_seccomp``), or the
+    worker's cgroup hit its memory limit during the test. A failed run counts when it ends with
+    a ``MemoryError`` (numpy's ``_ArrayMemoryError`` too) as the traceback's last line and that
+    evidence exists, or when it is ended by a signal (an allocation failing inside C code) with
+    that evidence or a peak RSS, measured by the kernel, near the limit. A ``MemoryError`` a
+    program raises or prints itself is a ``runtime_error``; a run that exits 0 never counts.
     """
     if exit_code == 0 or exit_code is None:
         return False
     lines = stderr[-2000:].rstrip().splitlines()
     if lines and _MEMORY_ERROR_LINE.match(lines[-1]):  # the traceback's last line
-        return True
+        return limit_hit
     fatal = {-signal.SIGKILL, -signal.SIGSEGV, -signal.SIGABRT, -signal.SIGBUS}
-    return exit_code in fatal and max_rss_bytes >= 0.8 * limit_bytes
+    return exit_code in fatal and (limit_hit or max_rss_bytes >= 0.8 * limit_bytes)
 
 
 def _limit_child(limits: SandboxLimits, timeout: float) -> None:
@@ -234,14 +238,16 @@ class _WorkerHandle:
         bwrap_path, bwrap = bwrap, mode == "bwrap"
         self.uid = uid
         view = policy.filesystem_view() if bwrap else None
+        # The deny filter: installed by bubblewrap (--seccomp), or by the fallback worker itself.
+        bpf = policy.seccomp_program()
+        seccomp_fd = _memfd("seccomp", bpf) if bpf else None
         config = WorkerConfig(uid=uid, pid_namespace=bwrap, user_namespace=bwrap and not privileged,
                               private_shm=bwrap, listing=view.listing if view else None,
-                              absent=view.absent if view else None)
+                              absent=view.absent if view else None,
+                              seccomp_fd=seccomp_fd if not bwrap else None)
         # -B: no __pycache__ beside the worker's modules (under /tmp they sit on the writable tmpfs,
         # where the self-test would rightly find it)
         python = [sys.executable, "-B", "-c", WORKER_BOOTSTRAP, PROJECT_DIR, json.dumps(asdict(config))]
-        bpf = policy.seccomp_program() if bwrap else None
-        seccomp_fd = _memfd("seccomp", bpf) if bpf else None
         command = (policy.bwrap_command(python, privileged, view, bwrap_path, seccomp_fd)
                    if bwrap else python)
         self.cgroup: cgroups.WorkerCgroup | None = None
@@ -300,7 +306,7 @@ class _WorkerHandle:
     def wait_ready(self, timeout: float = 30.0) -> None:
         """The handshake: the worker answers once its imports are done."""
         try:
-            received = receive_message(self.channel.fileno(), time.monotonic() + timeout)
+            received = receive_message(self.channel, time.monotonic() + timeout)
         except (TimeoutError, OSError, ValueError) as error:
             raise _WorkerFailure(f"worker did not start: {error}") from error
         hello = received[0] if received else None
@@ -311,8 +317,8 @@ class _WorkerHandle:
 
     def run(self, job: Job, files: _JobFiles, answer_timeout: float) -> Answer:
         try:
-            send_message(self.channel.fileno(), job, files.fds)
-            received = receive_message(self.channel.fileno(), time.monotonic() + answer_timeout)
+            send_message(self.channel, job, files.fds)
+            received = receive_message(self.channel, time.monotonic() + answer_timeout)
         except (TimeoutError, OSError, ValueError) as error:
             raise _WorkerFailure(f"worker failed: {error}") from error
         if received is None:
@@ -321,7 +327,7 @@ class _WorkerHandle:
         for fd in stray:
             os.close(fd)
         if self.cgroup is not None and "error" not in answer:
-            answer["oom_killed"] = self.cgroup.new_oom_kill()
+            answer["oom_killed"], answer["memory_limit_hit"] = self.cgroup.new_memory_events()
         if "error" in answer:
             raise _WorkerFailure(f"worker error: {answer['error']}")
         return cast(Answer, answer)
@@ -675,8 +681,10 @@ class LocalExecutor:
         try:
             if seat.handle is None:  # its worker failed earlier and could not be replaced then
                 self._respawn(seat)
-            for _ in range(2):
+            for attempt in range(2):
                 try:
+                    if attempt:
+                        files.rewind()  # the failed run may have read stdin or written output
                     return seat.handle.run(job, files, timeout + _ANSWER_GRACE)  # type: ignore[union-attr]
                 except _WorkerFailure:
                     self._respawn(seat)
@@ -702,8 +710,10 @@ class LocalExecutor:
             "timeout_expired": answer["timeout_expired"],
             "elapsed_time": round(answer["elapsed_time"], 4),
         }
+        limit_hit = answer.get("address_space_refused", False) or answer.get("memory_limit_hit", False)
         memory = answer.get("oom_killed", False) or memory_exceeded(
-            run["exit_code"], run["stderr"], answer["max_rss_bytes"], self.limits.memory_mb * 1024 * 1024)
+            run["exit_code"], run["stderr"], answer["max_rss_bytes"], self.limits.memory_mb * 1024 * 1024,
+            limit_hit)
         return make_result(full, test, run, classify(run, test, answer["output_capped"], memory))
 
 
@@ -734,6 +744,13 @@ class _JobFiles:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def rewind(self) -> None:
+        """Back to a fresh job's state: inputs at their start, outputs empty."""
+        for fd in self.fds:
+            os.lseek(fd, 0, os.SEEK_SET)
+        for fd in (self.stdout, self.stderr):
+            os.ftruncate(fd, 0)
 
     def close(self) -> None:
         fds, self.fds = self.fds, []

@@ -44,16 +44,19 @@ class WorkerLimits:
     cpus: float = 1.0
 
 
-def find_plan() -> CgroupPlan:
-    """The hierarchy this process may create cgroups in, checked by creating its parent."""
+def find_plan(root: str = _ROOT) -> CgroupPlan:
+    """The hierarchy this process may create cgroups in, checked by creating its parent.
+
+    ``root`` is where the cgroup filesystems are mounted (a v2 hierarchy when it holds
+    ``cgroup.controllers``, else one directory per v1 controller); tests point it elsewhere."""
     if os.geteuid() != 0:
         return CgroupPlan(0, (), "cgroups need root (no delegated subtree is used)")
-    if os.path.exists(os.path.join(_ROOT, "cgroup.controllers")):
-        return _plan_v2()
-    missing = [c for c in _V1_CONTROLLERS if not os.path.isdir(os.path.join(_ROOT, c))]
+    if os.path.exists(os.path.join(root, "cgroup.controllers")):
+        return _plan_v2(root)
+    missing = [c for c in _V1_CONTROLLERS if not os.path.isdir(os.path.join(root, c))]
     if missing:
         return CgroupPlan(0, (), f"no cgroup v2 and no v1 {', '.join(missing)} controller")
-    parents = tuple(os.path.join(_ROOT, c, _own_path(c).lstrip("/"), f"librarybench-{os.getpid()}")
+    parents = tuple(os.path.join(root, c, _own_path(c).lstrip("/"), f"librarybench-{os.getpid()}")
                     for c in _V1_CONTROLLERS)
     try:
         for parent in parents:
@@ -63,11 +66,17 @@ def find_plan() -> CgroupPlan:
     return CgroupPlan(1, parents)
 
 
-def _plan_v2() -> CgroupPlan:
-    parent = os.path.join(_ROOT, f"librarybench-{os.getpid()}")
+def _plan_v2(root: str) -> CgroupPlan:
+    parent = os.path.join(root, f"librarybench-{os.getpid()}")
     try:
-        available = open(os.path.join(_ROOT, "cgroup.subtree_control")).read().split()
+        with open(os.path.join(root, "cgroup.subtree_control")) as fh:
+            available = fh.read().split()
         needed = [c for c in ("memory", "pids", "cpu") if c not in available]
+        with open(os.path.join(root, "cgroup.controllers")) as fh:
+            present = fh.read().split()
+        if needed and all(c in present for c in needed):  # enable them below the root
+            _write(os.path.join(root, "cgroup.subtree_control"), " ".join(f"+{c}" for c in needed))
+            needed = []
         if needed:
             return CgroupPlan(0, (), f"cgroup v2 root does not delegate {', '.join(needed)}")
         os.makedirs(parent, exist_ok=True)
@@ -102,7 +111,7 @@ class WorkerCgroup:
         except OSError:
             self.remove()
             raise
-        self._oom_seen = self.oom_kills()
+        self._events_seen = self.memory_events()
 
     def _apply(self, limits: WorkerLimits) -> None:
         quota = str(int(limits.cpus * _CPU_PERIOD_US))
@@ -128,23 +137,28 @@ class WorkerCgroup:
                   'n=$((n - 1)); done; exec "$@"')
         return ["/bin/sh", "-c", script, "sh", str(len(procs)), *procs]
 
-    def oom_kills(self) -> int:
-        """How many processes the memory controller has killed in this cgroup so far."""
-        name = "memory.events" if self.plan.version == 2 else "memory.oom_control"
+    def memory_events(self) -> tuple[int, int]:
+        """(processes the memory controller killed, times usage reached the limit) so far:
+        v2's ``memory.events`` (``oom_kill``, ``max``), v1's ``memory.oom_control`` and
+        ``memory.failcnt``."""
+        if self.plan.version == 2:
+            fields = _key_values(os.path.join(self.dirs[0], "memory.events"))
+            return fields.get("oom_kill", 0), fields.get("max", 0)
+        kills = _key_values(os.path.join(self.dirs[0], "memory.oom_control")).get("oom_kill", 0)
         try:
-            for line in open(os.path.join(self.dirs[0], name)):
-                key, _, value = line.partition(" ")
-                if key == "oom_kill":
-                    return int(value)
+            with open(os.path.join(self.dirs[0], "memory.failcnt")) as fh:
+                hits = int(fh.read())
         except (OSError, ValueError):
-            pass
-        return 0
+            hits = 0
+        return kills, hits
 
-    def new_oom_kill(self) -> bool:
-        """Did the memory controller kill a process since the last call (the last test)?"""
-        count = self.oom_kills()
-        killed, self._oom_seen = count > self._oom_seen, count
-        return killed
+    def new_memory_events(self) -> tuple[bool, bool]:
+        """Since the last call (the last test): did the memory controller kill a process, and
+        did usage reach the limit?"""
+        kills, hits = self.memory_events()
+        seen_kills, seen_hits = self._events_seen
+        self._events_seen = (kills, hits)
+        return kills > seen_kills, hits > seen_hits
 
     def remove(self, wait: float = 2.0) -> None:
         """Remove the cgroup once its processes are gone (they were killed with the sandbox)."""
@@ -175,6 +189,22 @@ def describe(plan: CgroupPlan, limits: WorkerLimits | None) -> str:
         return f"no cgroups ({plan.unavailable})"
     return (f"cgroup v{plan.version} per worker (memory {limits.memory_bytes // 2**20} MB for all "
             f"of a test's processes with shmem, {limits.pids} pids, {limits.cpus:g} CPU)")
+
+
+def _key_values(path: str) -> dict[str, int]:
+    """A flat-keyed cgroup file (``key value`` per line); empty if unreadable."""
+    found: dict[str, int] = {}
+    try:
+        with open(path) as fh:
+            for line in fh:
+                key, _, value = line.partition(" ")
+                try:
+                    found[key] = int(value)
+                except ValueError:
+                    pass
+    except OSError:
+        pass
+    return found
 
 
 def _write(path: str, value: str) -> None:

@@ -28,7 +28,7 @@ _SHM_BYTES = 64 * 1024 * 1024
 # What a bwrap worker's filesystem holds besides /proc, /dev, /dev/shm and /tmp: an allowlist.
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 _ETC_FILES = ("/etc/ld.so.cache", "/etc/localtime")  # the dynamic linker's cache, the time zone
-_WORKER_MODULES = ("sandbox_worker.py", "records.py")  # the project files the worker imports
+_WORKER_MODULES = ("sandbox_worker.py", "sandbox_seccomp.py", "records.py")  # the project files the worker imports
 _SANDBOX_MOUNTS = ("/proc", "/dev", "/tmp")  # made by bwrap itself (and /dev/shm inside /dev)
 
 
@@ -482,9 +482,15 @@ def no_namespaces_message(errors: list[str], fallback: bool) -> str:
 
 def _describe_seccomp(probe: Probe | dict[str, Any]) -> str:
     if probe.get("seccomp"):
-        return ("seccomp filter (SysV IPC, message queues, keyrings, new namespaces, mounts, "
+        deny = ("seccomp filter (SysV IPC, message queues, keyrings, new namespaces, mounts, "
                 "ptrace, io_uring, bpf, perf events: EPERM)")
-    return f"no seccomp filter ({seccomp_missing() or 'not in force'})"
+    else:
+        deny = f"no seccomp filter ({seccomp_missing() or 'not in force'})"
+    if probe.get("test_filter"):
+        return (deny + "; per-test filter (memory requests of 1 MiB or more checked by the worker "
+                "against the address-space limit; SIGXCPU, SIGXFSZ and changes of the CPU and "
+                "file-size limits: EPERM)")
+    return deny + "; no per-test filter (a MemoryError counts only with cgroup evidence)"
 
 
 def describe_isolation(mode: str, probe: Probe | dict[str, Any], bwrap: Bubblewrap | None = None) -> str:
@@ -503,9 +509,11 @@ def describe_isolation(mode: str, probe: Probe | dict[str, Any], bwrap: Bubblewr
                 f"which is restarted")
     if probe.get("child_uid") is not None:
         return ("fallback (no namespaces): rlimits (cpu, memory, output, processes) + setsid "
-                "+ per-worker unprivileged uid + scrubbed env + temp dir; no network or "
+                "+ per-worker unprivileged uid + scrubbed env + temp dir; "
+                f"{_describe_seccomp(probe)}; no network or "
                 "filesystem isolation: programs can read every world-readable host file")
     return ("fallback (no namespaces): rlimits (cpu, memory, output) + setsid + scrubbed env "
-            "+ temp dir; runs as the toolkit's uid: programs can read the toolkit's environment "
-            "(API keys) in /proc; no network, filesystem or process isolation")
+            f"+ temp dir; {_describe_seccomp(probe)}; runs as the toolkit's uid: programs can "
+            "read the toolkit's environment (API keys) in /proc; no network, filesystem or "
+            "process isolation")
 

@@ -4,8 +4,8 @@ Owns: the message protocol between the toolkit and a worker (length-prefixed JSO
 ``WorkerConfig``, ``Job``, ``Answer``, ``Hello``), the worker loop, the forked test child, its
 limits and privilege drop, and the import header every program runs under.
 
-It imports only the standard library and ``records.py``: these two files are all of the project
-that is bound into the sandbox, and every megabyte of the worker's heap makes each per-test fork
+It imports only the standard library and ``sandbox_seccomp.py`` (with ``records.py``, these are
+all of the project that is bound into the sandbox), and every megabyte of the worker's heap makes each per-test fork
 slower. The host side (``sandbox.py``) starts workers; ``sandbox_policy.py`` decides what they see.
 """
 
@@ -26,6 +26,8 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict
+
+import sandbox_seccomp
 
 IMPORT_HEADER = """from collections import *
 from typing import *
@@ -65,7 +67,9 @@ class Answer(TypedDict):
     cpu_seconds: float
     output_capped: bool
     max_rss_bytes: int
+    address_space_refused: bool  # the memory watch refused a request over the address-space limit
     oom_killed: NotRequired[bool]  # added by the toolkit: its cgroup's memory controller killed
+    memory_limit_hit: NotRequired[bool]  # added by the toolkit: its cgroup reached its memory limit
 
 
 class Probe(TypedDict):
@@ -78,6 +82,7 @@ class Probe(TypedDict):
     root_read_only: bool
     unexpected_paths: list[str]
     seccomp: bool  # the seccomp filter denies SysV IPC here
+    test_filter: bool  # test processes get the per-test filter (memory watch, verdict signals)
 
 
 class Hello(TypedDict):
@@ -98,7 +103,9 @@ class Failure(TypedDict):
 
 _THIS_FILE = os.path.abspath(__file__)
 PROJECT_DIR = os.path.dirname(_THIS_FILE)
-_MAX_MESSAGE = 1 << 20  # a packet of the channel; jobs and answers are a few hundred bytes
+# A packet of the channel: jobs and answers are a few hundred bytes, the hello a few KB. Below
+# malloc's mmap threshold, so receiving a message maps no fresh megabyte each time.
+_MAX_MESSAGE = 64 * 1024
 
 # What the program sees as its environment: the same as the baseline's (HOME is its workdir).
 PROGRAM_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
@@ -119,7 +126,8 @@ WORKER_BOOTSTRAP = (
 )
 
 
-def send_message(fd: int, message: Job | Answer | Hello | Failure, fds: list[int] | None = None) -> None:
+def send_message(channel: socket.socket, message: Job | Answer | Hello | Failure,
+                 fds: list[int] | None = None) -> None:
     """Send one JSON message as one packet of the SOCK_SEQPACKET channel, with ``fds`` attached.
 
     A job's data never travels in a message: the toolkit writes the program and its stdin into
@@ -131,19 +139,18 @@ def send_message(fd: int, message: Job | Answer | Hello | Failure, fds: list[int
     if len(body) > _MAX_MESSAGE:
         raise ValueError(f"message of {len(body)} bytes exceeds {_MAX_MESSAGE}")
     ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
-    with socket.socket(fileno=os.dup(fd)) as channel:
-        channel.sendmsg([body], ancillary)
+    channel.sendmsg([body], ancillary)
 
 
-def receive_message(fd: int, deadline: float | None = None) -> tuple[dict[str, Any], list[int]] | None:
+def receive_message(channel: socket.socket,
+                    deadline: float | None = None) -> tuple[dict[str, Any], list[int]] | None:
     """The next message and the descriptors sent with it; None on EOF; TimeoutError at ``deadline``."""
     if deadline is not None:
         poller = select.poll()
-        poller.register(fd, select.POLLIN)
+        poller.register(channel.fileno(), select.POLLIN)
         if not poller.poll(int(max(0.0, deadline - time.monotonic()) * 1000)):
             raise TimeoutError("no answer from the sandbox worker")
-    with socket.socket(fileno=os.dup(fd)) as channel:
-        body, ancillary, flags, _ = channel.recvmsg(_MAX_MESSAGE, socket.CMSG_SPACE(16 * 4))
+    body, ancillary, flags, _ = channel.recvmsg(_MAX_MESSAGE, socket.CMSG_SPACE(16 * 4))
     fds: list[int] = []
     for level, kind, data in ancillary:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
@@ -182,6 +189,8 @@ class WorkerConfig:
     private_shm: bool = False  # /dev/shm is the sandbox's own tmpfs: emptied after each test
     listing: dict[str, list[str]] | None = None  # self-test: the exact entries of these dirs
     absent: list[str] | None = None  # self-test: host paths that must not be visible
+    seccomp_fd: int | None = None  # the fallback: the deny filter to install on itself (bwrap
+                                   # installs it on a bwrap worker)
 
 
 class _Worker:
@@ -190,15 +199,21 @@ class _Worker:
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config
         self.header_names: dict[str, Any] | None = None
+        # The test's sys.stdin/stdout/stderr, made once on fds 0-2 and never used by the worker,
+        # so every child inherits them in their initial state (fresh streams cost syscalls).
+        self.stdio: list[Any] | None = None
         # Entries of the private /tmp that hold the toolkit's own binds (a venv under /tmp):
         # never wiped between tests.
-        tmp = tempfile.gettempdir()
+        tmp = self.tmp = tempfile.gettempdir()
+        self.runs = 0  # work dirs are /tmp/run-<n>
         self.kept_in_tmp = {os.path.join(tmp, name) for name in (config.listing or {}).get(tmp, [])}
         # Directories below /tmp made to hold those binds: emptied down to their expected entries.
         self.bind_holders_in_tmp = {
             directory: {os.path.join(directory, name) for name in names}
             for directory, names in (config.listing or {}).items()
             if directory.startswith(tmp.rstrip("/") + "/")}
+        self.pid_text = str(os.getpid())
+        self.test_filter = sandbox_seccomp.test_filter()
         import ctypes
         self.libc = ctypes.CDLL(None, use_errno=True)
 
@@ -206,7 +221,7 @@ class _Worker:
 def worker_main(config_json: str) -> None:
     """Entry point of a worker process: warm up, say ready, then serve jobs until EOF."""
     config = WorkerConfig(**json.loads(config_json))
-    channel = _take_channel()
+    channel = socket.socket(fileno=_take_channel())
     worker = _Worker(config)
     if not config.pid_namespace:
         worker.libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -214,11 +229,14 @@ def worker_main(config_json: str) -> None:
     _preload_modules()
     worker.header_names = _header_namespace()
     config.base_path = [p for p in sys.path if p not in ("", PROJECT_DIR)]
-    _set_process_defaults(worker)
+    _set_process_defaults(worker)  # no_new_privs first: installing a filter needs it
+    _install_deny_filter(config)
+    _max_fd()
     import gc
     gc.collect()
     gc.freeze()  # forked children then leave the warm heap's pages shared instead of copying
-    send_message(channel, {"ready": True, "probe": _probe_isolation(config)})
+    worker.libc.malloc_trim(0)  # free heap pages back: fewer page-table entries for fork to copy
+    send_message(channel, {"ready": True, "probe": _probe_isolation(worker)})
     while True:
         received = receive_message(channel)
         if received is None:
@@ -238,6 +256,19 @@ def worker_main(config_json: str) -> None:
     os._exit(0)
 
 
+def _install_deny_filter(config: WorkerConfig) -> None:
+    """The fallback worker installs the deny filter itself (inherited by every test process);
+    if the kernel refuses it, the probe finds SysV IPC allowed and the isolation says so."""
+    if config.seccomp_fd is None:
+        return
+    try:
+        program = _read_fd(config.seccomp_fd)
+        os.close(config.seccomp_fd)
+        sandbox_seccomp.install(program)
+    except OSError as error:
+        os.write(_DIAG_FD, f"sandbox worker: no seccomp filter: {error}\n".encode())
+
+
 def _take_channel() -> int:
     """Move the protocol socket (fds 0 and 1) off stdio so stray prints cannot corrupt it."""
     channel = os.dup(0)
@@ -255,6 +286,18 @@ def _restore_worker_stdio() -> None:
     os.close(devnull)
     os.dup2(_DIAG_FD, 1)
     os.dup2(_DIAG_FD, 2)
+
+
+_WORKER_STREAMS: list[Any] = []
+
+
+def _worker_streams() -> None:
+    """Point ``sys.std*`` back at the worker's own streams (a stray warning of the worker then
+    goes to its stderr and never touches the streams its children inherit)."""
+    if not _WORKER_STREAMS:
+        _WORKER_STREAMS.append(_stdio(_DIAG_FD, "w", "backslashreplace", line_buffering=True))
+    sys.stdin = sys.__stdin__ = None  # type: ignore[assignment]
+    sys.stdout = sys.stderr = sys.__stdout__ = sys.__stderr__ = _WORKER_STREAMS[0]
 
 
 def _set_process_defaults(worker: _Worker) -> None:
@@ -297,8 +340,9 @@ def _preload_modules() -> None:
             pass
 
 
-def _probe_isolation(config: WorkerConfig) -> Probe:
+def _probe_isolation(worker: _Worker) -> Probe:
     """What the worker can observe about its own isolation (checked by the start-up self-test)."""
+    config = worker.config
     try:
         with open("/proc/self/net/dev") as fh:
             interfaces = sorted(line.split(":")[0].strip() for line in fh.readlines()[2:])
@@ -309,7 +353,21 @@ def _probe_isolation(config: WorkerConfig) -> Probe:
             "child_uid": config.uid,
             "root_read_only": root_read_only,
             "unexpected_paths": _unexpected_paths(config),
-            "seccomp": _sysv_ipc_denied()}
+            "seccomp": _sysv_ipc_denied(),
+            "test_filter": _test_filter_works(worker)}
+
+
+def _test_filter_works(worker: _Worker) -> bool:
+    """Does the kernel accept the per-test filter (tried once, in a throw-away child)?"""
+    if worker.test_filter is None:
+        return False
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os._exit(0 if _start_memory_watch(worker) >= 0 else 1)
+        finally:
+            os._exit(1)
+    return os.waitpid(pid, 0)[1] == 0
 
 
 def _sysv_ipc_denied() -> bool:
@@ -371,8 +429,9 @@ def _compile_program(worker: _Worker, source: str) -> Any:
 
     When the source starts with the import header, the code is compiled from a copy whose header
     lines are blank (``pass`` on the first, so that a docstring or ``from __future__`` is treated
-    as after the header) and the header's names, imported once by the worker, are bound into
-    ``__main__``: line numbers are unchanged and no test re-runs the imports.
+    as after the header); the header's names, imported once by the worker, were bound into
+    ``__main__`` by the worker before the fork (and are unbound here for a program without the
+    header): line numbers are unchanged and no test re-runs the imports.
     """
     with_header = worker.header_names is not None and source.startswith(IMPORT_HEADER)
     if with_header:  # one compile: the header's own lines are known to compile
@@ -381,8 +440,10 @@ def _compile_program(worker: _Worker, source: str) -> Any:
         code = compile(source, "main.py", "exec", dont_inherit=True)
     except (SyntaxError, ValueError) as error:
         return _with_source_line(error, source)
-    if with_header:
-        sys.modules["__main__"].__dict__.update(worker.header_names)  # type: ignore[arg-type]
+    if not with_header and worker.header_names is not None:  # bound before the fork: unbind
+        namespace = sys.modules["__main__"].__dict__
+        for name in worker.header_names:
+            namespace.pop(name, None)
     return code
 
 
@@ -407,27 +468,27 @@ def _run_job(worker: _Worker, job: Job, fds: list[int]) -> Answer:
     """
     source_fd, stdin_fd, stdout_fd, stderr_fd = fds
     uid = worker.config.uid
-    workdir = tempfile.mkdtemp(prefix="run-")
+    workdir = _new_workdir(worker)
     own: list[int] = []
     try:
         if uid is not None:
             os.chown(workdir, uid, uid)
-        for fd in (stdin_fd, stdout_fd, stderr_fd):  # a retried job must start from scratch
-            os.lseek(fd, 0, os.SEEK_SET)
-        for fd in (stdout_fd, stderr_fd):
-            os.ftruncate(fd, 0)
-        ready_read, ready_write = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-        own += [ready_read, ready_write]
-        _prepare_interpreter(workdir, [stdin_fd, stdout_fd, stderr_fd], worker.config.base_path or [])
+        # The toolkit sends fresh files (offset 0, outputs empty), and resets them for a retry.
+        # The child's "ready" message comes on this pair, with the memory watch's listener.
+        ready_here, ready_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        own += [ready_here.detach(), ready_child.detach()]
+        _prepare_interpreter(worker, workdir, [stdin_fd, stdout_fd, stderr_fd])
         start = time.monotonic()
         try:
             pid = os.fork()
             if pid == 0:
-                _child_main(worker, job, source_fd, ready_write)
+                _child_main(worker, job, source_fd, own[1])
         finally:
             _restore_worker_stdio()
+            _worker_streams()
             os.chdir("/")
-        timed_out = not _wait_for_exit(pid, job["timeout"])
+        watch = _wait_for_exit(pid, job["timeout"], own[0], job["memory_bytes"])
+        timed_out = not watch.exited
         elapsed = time.monotonic() - start
         _kill_leftovers(worker, pid)
         _, status, usage = os.wait4(pid, 0)
@@ -437,21 +498,57 @@ def _run_job(worker: _Worker, job: Job, fds: list[int]) -> Answer:
             _wipe_directory(tempfile.gettempdir(), keep=worker.kept_in_tmp | {workdir})
             for directory in worker.bind_holders_in_tmp:  # made to hold a bind (project in /tmp)
                 _wipe_directory(directory, keep=worker.bind_holders_in_tmp[directory])
-        if worker.config.private_shm:
+        if worker.config.private_shm and not _empty_tmpfs_directory("/dev/shm"):
             _wipe_directory("/dev/shm", keep=set())
-        if not _child_was_ready(ready_read) and not timed_out:
+        if watch.listener >= 0:
+            os.close(watch.listener)
+        if not watch.ready and not timed_out:
             raise RuntimeError("the test process failed before the program started: "
                                + _read_capped(stderr_fd, 2000)[0].strip())
-        return _job_report(job, status, usage, [stdout_fd, stderr_fd], elapsed, timed_out)
+        return _job_report(job, status, usage, [stdout_fd, stderr_fd], elapsed, timed_out,
+                           watch.refused)
     finally:
         for fd in own:
             os.close(fd)
         _remove_tree(workdir)
 
 
+def _new_workdir(worker: _Worker) -> str:
+    """A fresh, empty work dir in the private /tmp (``mkdtemp`` where the name is taken)."""
+    worker.runs += 1
+    path = os.path.join(worker.tmp, f"run-{worker.runs}")
+    try:
+        os.mkdir(path, 0o700)
+        return path
+    except FileExistsError:
+        return tempfile.mkdtemp(prefix="run-")
+
+
+# A tmpfs directory's size is 20 bytes per entry, "." and ".." included: one stat tells whether
+# a program left anything, where listing the directory takes five system calls.
+_TMPFS_EMPTY_DIR_SIZE = 40
+
+
+def _empty_tmpfs_directory(path: str) -> bool:
+    try:
+        return os.stat(path).st_size <= _TMPFS_EMPTY_DIR_SIZE
+    except OSError:
+        return False
+
+
 def _remove_tree(path: str) -> None:
     """Remove a directory tree a program left, however deep: ``shutil.rmtree`` recurses (a tree
-    of 1,500 levels raises ``RecursionError``), so whatever it leaves goes to ``rm -rf``."""
+    of 1,500 levels raises ``RecursionError``), so whatever it leaves goes to ``rm -rf``. Most
+    work dirs hold ``main.py`` alone: two system calls remove them."""
+    try:
+        os.unlink(os.path.join(path, "main.py"))
+    except OSError:
+        pass
+    try:
+        os.rmdir(path)
+        return
+    except OSError:
+        pass
     try:
         shutil.rmtree(path)
     except (OSError, RecursionError):
@@ -467,7 +564,7 @@ def _wait_until_alone(worker: _Worker, limit: float = 5.0) -> None:
     a process still dying would count against the next test's process limit."""
     if not worker.config.pid_namespace:
         return
-    me = str(os.getpid())
+    me = worker.pid_text
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         others = [p for p in os.listdir("/proc") if p.isdigit() and p not in ("1", me)]
@@ -495,32 +592,68 @@ def _wipe_directory(directory: str, keep: set[str]) -> None:
                 pass
 
 
-def _child_was_ready(ready_read: int) -> bool:
-    try:
-        return os.read(ready_read, 1) == b"1"
-    except BlockingIOError:
-        return False
+@dataclass
+class _Watch:
+    """What the worker saw of a test while it ran."""
+
+    exited: bool = False   # the test process exited before the time limit
+    ready: bool = False    # its set-up succeeded before any of the program ran
+    listener: int = -1     # the memory watch's listener (closed by the caller)
+    refused: bool = False  # a memory request was refused: it went over the address-space limit
 
 
-def _wait_for_exit(pid: int, timeout: float) -> bool:
-    """Wait up to ``timeout`` seconds for the child to exit; False when the time ran out.
+def _wait_for_exit(pid: int, timeout: float, ready: int, memory_bytes: int) -> _Watch:
+    """Wait up to ``timeout`` seconds for the child to exit, serving its memory watch meanwhile.
 
     A pidfd wakes us at the exit itself: the program's stdout and stderr are files, not pipes, so
     a lingering grandchild holding them cannot delay the verdict.
     """
+    watch = _Watch()
     pidfd = os.pidfd_open(pid)
     try:
         poller = select.poll()
         poller.register(pidfd, select.POLLIN)
+        poller.register(ready, select.POLLIN)
         deadline = time.monotonic() + timeout
-        while True:
+        while not watch.exited:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return False
-            if poller.poll(int(remaining * 1000) + 1):
-                return True
+                break
+            for fd, events in poller.poll(int(remaining * 1000) + 1):
+                if fd == pidfd:
+                    watch.exited = True
+                elif fd == ready:
+                    poller.unregister(ready)
+                    _take_ready(ready, watch, poller)
+                elif events & select.POLLIN:
+                    watch.refused |= sandbox_seccomp.answer_request(fd, memory_bytes)
+                else:  # POLLHUP: no process of the test uses the watch any more
+                    poller.unregister(fd)
+        if not watch.ready:  # sent just before the exit, or never
+            _take_ready(ready, watch, None)
     finally:
         os.close(pidfd)
+    return watch
+
+
+def _take_ready(ready: int, watch: _Watch, poller: Any) -> None:
+    """Read the child's ready message (with the watch's listener, if it started one)."""
+    try:  # (socket.recv_fds would ignore MSG_DONTWAIT on Python 3.11)
+        with socket.socket(fileno=os.dup(ready)) as channel:
+            message, ancillary, _, _ = channel.recvmsg(1, socket.CMSG_SPACE(4), socket.MSG_DONTWAIT)
+    except OSError:  # nothing sent (BlockingIOError) or a broken pair
+        return
+    fds = array.array("i")
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
+    watch.ready = message == b"1"
+    for fd in fds:
+        if watch.listener < 0 and poller is not None:
+            watch.listener = fd
+            poller.register(fd, select.POLLIN)
+        else:
+            os.close(fd)
 
 
 def _kill_leftovers(worker: _Worker, child: int | None) -> None:
@@ -601,7 +734,7 @@ def _reap_orphans() -> None:
 
 
 def _job_report(job: Job, status: int, usage: Any, outputs: list[int], elapsed: float,
-                timed_out: bool) -> Answer:
+                timed_out: bool, refused: bool) -> Answer:
     """How the test ended, measured here: a verdict of timeout needs the wall-clock limit to have
     passed or the CPU limit to have been used up (a ``SIGXCPU`` the program sent itself is just a
     signal), and output over the cap is read from the files' sizes, not their content."""
@@ -609,7 +742,9 @@ def _job_report(job: Job, status: int, usage: Any, outputs: list[int], elapsed: 
     signum = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
     exit_code = -signum if signum else os.WEXITSTATUS(status)
     cpu_seconds = usage.ru_utime + usage.ru_stime
-    cpu_exhausted = signum == signal.SIGXCPU and cpu_seconds >= job["cpu_time"] - 0.05
+    # SIGXCPU and SIGXFSZ come only from the kernel: the per-test filter stops a program from
+    # sending them or changing RLIMIT_CPU / RLIMIT_FSIZE (the CPU check stays as a second line).
+    cpu_exhausted = signum == signal.SIGXCPU and cpu_seconds >= 0.8 * job["cpu_time"]
     oversized = any(os.fstat(fd).st_size > cap for fd in outputs)
     return {
         "exit_code": exit_code,
@@ -618,6 +753,7 @@ def _job_report(job: Job, status: int, usage: Any, outputs: list[int], elapsed: 
         "cpu_seconds": cpu_seconds,
         "output_capped": oversized or signum == signal.SIGXFSZ,
         "max_rss_bytes": usage.ru_maxrss * 1024,
+        "address_space_refused": refused,
     }
 
 
@@ -629,12 +765,15 @@ def _read_capped(fd: int, cap: int) -> tuple[str, bool]:
 
 # --- inside the forked test child ------------------------------------------------------------
 
-def _prepare_interpreter(workdir: str, stdio: list[int], base_path: list[str]) -> None:
+def _prepare_interpreter(worker: _Worker, workdir: str, stdio: list[int]) -> None:
     """Make the worker look like a fresh ``python3 main.py`` in ``workdir``, just before forking.
 
     The child inherits all of it without touching (and so copying) a page: stdio on the test's
     files with fresh text streams, ``sys.argv``, ``sys.path``, ``HOME``, the working directory,
-    an empty ``__main__`` and line cache. The worker undoes only the fds afterwards.
+    an empty ``__main__`` and line cache. The worker undoes only the fds and ``sys.std*``
+    afterwards. The text streams are made on the first test's files and then only handed on:
+    the worker never reads or writes them, so each child gets them as they were made, on fds
+    0-2 that now hold its own files (same kind of file, offset 0, so the same initial state).
     """
     import builtins
     import linecache
@@ -642,11 +781,13 @@ def _prepare_interpreter(workdir: str, stdio: list[int], base_path: list[str]) -
 
     for target, fd in enumerate(stdio):
         os.dup2(fd, target)
-    sys.stdin = sys.__stdin__ = _stdio(0, "r", "strict")
-    sys.stdout = sys.__stdout__ = _stdio(1, "w", "strict")
-    sys.stderr = sys.__stderr__ = _stdio(2, "w", "backslashreplace", line_buffering=True)
+    if worker.stdio is None:
+        worker.stdio = [_stdio(0, "r", "strict"), _stdio(1, "w", "strict"),
+                        _stdio(2, "w", "backslashreplace", line_buffering=True)]
+    sys.stdin, sys.stdout, sys.stderr = worker.stdio
+    sys.__stdin__, sys.__stdout__, sys.__stderr__ = worker.stdio
     sys.argv = ["main.py"]
-    sys.path[:] = [workdir, *base_path]
+    sys.path[:] = [workdir, *(worker.config.base_path or [])]
     os.environ["HOME"] = workdir
     os.chdir(workdir)
     linecache.clearcache()
@@ -654,6 +795,8 @@ def _prepare_interpreter(workdir: str, stdio: list[int], base_path: list[str]) -
     main.__file__ = os.path.join(workdir, "main.py")
     main.__cached__ = None
     main.__builtins__ = builtins
+    if worker.header_names is not None:  # the header's names, bound here rather than in the child
+        main.__dict__.update(worker.header_names)
     sys.modules["__main__"] = main
 
 
@@ -671,14 +814,21 @@ def _child_main(worker: _Worker, job: Job, source_fd: int, ready: int) -> None:
         os.closerange(4, _max_fd())
         _set_limits(job, worker.config)
         _drop_privileges(worker.config.uid)
-        with open("main.py", "wb") as fh:  # in the program's workdir, as its own uid
-            fh.write(source)
+        main_py = os.open("main.py", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        view = memoryview(source)  # in the program's workdir, as its own uid
+        while view:
+            view = view[os.write(main_py, view):]
+        os.close(main_py)
+        del view
         # random reseeds itself after fork (os.register_at_fork); numpy's global state does not.
         numpy_random = sys.modules.get("numpy.random")
         if numpy_random is not None:
             numpy_random.seed()
-        os.write(3, b"1")
-        os.close(3)
+        listener = _start_memory_watch(worker)
+        with socket.socket(fileno=3) as channel:  # ready, with the listener for the worker
+            socket.send_fds(channel, [b"1"], [listener] if listener >= 0 else [])
+        if listener >= 0:
+            os.close(listener)  # the program never holds it
         text = source.decode("utf-8", "surrogatepass")
         del source
         status = _run_program(_compile_program(worker, text))
@@ -691,8 +841,24 @@ def _child_main(worker: _Worker, job: Job, source_fd: int, ready: int) -> None:
         os._exit(status)
 
 
+def _start_memory_watch(worker: _Worker) -> int:
+    """The memory watch's listener for the worker, or -1 where the kernel refuses the watch
+    (the test then runs unwatched: a MemoryError needs other evidence)."""
+    if worker.test_filter is None:
+        return -1
+    try:
+        return worker.test_filter.start()
+    except OSError:
+        return -1
+
+
+_MAX_FD: list[int] = []
+
+
 def _max_fd() -> int:
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if not _MAX_FD:  # the worker's own limit, the same for every child (read once, pre-fork)
+        _MAX_FD.append(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    return _MAX_FD[0]
 
 
 def _set_limits(job: Job, config: WorkerConfig) -> None:

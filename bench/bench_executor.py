@@ -191,7 +191,9 @@ def time_kind_fresh(jobs: list[tuple[str, object]], workers: int, timeout: float
 
 
 def kinds_report(executor: LocalExecutor, workers: int, timeout: float, tests: int, rounds: int) -> list[str]:
-    lines = []
+    lines: list[str] = []
+    if tests <= 0:  # --kind-tests 0: stdin/stdout work only
+        return lines
     for kind, jobs in kind_jobs(tests).items():
         time_kind_warm(executor, jobs[:2], timeout)  # warm-up (workers started), not measured
         warm_s = fresh_s = 0.0

@@ -196,10 +196,20 @@ def test_processes_killed_after_a_test_do_not_count_against_the_next(one_worker)
 
 
 def test_a_program_cannot_fake_a_timeout(one_worker):
-    """``timeout`` needs the limit to have been reached: a SIGXCPU the program sends itself at
-    once is a runtime error. A real CPU-bound loop still gets ``timeout``."""
-    fake = "import os, signal\nos.kill(os.getpid(), signal.SIGXCPU)\n"
-    assert one_worker.run_test(fake, SANITY)["verdict"] == "runtime_error"
+    """``timeout`` needs the limit to have been reached: a SIGXCPU or SIGKILL the program sends
+    itself at once, text that reads like a timeout, the exit status of ``timeout(1)`` are all
+    runtime errors. A real CPU-bound loop still gets ``timeout``."""
+    fakes = [
+        "import os, signal\nos.kill(os.getpid(), signal.SIGXCPU)\n",
+        "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n",
+        "import sys\nprint('Time limit exceeded')\nprint('TimeoutError: timed out', file=sys.stderr)\n"
+        "sys.exit(124)\n",
+        "raise TimeoutError('execution timed out')\n",
+    ]
+    for fake in fakes:
+        result = one_worker.run_test(fake, SANITY)
+        assert result["verdict"] == "runtime_error", (fake, result["exec_output"])
+        assert result["exec_output"]["run_output"]["timeout_expired"] is False
     start = time.monotonic()
     real = one_worker.run_test("while True:\n    pass\n", SANITY, timeout=1.0)
     assert real["verdict"] == "timeout" and time.monotonic() - start < 30
@@ -230,3 +240,90 @@ def test_a_parent_directory_env_cannot_weaken_isolation(tmp_path, monkeypatch):
     import os
     assert "LIBRARYBENCH_ISOLATION" not in os.environ
     assert os.environ["LB_INTEGRITY_PROBE"] == "loaded"
+
+
+FAKE_MEMORY_ERRORS = [
+    "raise MemoryError\n",
+    "raise MemoryError('Unable to allocate 8.00 GiB')\n",
+    "import sys\nprint('Traceback (most recent call last):\\n  File \"main.py\"\\nMemoryError',"
+    " file=sys.stderr)\nsys.exit(1)\n",
+    "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n",
+    # real memory use, well inside the limit, then the claim
+    "x = bytearray(300 * 2**20)\nfor i in range(0, len(x), 4096):\n    x[i] = 1\nraise MemoryError\n",
+]
+
+
+def test_a_program_cannot_fake_a_memory_limit(one_worker):
+    """``memory_limit`` needs evidence from outside the program: a request refused because it
+    would take the address space over the limit (the memory watch), or the cgroup's memory
+    controller. A MemoryError raised or printed by the program itself, or a SIGKILL it sends
+    itself, is a runtime error; real exhaustion of every kind still gets ``memory_limit``, and a
+    MemoryError the program catches is no failure at all."""
+    for fake in FAKE_MEMORY_ERRORS:
+        result = one_worker.run_test(fake, SANITY)
+        assert result["verdict"] == "runtime_error", (fake, result["exec_output"])
+    real = [
+        "x = bytearray(4 * 1024 ** 3)\nprint(len(x))\n",  # one request over the limit
+        "a = np.ones((1 << 16, 1 << 14))\nprint(a.sum())\n",  # numpy's _ArrayMemoryError
+        "x = []\nwhile True:\n    x.append(' ' * 100_000)\n",  # many requests, the last one fails
+    ]
+    for code in real:
+        result = one_worker.run_test(code, SANITY)
+        assert result["verdict"] == "memory_limit", (code, result["exec_output"])
+    caught = "try:\n    x = bytearray(4 * 1024 ** 3)\nexcept MemoryError:\n    print('ping')\n"
+    assert one_worker.run_test(caught, SANITY)["verdict"] == "passed"
+    assert one_worker.run_test(ECHO, SANITY)["verdict"] == "passed"
+
+
+def test_a_program_cannot_fake_an_output_limit_or_lower_its_limits(one_worker):
+    """SIGXCPU and SIGXFSZ cannot be sent by the program, and RLIMIT_CPU and RLIMIT_FSIZE
+    cannot be lowered (a program lowering them would get the kernel's signal cheaply): each
+    attempt fails with EPERM. Other limits (the stack, as recursive solutions raise it) stay
+    free, and a real flood still gets ``output_limit``."""
+    probe = (
+        "import os, resource, signal\n"
+        "out = []\n"
+        "for sig in (signal.SIGXFSZ, signal.SIGXCPU):\n"
+        "    try:\n"
+        "        os.kill(os.getpid(), sig)\n"
+        "        out.append('sent')\n"
+        "    except PermissionError:\n"
+        "        out.append('EPERM')\n"
+        "for res in (resource.RLIMIT_FSIZE, resource.RLIMIT_CPU):\n"
+        "    try:\n"
+        "        resource.setrlimit(res, (1, 1))\n"
+        "        out.append('lowered')\n"
+        "    except (PermissionError, ValueError):\n"
+        "        out.append('EPERM')\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_STACK)\n"
+        "resource.setrlimit(resource.RLIMIT_STACK, (min(hard, 64 * 2**20) if hard > 0 else 64 * 2**20, hard))\n"
+        "print(' '.join(out))\n"
+    )
+    result = one_worker.run_test(probe, {"stdin": "", "stdout": "EPERM EPERM EPERM EPERM"})
+    assert result["verdict"] == "passed", result["exec_output"]
+    fake = "import os, signal\nos.kill(os.getpid(), signal.SIGXFSZ)\nos.kill(os.getpid(), signal.SIGKILL)\n"
+    assert one_worker.run_test(fake, SANITY)["verdict"] == "runtime_error"
+    flood = "import sys\nsys.stdout.write('x' * 5_000_000)\n"
+    assert one_worker.run_test(flood, SANITY)["verdict"] == "output_limit"
+    assert one_worker.run_test(ECHO, SANITY)["verdict"] == "passed"
+
+
+SYSV = ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "print(libc.shmget(0, 4096, 0o600), ctypes.get_errno())\n")
+
+
+def test_the_fallback_installs_the_same_filters(recwarn):
+    """Without bubblewrap the worker installs the deny filter itself, and its test processes get
+    the per-test filter: SysV IPC is denied (EPERM), a faked MemoryError is a runtime error, a
+    real one is ``memory_limit``, and ``.isolation`` says which filters are on."""
+    if sandbox_policy.seccomp_program() is None:
+        pytest.skip(f"no seccomp filter can be built here: {sandbox_policy.seccomp_missing()}")
+    with LocalExecutor(workers=1, isolation="none") as executor:
+        assert executor.run_test(SYSV, {"stdin": "", "stdout": "-1 1"})["verdict"] == "passed"
+        isolation = executor.isolation
+        assert isolation.startswith("fallback") and "; seccomp filter (SysV IPC" in isolation
+        assert "per-test filter (memory requests" in isolation
+        assert executor.run_test("raise MemoryError\n", SANITY)["verdict"] == "runtime_error"
+        real = executor.run_test("x = bytearray(4 * 1024 ** 3)\n", SANITY)
+        assert real["verdict"] == "memory_limit", real["exec_output"]
+        assert executor.run_test(ECHO, SANITY)["verdict"] == "passed"
