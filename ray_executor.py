@@ -53,11 +53,13 @@ def import_ray() -> Any:
     Ray's ``uv run`` hook (workers started through ``uv run`` in a copy of the project) is off
     unless ``RAY_ENABLE_UV_RUN_RUNTIME_ENV`` says otherwise: workers use the interpreter the
     nodes were started with, which has the toolkit's dependencies."""
-    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+    wanted = os.environ.get("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0").strip().lower() in ("1", "true")
     try:
         import ray
+        from ray._private import ray_constants
     except ImportError:
         raise ConfigError(RAY_MISSING) from None
+    ray_constants.RAY_ENABLE_UV_RUN_RUNTIME_ENV = wanted  # read at import: Ray may be imported already
     return ray
 
 
