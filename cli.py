@@ -130,8 +130,9 @@ def add_executor_flags(parser: argparse.ArgumentParser, *, timeout_help: str = "
     parser.add_argument("--timeout", type=positive_float, default=DEFAULT_TIMEOUT, help=timeout_help)
     parser.add_argument("--exec-semaphore", type=positive_int, default=DEFAULT_EXEC_CONCURRENCY,
                         help="maximum concurrent test executions (and remote connections)")
-    parser.add_argument("--executor", choices=("local", "remote"),
-                        help="where programs run: local (embedded sandbox) or remote (the API at CYBER_URL). "
+    parser.add_argument("--executor", choices=("local", "remote", "ray"),
+                        help="where programs run: local (embedded sandbox), remote (the API at CYBER_URL) or "
+                             "ray (a Ray cluster at RAY_ADDRESS, else a local Ray; needs `uv run --group ray`). "
                              "Default: remote when CYBER_URL is set, else local")
     if remote_options:
         parser.add_argument("--retries", type=non_negative_int, default=DEFAULT_RETRIES,

@@ -2,7 +2,8 @@
 
 - ``Executor``: the protocol both executors satisfy (``sandbox.LocalExecutor``, the embedded
   sandbox; ``RemoteExecutor``, the client of the execution API at ``CYBER_URL``);
-- ``get_executor``: the one place that decides local or remote;
+- ``get_executor``: the one place that decides local, remote or ray (``ray_executor.py``, imported
+  only when asked for);
 - ``RemoteExecutor``: one connection pool per event loop, made in that loop and closed there;
 - ``gather_all``, ``close_executor``, ``stop_executor``: running and releasing them;
 - ``run_batched``: ``librarybench_common.run_tests`` on an executor that takes batches.
@@ -423,7 +424,7 @@ def local_executor() -> Executor:
 
 def get_executor(kind: str | None = None, *, memory_mb: int | None = None, output_bytes: int | None = None,
                  retries: int | None = None, backoff: float | None = None) -> Executor:
-    """``remote`` when ``CYBER_URL`` is set, else ``local``; ``kind`` overrides.
+    """``remote`` when ``CYBER_URL`` is set, else ``local``; ``kind`` overrides (``ray``: only when asked).
 
     Without options the executor is shared per process (one warm worker pool, one connection
     pool). ``memory_mb``/``output_bytes`` give a local executor with those limits (the remote API
@@ -453,7 +454,13 @@ def get_executor(kind: str | None = None, *, memory_mb: int | None = None, outpu
         if url not in _remote_executors:
             _remote_executors[url] = RemoteExecutor(url, token=os.environ.get(TOKEN_ENV))
         return _remote_executors[url]
-    raise ConfigError(f"unknown executor {kind!r}: use local or remote")
+    if kind == "ray":
+        if retries is not None or backoff is not None:
+            log.debug("retries/backoff only apply to the remote executor; ignored")
+        from ray_executor import get_ray_executor  # imports Ray (an optional group) only now
+
+        return get_ray_executor(memory_mb=memory_mb, output_bytes=output_bytes)
+    raise ConfigError(f"unknown executor {kind!r}: use local, remote or ray")
 
 
 async def gather_all(coros: Sequence[Any], executor_name: str = "executor") -> list[Any]:
