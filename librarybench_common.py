@@ -308,7 +308,8 @@ def answer_program(record: dict[str, Any], key: str, *, rule: str = "best") -> s
 
 
 async def run_tests(code: str, tests: Sequence[Test], *, timeout: float | None = None, executor: Executor | None = None,
-                    on_result: OnResult | None = None, judge: Any = None, fail_fast: bool = False) -> list[TestResult]:
+                    on_result: OnResult | None = None, judge: Any = None, fail_fast: bool = False,
+                    memory_mb: int | None = None) -> list[TestResult]:
     """Run one program on its tests, each execution under the global execution semaphore.
 
     ``on_result(result)`` is called as each test finishes (progress bars). Raises
@@ -317,7 +318,8 @@ async def run_tests(code: str, tests: Sequence[Test], *, timeout: float | None =
     each stdin/stdout run that ended normally and is recorded in every result; call and assert
     tests are decided by ``problem_kinds``. ``fail_fast``: after the first test that does not
     pass, the tests not yet started get the verdict ``skipped`` (scoring runs need only whether
-    all pass); at most as many tests as the executor has workers run at once then.
+    all pass); at most as many tests as the executor has workers run at once then. ``memory_mb``:
+    this program's memory limit (``problem_limits``), only for an executor with ``per_call_memory``.
     """
     import judges  # here, not at the top: it imports the sandbox, which remote-only use never needs
 
@@ -328,6 +330,7 @@ async def run_tests(code: str, tests: Sequence[Test], *, timeout: float | None =
     failed = asyncio.Event()
     width = getattr(executor, "workers", None) or min(8, semaphore_limit("exec"))  # remote: 8 at a time
     turns = asyncio.Semaphore(width) if fail_fast else None
+    memory = {"memory_mb": memory_mb} if memory_mb is not None else {}  # executors without it never see it
 
     async def one(test: Test) -> TestResult:
         if turns is None:
@@ -352,9 +355,9 @@ async def run_tests(code: str, tests: Sequence[Test], *, timeout: float | None =
     async def run_one(test: Test) -> TestResult:
         async with sem:
             if problem_kinds.is_kind_test(test):  # call and assert tests run through their harness
-                result = await problem_kinds.run_kind_test(executor, code, test, timeout)
+                result = await problem_kinds.run_kind_test(executor, code, test, timeout, **memory)
             else:
-                [result] = await executor.run_tests(code, [test], timeout=timeout)
+                [result] = await executor.run_tests(code, [test], timeout=timeout, **memory)  # type: ignore[call-arg]
         if not problem_kinds.is_kind_test(test):
             result = await judges.judge_result(judge, result, executor=executor, semaphore=sem)  # type: ignore[assignment]
         if on_result is not None:
