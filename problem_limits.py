@@ -207,6 +207,16 @@ def limits_for(fields: dict[str, Any], settings: LimitSettings, executor: Any, w
     return ProblemLimits(round(timeout, 6), memory, "dataset", per_call_memory=per_call)
 
 
+def resolve_records(path: Any, records: list[Any], indices: Iterable[int], settings: LimitSettings | None,
+                    executor: Any) -> dict[int, ProblemLimits]:
+    """``resolve`` over problems of one solution file, by index (``settings`` None: no limits flags)."""
+    if settings is None:
+        return {}
+    chosen = [i for i in indices if 0 <= i < len(records)]
+    found = resolve(((str(path), i, limit_fields(records[i])) for i in chosen), settings, executor)
+    return {i: found[(str(path), i)] for i in chosen}
+
+
 def resolve(items: Iterable[tuple[str, int, dict[str, Any]]], settings: LimitSettings,
             executor: Any) -> dict[tuple[str, int], ProblemLimits]:
     """Limits per (file, problem index), each problem read (and warned about) once; with

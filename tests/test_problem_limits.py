@@ -155,3 +155,33 @@ def test_taco_strings_on_a_solution_file(tmp_path: Path) -> None:
     assert outcomes(json.loads(out.read_text())) == [
         ({"timeout": 1}, {"timeout": 1.0, "memory_mb": 256, "from": "dataset"}),
         ({"passed": 1}, {"timeout": 2.0, "memory_mb": 512, "from": "dataset"})]
+
+
+# --------------------------------------------------------------------------------------------
+# The other two scripts take the same flags
+# --------------------------------------------------------------------------------------------
+
+SLOW_ECHO = {"problem": "PROBLEM-ECHO: print the input line unchanged.", "time_limit": "1 second",
+             "memory_limit": "256 megabytes", "input_output": {"inputs": ["hi\n"], "outputs": ["hi\n"]},
+             "sample_solution": f"```python\n{SLEEPER}```"}
+
+
+@pytest.mark.usefixtures("no_provider_env")
+def test_iterative_repair_runs_each_problem_under_its_own_limits(tmp_path: Path) -> None:
+    import iterative_repair
+    from fake_llm_server import FakeLLMServer, repairing_handler, write_problems
+
+    path = write_problems(tmp_path / "problems.json", [SLOW_ECHO])
+    with FakeLLMServer(repairing_handler) as server:
+        code = iterative_repair.main([
+            "--solution-file", str(path), "--model-name", "claude-sonnet-4-6", "--base-url", server.anthropic_base_url,
+            "--no-cache", "--no-progress", "--executor", "local", "--timeout", "5", "--limits", "dataset",
+            "--memory-mb", "512"])
+    assert code == 0
+    summary = json.loads((tmp_path / "summary_improved_problems.json").read_text())
+    [entry] = summary["problems"]
+    assert entry["initial"]["verdicts"] == {"timeout": 1}  # 1.5 s against the record's 1 s (global: 5 s)
+    assert entry["final"]["verdicts"] == {"passed": 1}  # the model's fast program
+    assert entry["limits"] == {"timeout": 1.0, "memory_mb": 256, "from": "dataset"}
+    assert summary["settings"]["limits"] == {"mode": "dataset", "scale": 1.0, "cap": 20.0}
+    assert summary["settings"]["memory_mb"] == 512
