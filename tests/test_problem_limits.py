@@ -185,3 +185,24 @@ def test_iterative_repair_runs_each_problem_under_its_own_limits(tmp_path: Path)
     assert entry["limits"] == {"timeout": 1.0, "memory_mb": 256, "from": "dataset"}
     assert summary["settings"]["limits"] == {"mode": "dataset", "scale": 1.0, "cap": 20.0}
     assert summary["settings"]["memory_mb"] == 512
+
+
+def test_compare_measures_both_programs_under_the_problems_limits(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    original, improved = tmp_path / "original.json", tmp_path / "improved.json"
+    original.write_text(json.dumps([SLOW_ECHO]))
+    improved.write_text(json.dumps([{**SLOW_ECHO, "improved_sample_solution": "```python\nprint(input())\n```"}]))
+    out = tmp_path / "comparison.json"
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "compare_model_improvements.py", "--original-file", str(original),
+                           "--improved-file", str(improved), "--output-file", str(out), "--quiet", "--no-summary",
+                           "--executor", "local", "--timeout", "5", "--limits", "dataset", "--limit-scale", "0.5"],
+                          cwd=root, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(out.read_text())
+    [row] = doc["problem_details"]
+    assert row["original_verdicts"] == {"timeout": 1} and row["improved_verdicts"] == {"passed": 1}
+    assert doc["limits"] == {"mode": "dataset", "scale": 0.5, "cap": 20.0, "memory_mb": None,
+                             "problems": {"0": {"timeout": 0.5, "memory_mb": 256, "from": "dataset"}}}
