@@ -36,6 +36,10 @@ class LimitError(ValueError):
     """A limit field this module cannot read (the problem keeps the global limits)."""
 
 
+class ImplausibleMemory(LimitError):
+    """A memory limit too small to be one (only the memory limit falls back; the time limit stays)."""
+
+
 @dataclass(frozen=True)
 class LimitSettings:
     """The run's limit flags, and the global limits a problem falls back to."""
@@ -151,7 +155,7 @@ def parse_memory_limit(value: Any, field: str = "memory_limit") -> float | None:
     if not mb:
         return None
     if mb < MIN_MEMORY_MB:
-        raise LimitError(f"{field} {value!r} is {mb:.3g} MB, below {MIN_MEMORY_MB:g} MB: not a memory limit")
+        raise ImplausibleMemory(f"{field} {value!r} is {mb:.3g} MB, below {MIN_MEMORY_MB:g} MB: not a memory limit")
     return mb
 
 
@@ -162,12 +166,16 @@ def limit_fields(record: Any) -> dict[str, Any]:
     return {key: record[key] for key in LIMIT_FIELDS if key in record}
 
 
-def record_limits(fields: dict[str, Any]) -> tuple[float | None, float | None]:
-    """(seconds, megabytes) a record gives; ``memory_limit_bytes`` wins over ``memory_limit``."""
-    seconds = parse_time_limit(fields.get("time_limit"))
+def record_memory(fields: dict[str, Any]) -> float | None:
+    """Megabytes a record gives; ``memory_limit_bytes`` wins over ``memory_limit``."""
     if fields.get("memory_limit_bytes") not in (None, "", 0):
-        return seconds, parse_memory_limit(fields["memory_limit_bytes"], "memory_limit_bytes")
-    return seconds, parse_memory_limit(fields.get("memory_limit"))
+        return parse_memory_limit(fields["memory_limit_bytes"], "memory_limit_bytes")
+    return parse_memory_limit(fields.get("memory_limit"))
+
+
+def record_limits(fields: dict[str, Any]) -> tuple[float | None, float | None]:
+    """(seconds, megabytes) a record gives."""
+    return parse_time_limit(fields.get("time_limit")), record_memory(fields)
 
 
 # --------------------------------------------------------------------------------------------
@@ -192,7 +200,12 @@ def limits_for(fields: dict[str, Any], settings: LimitSettings, executor: Any, w
     if settings.mode != "dataset":
         return fallback
     try:
-        seconds, mb = record_limits(fields)
+        seconds = parse_time_limit(fields.get("time_limit"))
+        try:
+            mb = record_memory(fields)
+        except ImplausibleMemory as exc:  # TACO's CodeChef "50000 bytes": its time limit is still real
+            warn(f"{where}: {exc}: the global memory limit applies to this problem")
+            mb = None
     except LimitError as exc:
         warn(f"{where}: {exc}: this problem runs under the global limits")
         return fallback
@@ -229,7 +242,7 @@ def resolve(items: Iterable[tuple[str, int, dict[str, Any]]], settings: LimitSet
         out[(path, index)] = limits_for(fields, settings, executor, f"{path}: problem {index}")
         if settings.mode == "dataset":
             try:
-                mb = record_limits(fields)[1]
+                mb = record_memory(fields)
             except LimitError:
                 mb = None
             if mb is not None:

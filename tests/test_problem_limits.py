@@ -60,6 +60,14 @@ def test_unreadable_or_implausible_memory_limit(value: Any) -> None:
         pl.parse_memory_limit(value)
 
 
+def test_implausible_memory_limit_keeps_the_time_limit(capsys: pytest.CaptureFixture[str]) -> None:
+    settings = pl.LimitSettings("dataset", 1.0, 40.0, 10.0, 512)
+    fields = {"time_limit": "1 seconds", "memory_limit": "50000 bytes"}  # as in the shared TACO/CodeChef records
+    assert pl.limits_for(fields, settings, None, "f.json: problem 3") == pl.ProblemLimits(1.0, 512, "dataset")
+    assert capsys.readouterr().err == ("warning: f.json: problem 3: memory_limit '50000 bytes' is 0.0477 MB, below "
+                                       "16 MB: not a memory limit: the global memory limit applies to this problem\n")
+
+
 def test_memory_limit_bytes_wins_and_global_mode_ignores_records() -> None:
     fields = {"time_limit": {"seconds": 1}, "memory_limit": "64 megabytes", "memory_limit_bytes": 268435456}
     assert pl.record_limits(fields) == (1.0, 256.0)
