@@ -19,13 +19,14 @@ import argparse
 import asyncio
 import logging
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, NotRequired, Sequence, TypedDict
 
 from tqdm import tqdm
 
 import judges
 import librarybench_common as common
+import problem_limits
 from atomic_io import write_atomic_json
 from cli import OneLineParser, add_executor_flags, add_logging_flag, add_selection_flags, non_negative_int, run_async, run_main
 from cli import fraction as fraction_arg
@@ -109,6 +110,8 @@ class Settings:
     source: str = ""  # the original file (named in per-problem error lines)
     judge: Any = None  # judges.Judge of the comparison (None: exact), the same for both programs
     recheck: FlipTally | None = None  # --recheck-timeouts: its counts, added up as programs run
+    limits: Mapping[int, Any] = field(default_factory=dict)  # problem_limits.ProblemLimits per problem (--limits)
+    memory_mb: int | None = None  # this problem's own memory limit (set per problem from ``limits``)
 
 
 class SubsetFigures(TypedDict):
@@ -173,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the repair run's summary JSON (default: summary_<improved file name> beside the "
                               "improved file, when it exists)")
     summary.add_argument("--no-summary", action="store_true", help="ignore the repair summary even when one is found")
-    add_executor_flags(parser, timeout_help="seconds per test, the same for both programs")
+    add_executor_flags(parser, timeout_help="seconds per test, the same for both programs", local_limits=True)
+    problem_limits.add_limit_flags(parser)
     parser.add_argument("--recheck-timeouts", type=non_negative_int, default=0, metavar="K",
                         help="rerun every timeout, and every pass slower than --recheck-fraction of the limit, K more "
                              "times: improvements and regressions resting on an unstable verdict are counted")
@@ -267,11 +271,11 @@ def plan_problem(index: int, original: dict[str, Any], improved: dict[str, Any],
 
 async def measure(code: str, tests: list[Any], settings: Settings, on_result: Callable[[Any], None]) -> Measurement:
     results = await common.run_tests(code, tests, timeout=settings.timeout, executor=settings.executor,
-                                     on_result=on_result, judge=settings.judge)
+                                     on_result=on_result, judge=settings.judge, memory_mb=settings.memory_mb)
     if settings.recheck is not None:
         async def rerun(program: str, again: list[Any]) -> list[dict[str, Any]]:
             return await common.run_tests(program, again, timeout=settings.timeout, executor=settings.executor,
-                                          judge=settings.judge)
+                                          judge=settings.judge, memory_mb=settings.memory_mb)
 
         results = await recheck_results(code, tests, results, times=settings.recheck.times, timeout=settings.timeout,
                                         fraction=settings.recheck.fraction, run=rerun)
@@ -292,6 +296,9 @@ def other_programs(plan: ProblemPlan) -> list[str]:
 async def measure_problem(plan: ProblemPlan, settings: Settings, on_result: Callable[[Any], None]) -> Outcome:
     """All programs concurrently; an identical program is run once so it cannot differ from itself.
     Returns (original, improved or None, every program measured by its code)."""
+    if plan.index in settings.limits:  # --limits: both programs under the problem's own limits
+        own = settings.limits[plan.index]
+        settings = replace(settings, timeout=own.timeout, memory_mb=own.call_memory_mb)
     others = other_programs(plan)
     same = plan.improved_code is None or plan.improved_code == plan.original_code
     codes = [plan.original_code] + ([] if same else [plan.improved_code]) + others
@@ -636,7 +643,10 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         warnings.append(f"the repair summary is for {summary.model_key!r}, this comparison for {model_key!r}")
     common.set_semaphore_limits(exec=args.exec_semaphore)
     judge = judges.judge_from_args(args)
-    executor = common.get_executor(args.executor)
+    local = {k: v for k, v in (("memory_mb", args.memory_mb), ("output_bytes", args.output_limit)) if v is not None}
+    executor = common.get_executor(args.executor, **local)
+    limit_settings = problem_limits.settings_from_args(args)
+    limits = problem_limits.resolve_records(args.original_file, original, indices, limit_settings, executor)
 
     stored = summary.problems if summary else {}
     strategies = strategy_compare.run_strategies(summary)
@@ -654,7 +664,8 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
             common.report_error_line(str(located))
             setup_errors[i] = error_detail(i, original[i], str(located))
     tally = FlipTally(args.recheck_timeouts, args.recheck_fraction) if args.recheck_timeouts else None
-    outcomes = run_async(measure_all(plans, Settings(executor, args.timeout, args.original_file, judge, tally), args.quiet))
+    outcomes = run_async(measure_all(plans, Settings(executor, args.timeout, args.original_file, judge, tally, limits),
+                                     args.quiet))
 
     by_index = dict(setup_errors)
     disagreements: list[dict[str, Any]] = []
@@ -674,6 +685,8 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     }
     rows = [by_index[i] for i in [*indices, *(i for i, _ in missing)]]
     result = build_comparison(rows, summary, context)
+    result["limits"] = {**limit_settings.as_dict(), "memory_mb": args.memory_mb,
+                        "problems": {str(i): own.as_dict() for i, own in limits.items()}}
     measured = {p.index: (o[0], o[1] or o[0]) for p, o in zip(plans, outcomes) if not isinstance(o, ExecutionError)}
     scores = {p.index: o[2] for p, o in zip(plans, outcomes) if not isinstance(o, ExecutionError)}
     science = strategy_compare.science_figures(rows=result["problem_details"], plans=plans, measured=measured,

@@ -36,6 +36,7 @@ import dataset_jobs
 import judges
 import librarybench_common as common
 import pass_at_k
+import problem_limits
 from cli import (OneLineParser, add_executor_flags, add_logging_flag, add_selection_flags, fraction,
                  non_negative_int, positive_float, positive_int, run_main)
 from errors import ExecutionError, InputError, LibraryBenchError
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_selection_flags(parser, "evaluate")
     add_executor_flags(parser, timeout_help="seconds per test before the run is killed (verdict timeout)",
                        remote_options=True, local_limits=True)
+    problem_limits.add_limit_flags(parser)
     parser.add_argument("--extract", choices=common.EXTRACT_RULES, default="best",
                         help="how the program is taken from a model answer: best (last complete program "
                              "among all blocks) or first (the seed's rule: first dashed block, else first "
@@ -165,6 +167,7 @@ class Job:
     results: list[dict[str, Any]] | None = None  # kept only where needed (--judges audit, --rejudge)
     judge: Any = None  # judges.Judge: the run's, or the record's own
     judge_from_record: bool = False
+    limits: problem_limits.ProblemLimits | None = None  # None: the run's --timeout
 
     @property
     def total(self) -> int:
@@ -258,6 +261,7 @@ def run_fingerprint(args: argparse.Namespace, paths: list[str], executor: Any, j
         "judge": judge.spec.as_dict(), "fail_fast": getattr(args, "fail_fast", False),
         # added later: only when used, so the logs of earlier runs still match
         **({"recheck": [args.recheck_timeouts, args.recheck_fraction]} if args.recheck_timeouts else {}),
+        **({"limits": problem_limits.settings_from_args(args).as_dict()} if args.limits != "global" else {}),
     }
 
 
@@ -329,6 +333,7 @@ def finished_entry(job: Job, results: list[dict[str, Any]], tests: list[Any], ct
         "passed": passed, "total": len(tests), "verdicts": common.count_verdicts(results), "code": job.code,
         "feedback": feedback, "judge": job.judge.spec.as_dict() if job.judge is not None else None,
         "judge_from_record": job.judge_from_record,
+        "limits": job.limits.as_dict() if job.limits is not None else None,
         "results": results if ctx.full_results else [compact_result(r) for r in results],
     }
 
@@ -344,14 +349,17 @@ async def run_job(job: Job, ctx: RunContext, progress: Progress) -> None:
     """Run one job's tests and log the outcome at once; an executor failure marks the job as an
     error of the run (not logged: the next run retries it), not as failed tests."""
     tests = job.tests if job.tests is not None else common.problem_tests(job.record, job.problem_id, job.solution_file)
+    timeout, memory = (job.limits.timeout, job.limits.call_memory_mb) if job.limits else (ctx.timeout, None)
     try:
-        results = await common.run_tests(job.code, tests, timeout=ctx.timeout, executor=ctx.executor,
-                                         on_result=progress.tick, judge=job.judge, fail_fast=ctx.fail_fast)
+        results = await common.run_tests(job.code, tests, timeout=timeout, executor=ctx.executor,
+                                         on_result=progress.tick, judge=job.judge, fail_fast=ctx.fail_fast,
+                                         memory_mb=memory)
         if ctx.recheck is not None:
             async def rerun(code: str, again: list[Any]) -> list[dict[str, Any]]:
-                return await common.run_tests(code, again, timeout=ctx.timeout, executor=ctx.executor, judge=job.judge)
+                return await common.run_tests(code, again, timeout=timeout, executor=ctx.executor, judge=job.judge,
+                                              memory_mb=memory)
 
-            results = await recheck_results(job.code, tests, results, times=ctx.recheck[0], timeout=ctx.timeout,
+            results = await recheck_results(job.code, tests, results, times=ctx.recheck[0], timeout=timeout,
                                             fraction=ctx.recheck[1], run=rerun)
     except ExecutionError as exc:
         job.fail(common.problem_message(job.solution_file, job.problem_id, f"{job.model_key}: {exc}"))
@@ -563,14 +571,17 @@ def evaluate(args: argparse.Namespace, guard: InterruptGuard) -> int:
     audit_judges = judges.parse_judges(args.judges) if args.judges else None
     assign_judges(jobs, judge)
     executor = make_executor(args)
+    limit_settings = assign_limits(jobs, plan, args, executor)
     executor_info = (executor.name, executor.isolation)
     head = {"schema": OUTPUT_SCHEMA, "executor": executor_info[0], "isolation": executor_info[1],
             "timeout": args.timeout, "extract": args.extract, "results": "full" if args.full_results else "compact",
-            "judge": judge.spec.as_dict()}
+            "judge": judge.spec.as_dict(), "limits": limit_settings.as_dict()}
     with open_results_log(args, run_fingerprint(args, paths, executor, judge)) as results_log:
         resumed = resume_from(jobs, results_log)
         if not args.quiet:
-            print(f"Executor: {executor_info[0]} ({executor_info[1]}); timeout {args.timeout:g} s per test; "
+            limits_note = "" if args.limits == "global" else \
+                f" (--limits {args.limits}: x{limit_settings.scale:g}, cap {limit_settings.cap:g} s)"
+            print(f"Executor: {executor_info[0]} ({executor_info[1]}); timeout {args.timeout:g} s per test{limits_note}; "
                   f"extraction rule: {args.extract}; judge: {judge.spec}\n", flush=True)
         if resumed:
             print(f"resuming from {results_log.path}: {resumed} of {len(jobs)} evaluation(s) already done",
@@ -601,6 +612,7 @@ def evaluate(args: argparse.Namespace, guard: InterruptGuard) -> int:
                 print(describe_job(job, entry_of(job, results_log) if job.status == "ok" else None))
         summary = summarize(jobs)
         summary["judge"] = judge.spec.as_dict()
+        summary["limits"] = limit_settings.as_dict()
         if args.recheck_timeouts:
             summary["flip_rate"] = flip_rate_of(jobs, results_log, args)
         if plan is not None:
@@ -621,6 +633,22 @@ def evaluate(args: argparse.Namespace, guard: InterruptGuard) -> int:
             if not args.quiet:
                 print(f"Results written to {args.output}")
     return 1 if summary["errors"] else 0
+
+
+def assign_limits(jobs: list[Job], plan: Any, args: argparse.Namespace, executor: Executor
+                  ) -> problem_limits.LimitSettings:
+    """Each job's timeout and memory limit (``--limits``): from its record's fields, read once per problem."""
+    settings = problem_limits.settings_from_args(args)
+
+    def fields(job: Job) -> dict[str, Any]:
+        problem = plan.problems.get((job.solution_file, job.problem_id)) if plan is not None else None
+        return problem.limit_fields if problem is not None else problem_limits.limit_fields(job.record)
+
+    ok = [j for j in jobs if j.status == "ok"]
+    limits = problem_limits.resolve(((j.solution_file, j.problem_id, fields(j)) for j in ok), settings, executor)
+    for job in ok:
+        job.limits = limits[(job.solution_file, job.problem_id)]
+    return settings
 
 
 def flip_rate_of(jobs: list[Job], results_log: ResultsLog, args: argparse.Namespace) -> dict[str, Any]:
