@@ -27,7 +27,8 @@ from tqdm import tqdm
 import judges
 import librarybench_common as common
 from atomic_io import write_atomic_json
-from cli import OneLineParser, add_executor_flags, add_logging_flag, add_selection_flags, non_negative_int, run_async, run_main
+from cli import (OneLineParser, add_executor_flags, add_extract_flag, add_logging_flag, add_selection_flags,
+                 non_negative_int, run_async, run_main)
 from cli import fraction as fraction_arg
 from errors import ConfigError, ExecutionError, InputError, problem_line
 from executors import Executor
@@ -164,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-key", default=None,
                         help=f"answer key to compare, e.g. o3_mini_solution (default {DEFAULT_MODEL_KEY} when present, "
                              "else the improved file's single improved_<key>, else the original's single *_solution key)")
-    add_selection_flags(parser, "compare", single_only=True)
+    add_selection_flags(parser, "compare")
+    add_extract_flag(parser)
     parser.add_argument("--output-file", default=None, help="write the full comparison as JSON to this file")
     parser.add_argument("--report", default=None, metavar="FILE.html",
                         help="write a self-contained HTML report with plots (works offline)")
@@ -234,16 +236,17 @@ def display_name(record: dict[str, Any], index: int) -> str:
 
 
 def plan_problem(index: int, original: dict[str, Any], improved: dict[str, Any], model_key: str,
-                 original_path: str, stored: StoredProblem | None = None, strategies: Sequence[str] = ()) -> ProblemPlan:
+                 original_path: str, stored: StoredProblem | None = None, strategies: Sequence[str] = (),
+                 rule: str = "best") -> ProblemPlan:
     """Tests come from the original file; a missing or empty improved answer means 'no improved answer'.
 
     The original answer is taken as ``answer_program`` does (``human_solution`` verbatim, model
-    answers extracted); a missing or non-string original answer is an ``InputError`` for this
+    answers extracted by ``rule``, as are the improved and resampled answers); a missing or non-string original answer is an ``InputError`` for this
     problem (reported, left out of every figure), never an empty program counted as failing.
     """
     tests = common.problem_tests(original, index, original_path)
     try:
-        original_code = common.answer_program(original, model_key)
+        original_code = common.answer_program(original, model_key, rule=rule)
     except InputError as exc:
         raise exc.at(original_path, index) from None
     answer = improved.get(improved_key(model_key))
@@ -253,9 +256,9 @@ def plan_problem(index: int, original: dict[str, Any], improved: dict[str, Any],
         name=display_name(original, index),
         tests=tests,
         original_code=original_code,
-        improved_code=common.extract_code(answer) if isinstance(answer, str) and answer.strip() else None,
+        improved_code=common.extract_code(answer, rule=rule) if isinstance(answer, str) and answer.strip() else None,
         no_original_answer=not original_code.strip(),
-        resampled_code=common.extract_code(resampled) if isinstance(resampled, str) and resampled.strip() else None,
+        resampled_code=common.extract_code(resampled, rule=rule) if isinstance(resampled, str) and resampled.strip() else None,
         extra_codes=tuple(strategy_compare.programs_to_measure(stored, strategies)),
     )
 
@@ -628,8 +631,8 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     improved = common.load_problems(args.improved_file)
     check_alignment(original, improved, args.original_file, args.improved_file)
     model_key = infer_model_key(original, improved, args.model_key)
-    indices, missing = common.select_problems(len(original), common.parse_problem_selection(args.problem_id),
-                                              args.original_file)
+    selection = common.parse_problem_selection(args.problem_id, args.problem_ids, args.range_spec)
+    indices, missing = common.select_problems(len(original), selection, args.original_file)
     summary = read_summary(args.improved_file, args.summary_file, args.no_summary)
     warnings = []
     if summary and summary.model_key not in (None, model_key):
@@ -648,7 +651,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     for i in indices:
         try:
             plans.append(plan_problem(i, original[i], improved[i], model_key, args.original_file, stored.get(i),
-                                      strategies))
+                                      strategies, args.extract))
         except InputError as exc:
             located = exc.at(args.original_file, i)
             common.report_error_line(str(located))
@@ -670,6 +673,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         "isolation": executor.isolation, "timeout": args.timeout,
         "judge": judge.spec.as_dict(),
         "exec_semaphore": args.exec_semaphore, "problem_id": args.problem_id,
+        "problem_ids": args.problem_ids, "range": args.range_spec, "extract": args.extract,
         "repair_model": summary.model if summary else None, "warnings": warnings, "summary_disagreements": disagreements,
     }
     rows = [by_index[i] for i in [*indices, *(i for i, _ in missing)]]

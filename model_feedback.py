@@ -36,7 +36,7 @@ import dataset_jobs
 import judges
 import librarybench_common as common
 import pass_at_k
-from cli import (OneLineParser, add_executor_flags, add_logging_flag, add_selection_flags, fraction,
+from cli import (OneLineParser, add_executor_flags, add_extract_flag, add_logging_flag, add_selection_flags, fraction,
                  non_negative_int, positive_float, positive_int, run_main)
 from errors import ExecutionError, InputError, LibraryBenchError
 from executors import Executor
@@ -64,10 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_selection_flags(parser, "evaluate")
     add_executor_flags(parser, timeout_help="seconds per test before the run is killed (verdict timeout)",
                        remote_options=True, local_limits=True)
-    parser.add_argument("--extract", choices=common.EXTRACT_RULES, default="best",
-                        help="how the program is taken from a model answer: best (last complete program "
-                             "among all blocks) or first (the seed's rule: first dashed block, else first "
-                             "```python block)")
+    add_extract_flag(parser)
     parser.add_argument("--recheck-timeouts", type=non_negative_int, default=0, metavar="K",
                         help="rerun every timeout, and every pass slower than --recheck-fraction of the limit, K more "
                              "times under the same limits: rechecked results get stable: true/false, the summary a "
