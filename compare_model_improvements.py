@@ -556,7 +556,7 @@ def number(value: float | None, spec: str = ".3f") -> str:
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """The default terminal report: one row per problem, then the overall figures and warnings."""
+    """The default terminal report: one row per problem, then the overall figures (warnings go to stderr)."""
     lines = [f"Comparing {result['model_key']}: {result['original_file']} -> {result['improved_file']} "
              f"(executor {result['executor']}, timeout {result['timeout']:g} s)", ""]
     rows = result["problem_details"]
@@ -602,7 +602,6 @@ def format_table(result: dict[str, Any]) -> str:
     if cost:
         lines.append("Tokens: " + format_cost(cost))
     lines += strategy_compare.terminal_lines(result)
-    lines += [f"warning: {w}" for w in result["warnings"]]
     return "\n".join(lines) + "\n"
 
 
@@ -691,8 +690,29 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+class LowercaseLevelFormatter(logging.Formatter):
+    """``warning: ...`` for a logged warning too, the format of every other warning line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(logging.makeLogRecord({**record.__dict__, "levelname": record.levelname.lower()}))
+
+
+def use_warning_format() -> None:
+    """Log lines on stderr as ``<level>: <message>`` (the handler ``run_main`` installed, not a test's)."""
+    for handler in logging.getLogger().handlers:
+        if type(handler) is logging.StreamHandler:
+            handler.setFormatter(LowercaseLevelFormatter("%(levelname)s: %(message)s"))
+
+
+def print_warnings(warnings: Sequence[str]) -> None:
+    """Every warning of the comparison as one ``warning: ...`` line on stderr, with or without --quiet."""
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     """Compare, write the JSON and the report, print the table; 1 when some problem could not be measured."""
+    use_warning_format()
     result = compare(args)
     if args.output_file:
         write_atomic_json(args.output_file, result)
@@ -700,11 +720,10 @@ def run(args: argparse.Namespace) -> int:
         from report_html import write_report
 
         write_report(args.report, result)
-    if args.quiet:
-        for warning in result["warnings"]:
-            log.warning("%s", warning)
-    else:
+    if not args.quiet:
         sys.stdout.write(format_table(result))
+        sys.stdout.flush()
+    print_warnings(result["warnings"])
     return 1 if result["error_problems"] else 0
 
 

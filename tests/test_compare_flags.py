@@ -9,7 +9,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the hand-made case
 
-from test_compare_handmade import fenced, io, run_cli, write_case
+from test_compare_handmade import fenced, io, run_cli, split_summary, write_case
+
+import compare_model_improvements as cmi
 
 
 def stderr_lines(proc) -> list[str]:
@@ -84,3 +86,29 @@ def test_help_lists_the_selection_and_extraction_flags() -> None:
     out = run_cli("--help").stdout
     for flag in ("--problem-ids", "--range", "--extract"):
         assert flag in out
+
+
+def test_warnings_go_to_stderr_in_one_format_with_or_without_quiet(tmp_path: Path) -> None:
+    """The leakage warning, the JSON's other warnings and a logged one (an unreadable summary found
+    beside the improved file) are the same ``warning: ...`` lines on stderr in both modes."""
+    summary = split_summary()
+    summary["scores_on_shown_tests"] = True
+    original, improved = write_case(tmp_path / "leak", summary)
+    broken_original, broken_improved = write_case(tmp_path / "broken")
+    (broken_improved.parent / f"summary_{broken_improved.name}").write_text("{not json")
+    for quiet in ((), ("--quiet",)):
+        out = tmp_path / "c.json"
+        proc = run_cli("--original-file", original, "--improved-file", improved, "--problem-ids", "1,3",
+                       "--output-file", out, *quiet)
+        assert proc.returncode == 0, proc.stderr
+        d = json.loads(out.read_text())
+        assert d["warnings"][0] == cmi.LEAKAGE_WARNING and len(d["warnings"]) == 2
+        assert stderr_lines(proc)[-2:] == [f"warning: {w}" for w in d["warnings"]]
+        assert "warning:" not in proc.stdout.lower()
+        assert (proc.stdout == "") == bool(quiet)
+        proc = run_cli("--original-file", broken_original, "--improved-file", broken_improved, "--problem-id", "1",
+                       *quiet)
+        assert proc.returncode == 0, proc.stderr
+        lines = stderr_lines(proc)
+        assert len(lines) == 1 and lines[0].startswith(f"warning: {broken_improved.parent}"), lines
+        assert "ignoring the repair summary" in lines[0] and "WARNING" not in proc.stderr
