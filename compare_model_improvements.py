@@ -24,6 +24,7 @@ from typing import Any, Callable, Mapping, NotRequired, Sequence, TypedDict
 
 from tqdm import tqdm
 
+import compare_judges
 import judges
 import librarybench_common as common
 from atomic_io import write_atomic_json
@@ -87,6 +88,7 @@ class Measurement:
     passed_flags: tuple[bool, ...]
     verdicts: dict[str, int] = field(default_factory=dict)
     unstable: tuple[int, ...] = ()  # 0-based tests a --recheck-timeouts rerun found unstable
+    results: tuple[dict[str, Any], ...] = field(default=(), repr=False, compare=False)  # kept for --judges
 
     @property
     def passed(self) -> int:
@@ -110,6 +112,7 @@ class Settings:
     source: str = ""  # the original file (named in per-problem error lines)
     judge: Any = None  # judges.Judge of the comparison (None: exact), the same for both programs
     recheck: FlipTally | None = None  # --recheck-timeouts: its counts, added up as programs run
+    keep_results: bool = False  # --judges: keep every result to judge again
 
 
 class SubsetFigures(TypedDict):
@@ -183,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="passes slower than this fraction of --timeout are rechecked too")
     parser.add_argument("--quiet", action="store_true", help="no terminal table and no progress bar")
     judges.add_judge_arguments(parser, audit=False)
+    judges.add_audit_flag(parser, "tests passed, fully passing and improved/worse problems")
+    parser.add_argument("--feedback-audit", metavar="RESULTS.json",
+                        help="show in the report the judge audit a model_feedback.py --judges run stored in its --output")
     add_logging_flag(parser, help="logging level on stderr")
     return parser
 
@@ -280,7 +286,7 @@ async def measure(code: str, tests: list[Any], settings: Settings, on_result: Ca
                                         fraction=settings.recheck.fraction, run=rerun)
         settings.recheck.add(results)
     return Measurement(tuple(bool(r.get("passed")) for r in results), common.count_verdicts(results),
-                       tuple(unstable_indices(results)))
+                       tuple(unstable_indices(results)), tuple(results) if settings.keep_results else ())
 
 
 Outcome = tuple[Measurement, Measurement | None, dict[str, Measurement]]
@@ -602,6 +608,7 @@ def format_table(result: dict[str, Any]) -> str:
     if cost:
         lines.append("Tokens: " + format_cost(cost))
     lines += strategy_compare.terminal_lines(result)
+    lines += compare_judges.terminal_lines(result.get("judge_audit"))
     return "\n".join(lines) + "\n"
 
 
@@ -638,6 +645,8 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         warnings.append(f"the repair summary is for {summary.model_key!r}, this comparison for {model_key!r}")
     common.set_semaphore_limits(exec=args.exec_semaphore)
     judge = judges.judge_from_args(args)
+    audit_judges = judges.parse_judges(args.judges) if args.judges else None
+    feedback_audit = compare_judges.read_feedback_audit(args.feedback_audit) if args.feedback_audit else None
     executor = common.get_executor(args.executor)
 
     stored = summary.problems if summary else {}
@@ -656,7 +665,8 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
             common.report_error_line(str(located))
             setup_errors[i] = error_detail(i, original[i], str(located))
     tally = FlipTally(args.recheck_timeouts, args.recheck_fraction) if args.recheck_timeouts else None
-    outcomes = run_async(measure_all(plans, Settings(executor, args.timeout, args.original_file, judge, tally), args.quiet))
+    settings = Settings(executor, args.timeout, args.original_file, judge, tally, keep_results=audit_judges is not None)
+    outcomes = run_async(measure_all(plans, settings, args.quiet))
 
     by_index = dict(setup_errors)
     disagreements: list[dict[str, Any]] = []
@@ -687,7 +697,17 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     result.update(science)
     result["flip_rate"] = tally.block() if tally is not None else (summary.flip_rate if summary else None)
     result["flip_rate_source"] = "this run" if tally is not None else "repair summary" if result["flip_rate"] else None
+    result["judge_audit"] = compare_judges.build_audit(audited_problems(plans, outcomes), audit_judges, judge) \
+        if audit_judges else None
+    result["feedback_audit"], result["feedback_audit_file"] = feedback_audit, args.feedback_audit
     return result
+
+
+def audited_problems(plans: Sequence[ProblemPlan], outcomes: Sequence[Outcome | ExecutionError]
+                     ) -> list[compare_judges.AuditedProblem]:
+    """Both programs' kept results per measured problem (the original's twice without an improved program)."""
+    return [compare_judges.AuditedProblem(p.index, p.name, o[0].results, (o[1] or o[0]).results)
+            for p, o in zip(plans, outcomes) if not isinstance(o, ExecutionError)]
 
 
 class LowercaseLevelFormatter(logging.Formatter):
