@@ -19,7 +19,8 @@ import argparse
 import asyncio
 import logging
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Callable, Mapping, NotRequired, Sequence, TypedDict
 
 from tqdm import tqdm
@@ -35,6 +36,7 @@ from errors import ConfigError, ExecutionError, InputError, problem_line
 from executors import Executor
 from improvement_stats import paired_significance
 from records import VERDICTS
+import special_judges
 import strategy_compare
 from repair_summary import (  # noqa: F401  (iteration_ratios: the reader's, re-exported)
     IMPROVED_PREFIX,
@@ -79,6 +81,9 @@ class ProblemPlan:
     no_original_answer: bool = False
     resampled_code: str | None = None  # resampled_<key>: the equal-budget baseline's program
     extra_codes: tuple[str, ...] = ()  # programs kept along the way (pass rate against tokens)
+    judge: Any = None  # the record's own judge or its --special-judges entry's (None: the run's)
+    judge_from_record: bool = False
+    special_judge: dict[str, Any] | None = None  # special_judges.apply's block
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,9 @@ class ComparisonRow(TypedDict):
     same_program: bool | None
     split: dict[str, Any] | None
     rests_on_unstable: NotRequired[bool | None]  # set by compare(): the change rests on an unstable verdict
+    judge: NotRequired[dict[str, Any] | None]  # set by compare(): the judge of both programs
+    judge_from_record: NotRequired[bool | None]
+    special_judge: NotRequired[dict[str, Any] | None]  # set by compare(): the --special-judges entry applied
 
 
 # --------------------------------------------------------------------------------------------
@@ -187,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true", help="no terminal table and no progress bar")
     judges.add_judge_arguments(parser, audit=False)
     judges.add_audit_flag(parser, "tests passed, fully passing and improved/worse problems")
+    parser.add_argument("--special-judges", metavar="FILE",
+                        help="per-problem judges from a special-judge list, as model_feedback.py --special-judges")
     parser.add_argument("--feedback-audit", metavar="RESULTS.json",
                         help="show in the report the judge audit a model_feedback.py --judges run stored in its --output")
     add_logging_flag(parser, help="logging level on stderr")
@@ -301,6 +311,8 @@ def other_programs(plan: ProblemPlan) -> list[str]:
 async def measure_problem(plan: ProblemPlan, settings: Settings, on_result: Callable[[Any], None]) -> Outcome:
     """All programs concurrently; an identical program is run once so it cannot differ from itself.
     Returns (original, improved or None, every program measured by its code)."""
+    if plan.judge is not None:
+        settings = replace(settings, judge=plan.judge)
     others = other_programs(plan)
     same = plan.improved_code is None or plan.improved_code == plan.original_code
     codes = [plan.original_code] + ([] if same else [plan.improved_code]) + others
@@ -608,6 +620,8 @@ def format_table(result: dict[str, Any]) -> str:
     if cost:
         lines.append("Tokens: " + format_cost(cost))
     lines += strategy_compare.terminal_lines(result)
+    if result.get("special_judges"):
+        lines.append(special_judges.summary_line(result["special_judges"]))
     lines += compare_judges.terminal_lines(result.get("judge_audit"))
     return "\n".join(lines) + "\n"
 
@@ -647,6 +661,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     judge = judges.judge_from_args(args)
     audit_judges = judges.parse_judges(args.judges) if args.judges else None
     feedback_audit = compare_judges.read_feedback_audit(args.feedback_audit) if args.feedback_audit else None
+    specials = special_judges.load(args.special_judges) if args.special_judges else None
     executor = common.get_executor(args.executor)
 
     stored = summary.problems if summary else {}
@@ -658,9 +673,10 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         setup_errors[i] = error_detail(i, None, message)
     for i in indices:
         try:
-            plans.append(plan_problem(i, original[i], improved[i], model_key, args.original_file, stored.get(i),
-                                      strategies, args.extract))
-        except InputError as exc:
+            plan = plan_problem(i, original[i], improved[i], model_key, args.original_file, stored.get(i),
+                                strategies, args.extract)
+            plans.append(with_problem_judge(plan, original[i], judge, specials, args.original_file))
+        except (InputError, ConfigError) as exc:
             located = exc.at(args.original_file, i)
             common.report_error_line(str(located))
             setup_errors[i] = error_detail(i, original[i], str(located))
@@ -685,6 +701,11 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         "problem_ids": args.problem_ids, "range": args.range_spec, "extract": args.extract,
         "repair_model": summary.model if summary else None, "warnings": warnings, "summary_disagreements": disagreements,
     }
+    specials_block = special_judges.summary_block(
+        ((args.original_file, p.index, model_key, p.special_judge) for p in plans), specials) if specials else None
+    for need in (specials_block or {}).get("needs_checker", []):
+        warnings.append(f"problem {need['problem_id']}: {need['kind']} special judge "
+                        f"({need.get('note') or specials_block['file']}): {need['message']}")
     rows = [by_index[i] for i in [*indices, *(i for i, _ in missing)]]
     result = build_comparison(rows, summary, context)
     measured = {p.index: (o[0], o[1] or o[0]) for p, o in zip(plans, outcomes) if not isinstance(o, ExecutionError)}
@@ -692,8 +713,14 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     science = strategy_compare.science_figures(rows=result["problem_details"], plans=plans, measured=measured,
                                                scores=scores, summary=summary, rechecked=tally is not None)
     resting = {p["problem_id"] for p in (science["unstable_verdicts"] or {}).get("problems", [])}
+    by_plan = {p.index: p for p in plans}
     for row in result["problem_details"]:
         row["rests_on_unstable"] = row["problem_id"] in resting if science["unstable_verdicts"] else None
+        plan = by_plan.get(row["problem_id"])
+        row["judge"] = (plan.judge or judge).spec.as_dict() if plan else None
+        row["judge_from_record"] = plan.judge_from_record if plan else None
+        row["special_judge"] = plan.special_judge if plan else None
+    result["special_judges"] = specials_block
     result.update(science)
     result["flip_rate"] = tally.block() if tally is not None else (summary.flip_rate if summary else None)
     result["flip_rate_source"] = "this run" if tally is not None else "repair summary" if result["flip_rate"] else None
@@ -701,6 +728,19 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         if audit_judges else None
     result["feedback_audit"], result["feedback_audit_file"] = feedback_audit, args.feedback_audit
     return result
+
+
+def with_problem_judge(plan: ProblemPlan, record: dict[str, Any], default: Any,
+                       specials: special_judges.SpecialJudges | None, path: str) -> ProblemPlan:
+    """The record's own ``judge``, else its ``--special-judges`` entry's, else the run's (as model_feedback)."""
+    own, from_record = judges.judge_from_record(record, default, str(Path(path).resolve().parent))
+    if from_record:
+        return replace(plan, judge=own, judge_from_record=True)
+    entry = specials.lookup(plan.index, record) if specials else None
+    if entry is None:
+        return plan
+    judge, block = special_judges.apply(entry, default, specials.path)  # type: ignore[union-attr]
+    return replace(plan, judge=judge, special_judge=block)
 
 
 def audited_problems(plans: Sequence[ProblemPlan], outcomes: Sequence[Outcome | ExecutionError]

@@ -104,3 +104,37 @@ def test_bad_lists_are_one_usage_error(tmp_path: Path) -> None:
         assert fragment in lines[0], lines[0]
     proc = run_cli("--solution-file", str(problems), "--special-judges", str(tmp_path / "missing.json"))
     assert proc.returncode == 2 and "not found" in proc.stderr
+
+
+def test_compare_applies_the_list_and_the_records_own_judge(tmp_path: Path) -> None:
+    """The comparison's hand-made judge case (tests/test_compare_judges.py): listed problems and a
+    record with its own judge change status; the one needing a checker is a warning."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_compare_handmade import run_cli as run_compare
+    from test_compare_judges import write_judge_case
+
+    original, improved = write_judge_case(tmp_path)
+    for path in (original, improved):
+        records = json.loads(path.read_text())
+        records[1]["judge"] = "codecontests"
+        path.write_text(json.dumps(records))
+    specials = tmp_path / "spj.json"
+    specials.write_text(json.dumps({"0": "float", "Shout": "case-insensitive", "2": "multiple", "1": "float"}))
+    out = tmp_path / "c.json"
+    proc = run_compare("--original-file", original, "--improved-file", improved, "--special-judges", specials,
+                       "--output-file", out)
+    assert proc.returncode == 0, proc.stderr
+    d = json.loads(out.read_text())
+    rows = {r["problem_id"]: r for r in d["problem_details"]}
+    assert {i: (r["status"], r["judge"]["name"]) for i, r in rows.items()} == {
+        0: ("unchanged", "float"), 1: ("unchanged", "codecontests"), 2: ("improved", "exact"),
+        3: ("unchanged", "case-insensitive"), 4: ("unchanged", "exact")}
+    assert rows[1]["judge_from_record"] is True and rows[1]["special_judge"] is None  # the record's own wins
+    assert rows[2]["special_judge"]["needs_checker"] is True
+    block = d["special_judges"]
+    assert (block["applied"], [n["problem_id"] for n in block["needs_checker"]]) == (3, [2])
+    expected = f"warning: problem 2: multiple special judge ({specials}): needs a checker, judged by exact"
+    assert expected in proc.stderr.splitlines() and expected.removeprefix("warning: ") in d["warnings"]
+    assert "Special judges from" in proc.stdout
