@@ -82,9 +82,9 @@ def test_extract_first_compares_against_the_seeds_first_block_baseline(tmp_path:
     assert run_cli("--original-file", original, "--improved-file", improved, "--extract", "last").returncode == 2
 
 
-def test_help_lists_the_selection_and_extraction_flags() -> None:
+def test_help_lists_the_selection_extraction_and_judge_flags() -> None:
     out = run_cli("--help").stdout
-    for flag in ("--problem-ids", "--range", "--extract"):
+    for flag in ("--problem-ids", "--range", "--extract", "--judges", "--special-judges", "--feedback-audit"):
         assert flag in out
 
 
