@@ -162,7 +162,8 @@ def changes_html(audit: dict[str, Any]) -> str:
     body = "".join(
         f"<tr><td class=\"num\">{esc(c['problem_id'])}</td><td>{esc(c['name'])}</td>"
         + "".join(f"<td class=\"{esc(c['status'][j])}\">{esc(c['status'][j])} "
-                  f"({c['original_passed'][j]} → {c['improved_passed'][j]} of {c['tests']})</td>" for j in audit["judges"])
+                  f"({c['original_passed'][j]} → {c['improved_passed'][j]} of {c['tests']})</td>"
+                  for j in audit["judges"])
         + "</tr>" for c in audit["status_changes"])
     return (f'<table id="judge-status-changes"><thead><tr><th>#</th><th>name</th>{head}</tr></thead>'
             f"<tbody>{body}</tbody></table>")

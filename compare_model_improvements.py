@@ -198,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--special-judges", metavar="FILE",
                         help="per-problem judges from a special-judge list, as model_feedback.py --special-judges")
     parser.add_argument("--feedback-audit", metavar="RESULTS.json",
-                        help="show in the report the judge audit a model_feedback.py --judges run stored in its --output")
+                        help="show in the report the judge audit that a model_feedback.py --judges run "
+                             "stored in its --output")
     add_logging_flag(parser, help="logging level on stderr")
     return parser
 
@@ -257,8 +258,9 @@ def plan_problem(index: int, original: dict[str, Any], improved: dict[str, Any],
     """Tests come from the original file; a missing or empty improved answer means 'no improved answer'.
 
     The original answer is taken as ``answer_program`` does (``human_solution`` verbatim, model
-    answers extracted by ``rule``, as are the improved and resampled answers); a missing or non-string original answer is an ``InputError`` for this
-    problem (reported, left out of every figure), never an empty program counted as failing.
+    answers extracted by ``rule``, as are the improved and resampled answers); a missing or
+    non-string original answer is an ``InputError`` for this problem (reported, left out of every
+    figure), never an empty program counted as failing.
     """
     tests = common.problem_tests(original, index, original_path)
     try:
@@ -274,7 +276,8 @@ def plan_problem(index: int, original: dict[str, Any], improved: dict[str, Any],
         original_code=original_code,
         improved_code=common.extract_code(answer, rule=rule) if isinstance(answer, str) and answer.strip() else None,
         no_original_answer=not original_code.strip(),
-        resampled_code=common.extract_code(resampled, rule=rule) if isinstance(resampled, str) and resampled.strip() else None,
+        resampled_code=(common.extract_code(resampled, rule=rule)
+                        if isinstance(resampled, str) and resampled.strip() else None),
         extra_codes=tuple(strategy_compare.programs_to_measure(stored, strategies)),
     )
 

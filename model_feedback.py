@@ -332,7 +332,8 @@ def finished_entry(job: Job, results: list[dict[str, Any]], tests: list[Any], ct
         "problem_id": job.problem_id, "name": job.name, "model_key": job.model_key, "status": "ok", "error": None,
         "passed": passed, "total": len(tests), "verdicts": common.count_verdicts(results), "code": job.code,
         "feedback": feedback, "judge": job.judge.spec.as_dict() if job.judge is not None else None,
-        "judge_from_record": job.judge_from_record, **({"special_judge": job.special_judge} if job.special_judge else {}),
+        "judge_from_record": job.judge_from_record,
+        **({"special_judge": job.special_judge} if job.special_judge else {}),
         "results": results if ctx.full_results else [compact_result(r) for r in results],
     }
 
@@ -609,8 +610,8 @@ def evaluate(args: argparse.Namespace, guard: InterruptGuard) -> int:
         if args.recheck_timeouts:
             summary["flip_rate"] = flip_rate_of(jobs, results_log, args)
         if specials is not None:
-            summary["special_judges"] = special_judges.summary_block(
-                ((j.solution_file, j.problem_id, j.model_key, j.special_judge) for j in jobs if j.status == "ok"), specials)
+            evaluations = ((j.solution_file, j.problem_id, j.model_key, j.special_judge) for j in jobs if j.status == "ok")
+            summary["special_judges"] = special_judges.summary_block(evaluations, specials)
         if plan is not None:
             summary.update(dataset_jobs.scores(jobs, plan, args))
         print(format_table(jobs, summary), end="", flush=True)
