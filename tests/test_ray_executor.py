@@ -2,7 +2,7 @@
 test, on the shared real data; ``model_feedback.py --executor ray`` end to end against the same
 cluster (``RAY_ADDRESS``); an actor killed mid-run loses no result and counts nothing as failed;
 with no actor left the run is an ``ExecutionError``; a per-call ``memory_mb`` applies on the nodes
-as locally; without Ray a one-line user error.
+as locally (also through ``model_feedback.py --limits dataset``); without Ray a one-line user error.
 
 Ray is an optional dependency group: without it, or where a local Ray cannot start, these tests
 skip saying why (and fail under ``CI=true``, like the shared-data tests).
@@ -226,6 +226,31 @@ def test_limits_dataset_gives_ray_per_call_memory_without_a_warning(ray_executor
                     "with 512 MB (raise it with --memory-mb)")
     assert not executor._started
     assert ray_executor.limits.memory_mb == 1024
+
+
+def test_model_feedback_limits_dataset_on_ray_applies_memory_limits(ray_executor: Any, tmp_path: Path) -> None:
+    """``--limits dataset --executor ray``: a record's 128 MB stops the 300 MB program on the node, a
+    record without a memory limit lets it pass, and no line says memory limits are not applied."""
+    import ray
+
+    def record(name: str, **limits: Any) -> dict[str, Any]:
+        return {"name": name, "public_tests": {"input": ["7\n"], "output": ["7\n"]}, "private_tests": {},
+                "generated_tests": {}, "solutions": {"language": [3], "solution": [HOG]}, **limits}
+
+    path = tmp_path / "cc.jsonl"
+    path.write_text(json.dumps(record("small", time_limit={"seconds": 5}, memory_limit_bytes=128 * 2**20)) + "\n"
+                    + json.dumps(record("roomy", time_limit={"seconds": 5})) + "\n")
+    out = tmp_path / "out.json"
+    env = clean_env(RAY_ADDRESS=ray.get_runtime_context().gcs_address)
+    proc = subprocess.run([sys.executable, "model_feedback.py", "--problems", str(path), "--k", "1", "--quiet",
+                           "--executor", "ray", "--limits", "dataset", "--output", str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=RAY_START_TIMEOUT + 120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "warning:" not in proc.stderr
+    problems = [p for f in json.loads(out.read_text())["files"] for p in f["problems"]]
+    assert [(p["verdicts"], p["limits"]) for p in problems] == [
+        ({"memory_limit": 1}, {"timeout": 5.0, "memory_mb": 128, "from": "dataset"}),
+        ({"passed": 1}, {"timeout": 5.0, "memory_mb": 1024, "from": "dataset"})]
 
 
 def test_without_ray_a_one_line_user_error(monkeypatch: pytest.MonkeyPatch) -> None:
