@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable
 
 import problem_kinds as kinds
 from errors import InputError
-from problem_limits import limit_fields
+from problem_limits import LimitError, limit_fields, parse_time_limit, record_memory
 from records import StdioTest
 
 FORMATS = ("taco", "livecodebench", "humaneval", "mbpp", "codecontests")
@@ -205,19 +205,19 @@ def _json_field(record: dict[str, Any], key: str, default: Any = None) -> Any:
     return value
 
 
-def _seconds(value: Any) -> float | None:
-    """``2``, ``"2 seconds"``, ``"1.5"``, ``{"seconds": 2, "nanos": 0}`` -> seconds."""
-    if isinstance(value, dict):
-        return float(value.get("seconds") or 0) + float(value.get("nanos") or 0) / 1e9 or None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value) or None
-    if isinstance(value, str):
-        head = value.strip().split(" ")[0]
-        try:
-            return float(head) or None
-        except ValueError:
-            return None
-    return None
+def _limits(record: dict[str, Any]) -> tuple[float | None, float | None]:
+    """(``time_limit`` in seconds, ``memory_limit_mb``) as ``problem_limits`` reads them (one parser:
+    ``"1000 ms"``, ``"262144 kilobytes"``, ``memory_limit_bytes``); one it cannot read is None here
+    (a record's metadata; ``--limits dataset`` warns about it when it would apply)."""
+    fields = limit_fields(record)
+    return _readable(parse_time_limit, fields.get("time_limit")), _readable(record_memory, fields)
+
+
+def _readable(parse: Callable[[Any], float | None], value: Any) -> float | None:
+    try:
+        return parse(value)
+    except LimitError:
+        return None
 
 
 def _first(values: Any) -> str | None:
@@ -256,14 +256,14 @@ def read_taco(index: int, record: dict[str, Any]) -> Problem:
     if record.get("input_output") in (None, "", {}):
         raise InputError("no tests (missing input_output)")
     kind, tests = taco_tests(record["input_output"])
+    seconds, memory_mb = _limits(record)
     solutions = _json_field(record, "solutions", [])
     return Problem(index=index, task_id=str(record.get("task_id", record.get("problem_id", index))),
                    name=str(record.get("name") or ""), kind=kind, public_tests=tuple(tests),
                    reference=record.get("human_solution") or _first(solutions),
                    difficulty=_opt(record.get("difficulty")), source=_opt(record.get("source")),
-                   date=_opt(record.get("date")), time_limit=_seconds(record.get("time_limit")),
-                   memory_limit_mb=_seconds(record.get("memory_limit")), answers=_answers(record),
-                   limit_fields=limit_fields(record))
+                   date=_opt(record.get("date")), time_limit=seconds, memory_limit_mb=memory_mb,
+                   answers=_answers(record), limit_fields=limit_fields(record))
 
 
 def _opt(value: Any) -> str | None:
@@ -406,14 +406,12 @@ def read_codecontests(index: int, record: dict[str, Any]) -> Problem:
                 reference = code
                 break
     source = record.get("source")
-    memory = record.get("memory_limit_bytes")
+    seconds, memory_mb = _limits(record)
     return Problem(index=index, task_id=str(record.get("name") or index), name=str(record.get("name") or ""),
                    kind="stdio", public_tests=tuple(public), private_tests=tuple(private), reference=reference,
                    difficulty=_opt(record.get("difficulty")),
                    source=CODECONTESTS_SOURCES.get(source, _opt(source)) if isinstance(source, int) else _opt(source),
-                   time_limit=_seconds(record.get("time_limit")),
-                   memory_limit_mb=memory / 2**20 if isinstance(memory, (int, float)) and memory else None,
-                   limit_fields=limit_fields(record))
+                   time_limit=seconds, memory_limit_mb=memory_mb, limit_fields=limit_fields(record))
 
 
 PROBLEM_READERS: dict[str, Callable[[int, dict[str, Any]], Problem]] = {

@@ -10,7 +10,7 @@
 
 Work goes out per program: the one-test calls that ``librarybench_common.run_tests`` makes
 (each under the global execution semaphore, which so still bounds what is in flight) are
-gathered per event-loop turn into one batch per program, cut into a few chunks so no actor waits
+gathered per event-loop turn into one batch per program (and timeout and memory limit), cut into a few chunks so no actor waits
 for a whole batch, and each chunk is sent to the actor with the most free worker slots. A dead
 actor or node is an infrastructure failure, never a verdict: its unfinished chunks go to another
 actor (a dead actor on a node still alive is replaced, a few times at most), and only when no
@@ -27,11 +27,12 @@ import os
 import socket
 import threading
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from errors import ConfigError, ExecutionError, LibraryBenchError
 from records import Test, TestResult
+from sandbox import SandboxLimits
 
 log = logging.getLogger("librarybench")
 
@@ -93,8 +94,9 @@ class NodeRunner:
         return {"host": socket.gethostname(), "pid": os.getpid(), "workers": self.executor.workers,
                 "isolation": isolation}
 
-    async def run(self, code: str, tests: list[Test], timeout: float | None) -> list[TestResult]:
-        return await self.executor.run_tests(code, tests, timeout=timeout)
+    async def run(self, code: str, tests: list[Test], timeout: float | None,
+                  memory_mb: int | None = None) -> list[TestResult]:
+        return await self.executor.run_tests(code, tests, timeout=timeout, memory_mb=memory_mb)
 
     async def close(self) -> None:
         await asyncio.to_thread(self.executor.close)
@@ -119,9 +121,9 @@ class _Member:
 
 @dataclass
 class _Batcher:
-    """The calls of one event loop waiting for the next flush, per (program, timeout)."""
+    """The calls of one event loop waiting for the next flush, per (program, timeout, memory_mb)."""
 
-    pending: dict[tuple[str, float | None], list[tuple[Test, asyncio.Future[TestResult]]]] = field(default_factory=dict)
+    pending: dict[tuple[str, float | None, int | None], list[tuple[Test, asyncio.Future[TestResult]]]] = field(default_factory=dict)
     scheduled: bool = False
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     replacing: dict[str, asyncio.Task[None]] = field(default_factory=dict)
@@ -133,11 +135,13 @@ class RayExecutor:
     ``address``: a cluster's address (default ``$RAY_ADDRESS``); without one a local Ray is
     started for the run (``num_cpus``, default the machine's) and stopped by ``close``. When Ray
     is already initialized in this process it is used as it is. ``memory_mb``/``output_bytes``
-    are the sandbox limits on every node. Actors start on first use (``isolation``, ``workers``
+    are the sandbox limits on every node (``limits``, as each node's ``LocalExecutor`` has them);
+    ``run_tests`` takes a per-call ``memory_mb`` as the local executor does. Actors start on first use (``isolation``, ``workers``
     or ``run_tests``); ``close`` stops them at once and is safe on Ctrl-C and twice.
     """
 
     name = "ray"
+    per_call_memory = True  # run_tests takes memory_mb (problem_limits: --limits dataset)
 
     def __init__(self, address: str | None = None, *, num_cpus: int | None = None,
                  memory_mb: int | None = None, output_bytes: int | None = None,
@@ -148,6 +152,7 @@ class RayExecutor:
         self.num_cpus = num_cpus
         self.memory_mb = memory_mb
         self.output_bytes = output_bytes
+        self.limits = _node_limits(memory_mb, output_bytes)
         self.isolation_mode = isolation or os.environ.get("LIBRARYBENCH_ISOLATION") or None
         self.replacements = replacements
         self.start_timeout = start_timeout
@@ -270,8 +275,12 @@ class RayExecutor:
 
     # -- running -----------------------------------------------------------------------------
 
-    async def run_tests(self, code: str, tests: list[Test], *, timeout: float | None = None) -> list[TestResult]:
-        """One result per test, in order. Calls made in the same event-loop turn are sent together."""
+    async def run_tests(self, code: str, tests: list[Test], *, timeout: float | None = None,
+                        memory_mb: int | None = None) -> list[TestResult]:
+        """One result per test, in order. Calls made in the same event-loop turn are sent together.
+
+        ``memory_mb``: this call's memory limit (``--limits dataset``), at most the executor's own
+        (the nodes' worker cgroups are sized to that); None: the executor's own."""
         if not tests:
             return []
         if not self._started or self._closed:
@@ -281,7 +290,8 @@ class RayExecutor:
         if batcher is None:
             batcher = self._batchers[loop] = _Batcher()
         futures: list[asyncio.Future[TestResult]] = [loop.create_future() for _ in tests]
-        batcher.pending.setdefault((code, timeout), []).extend(zip(tests, futures))
+        memory = min(memory_mb, self.limits.memory_mb) if memory_mb else None
+        batcher.pending.setdefault((code, timeout, memory), []).extend(zip(tests, futures))
         if not batcher.scheduled:
             batcher.scheduled = True
             loop.call_soon(self._flush, batcher)
@@ -291,7 +301,7 @@ class RayExecutor:
         """Send what the loop's turn gathered: per program, chunks spread over the free slots."""
         pending, batcher.pending, batcher.scheduled = batcher.pending, {}, False
         slots = max(1, sum(m.capacity for m in self._members if m.alive))
-        for (code, timeout), items in pending.items():
+        for (code, timeout, memory_mb), items in pending.items():
             items = [(t, f) for t, f in items if not f.done()]
             if not items:
                 continue
@@ -299,14 +309,14 @@ class RayExecutor:
             size = max(1, min(MAX_CHUNK, math.ceil(len(items) / (2 * slots))))
             for start in range(0, len(items), size):
                 task = asyncio.get_running_loop().create_task(
-                    self._run_chunk(batcher, code, timeout, items[start:start + size]))
+                    self._run_chunk(batcher, code, timeout, memory_mb, items[start:start + size]))
                 batcher.tasks.add(task)
                 task.add_done_callback(batcher.tasks.discard)
 
-    async def _run_chunk(self, batcher: _Batcher, code: str, timeout: float | None,
+    async def _run_chunk(self, batcher: _Batcher, code: str, timeout: float | None, memory_mb: int | None,
                          items: list[tuple[Test, asyncio.Future[TestResult]]]) -> None:
         try:
-            results = await self._run_on_some_actor(batcher, code, [t for t, _ in items], timeout)
+            results = await self._run_on_some_actor(batcher, code, [t for t, _ in items], timeout, memory_mb)
         except BaseException as error:  # noqa: BLE001 - handed to the waiting callers
             for _, future in items:
                 if not future.done():
@@ -322,14 +332,14 @@ class RayExecutor:
                 future.set_result(result)
 
     async def _run_on_some_actor(self, batcher: _Batcher, code: str, tests: list[Test],
-                                 timeout: float | None) -> list[TestResult]:
+                                 timeout: float | None, memory_mb: int | None = None) -> list[TestResult]:
         """Run the chunk on the freest actor; an actor lost meanwhile sends it to another."""
         for _ in range(ATTEMPTS_PER_CHUNK):
             member = await self._pick(batcher)
             member.inflight += len(tests)
             ref = None
             try:
-                ref = member.handle.run.remote(code, tests, timeout)
+                ref = member.handle.run.remote(code, tests, timeout, memory_mb)
                 return await ref
             except asyncio.CancelledError:
                 if ref is not None:
@@ -440,6 +450,12 @@ class RayExecutor:
             self.ray.kill(member.handle, no_restart=True)
         except Exception as error:  # noqa: BLE001 - already gone
             log.debug("ray: killing an actor: %s", error)
+
+
+def _node_limits(memory_mb: int | None, output_bytes: int | None) -> SandboxLimits:
+    """The sandbox limits each node's ``LocalExecutor`` gets (what ``problem_limits`` caps to)."""
+    changes = {"memory_mb": memory_mb, "output_bytes": output_bytes}
+    return replace(SandboxLimits(), **{key: value for key, value in changes.items() if value is not None})
 
 
 def _close_at_exit(ref: "weakref.ref[RayExecutor]") -> None:

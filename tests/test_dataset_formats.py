@@ -135,6 +135,21 @@ def test_codecontests_limits_source_and_python3_reference() -> None:
     assert first.reference == "print(max(map(int, input().split())))\n"  # the Python 3 one, not Python 2
 
 
+def test_taco_limits_are_read_by_problem_limits_parser(tmp_path: Path) -> None:
+    """"1000 ms" is one second (not 1000), kilobytes are converted, and a CodeChef "50000 bytes"
+    source-size limit or an unreadable time limit is no limit at all."""
+    io_spec = json.dumps({"inputs": ["1\n"], "outputs": ["1\n"]})
+    records = [{"question": "q", "input_output": io_spec, "time_limit": "1000 ms", "memory_limit": "262144 kilobytes"},
+               {"question": "q", "input_output": io_spec, "time_limit": "1 - 1.5 seconds", "memory_limit": "50000 bytes"},
+               {"question": "q", "input_output": io_spec, "time_limit": "about a second", "memory_limit": 512}]
+    path = tmp_path / "taco.json"
+    path.write_text(json.dumps(records))
+    fmt, loaded = df.load_problems(path, "taco")
+    assert fmt == "taco" and not loaded.errors
+    assert [(p.time_limit, p.memory_limit_mb) for p in loaded.items] == [(1.0, 256.0), (1.5, None), (None, 512.0)]
+    assert loaded.items[0].limit_fields == {"time_limit": "1000 ms", "memory_limit": "262144 kilobytes"}
+
+
 def test_samples_of_each_format() -> None:
     _, he = df.load_problems(DATA / "humaneval_problems.jsonl")
     loaded = df.load_samples(DATA / "humaneval_samples.jsonl", he.items)

@@ -1,7 +1,8 @@
 """The Ray executor on a real local Ray instance: same verdicts as the local executor, test for
 test, on the shared real data; ``model_feedback.py --executor ray`` end to end against the same
 cluster (``RAY_ADDRESS``); an actor killed mid-run loses no result and counts nothing as failed;
-with no actor left the run is an ``ExecutionError``; without Ray a one-line user error.
+with no actor left the run is an ``ExecutionError``; a per-call ``memory_mb`` applies on the nodes
+as locally (also through ``model_feedback.py --limits dataset``); without Ray a one-line user error.
 
 Ray is an optional dependency group: without it, or where a local Ray cannot start, these tests
 skip saying why (and fail under ``CI=true``, like the shared-data tests).
@@ -186,6 +187,70 @@ def test_no_actor_left_is_an_execution_error_not_failed_tests(ray_executor: Any)
     # The module's own executor is untouched by the other executors' actors.
     assert asyncio.run(common.run_tests("print(input())", [{"stdin": "7\n", "stdout": "7\n"}],
                                         executor=ray_executor))[0]["verdict"] == "passed"
+
+
+HOG = "block = bytearray(300 * 2**20)\nprint(input())\n"  # 300 MB
+
+
+def test_a_per_call_memory_limit_applies_on_the_nodes(ray_executor: Any) -> None:
+    """``memory_mb`` reaches the node's sandbox: the same verdicts as the local executor with and
+    without it, and calls of one program with different limits in one turn keep their own."""
+    tests = [{"stdin": f"{i}\n", "stdout": f"{i}\n"} for i in range(3)]
+
+    async def both(executor: Any) -> list[list[dict[str, Any]]]:
+        return list(await asyncio.gather(common.run_tests(HOG, tests, executor=executor, memory_mb=128),
+                                         common.run_tests(HOG, tests, executor=executor)))
+
+    local = verdicts(asyncio.run(both(common.get_executor("local"))))
+    assert local == [["memory_limit"] * 3, ["passed"] * 3]
+    assert verdicts(asyncio.run(both(ray_executor))) == local
+    # Capped at the executor's own limit, as locally: 4096 MB asked, 1024 MB (the default) given.
+    [result] = asyncio.run(ray_executor.run_tests("block = bytearray(1200 * 2**20)\nprint(input())", tests[:1],
+                                                  memory_mb=4096))
+    assert result["verdict"] == "memory_limit"
+
+
+def test_limits_dataset_gives_ray_per_call_memory_without_a_warning(ray_executor: Any,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    import problem_limits as pl
+    from ray_executor import RayExecutor
+
+    executor = RayExecutor(memory_mb=512)  # never started: limits are decided before any run
+    settings = pl.LimitSettings("dataset", 1.0, 40.0, 10.0, None)
+    limits = pl.resolve([("f.json", 0, {"time_limit": "1000 ms", "memory_limit": "256 megabytes"}),
+                         ("f.json", 1, {"memory_limit": 2048})], settings, executor)
+    assert limits[("f.json", 0)] == pl.ProblemLimits(1.0, 256, "dataset", per_call_memory=True)
+    assert limits[("f.json", 1)].call_memory_mb == 512  # capped at the executor's own
+    [line] = capsys.readouterr().err.splitlines()  # no "takes no memory limit" line
+    assert line == ("warning: --limits dataset: 1 problem(s) ask for more than the executor's 512 MB: they run "
+                    "with 512 MB (raise it with --memory-mb)")
+    assert not executor._started
+    assert ray_executor.limits.memory_mb == 1024
+
+
+def test_model_feedback_limits_dataset_on_ray_applies_memory_limits(ray_executor: Any, tmp_path: Path) -> None:
+    """``--limits dataset --executor ray``: a record's 128 MB stops the 300 MB program on the node, a
+    record without a memory limit lets it pass, and no line says memory limits are not applied."""
+    import ray
+
+    def record(name: str, **limits: Any) -> dict[str, Any]:
+        return {"name": name, "public_tests": {"input": ["7\n"], "output": ["7\n"]}, "private_tests": {},
+                "generated_tests": {}, "solutions": {"language": [3], "solution": [HOG]}, **limits}
+
+    path = tmp_path / "cc.jsonl"
+    path.write_text(json.dumps(record("small", time_limit={"seconds": 5}, memory_limit_bytes=128 * 2**20)) + "\n"
+                    + json.dumps(record("roomy", time_limit={"seconds": 5})) + "\n")
+    out = tmp_path / "out.json"
+    env = clean_env(RAY_ADDRESS=ray.get_runtime_context().gcs_address)
+    proc = subprocess.run([sys.executable, "model_feedback.py", "--problems", str(path), "--k", "1", "--quiet",
+                           "--executor", "ray", "--limits", "dataset", "--output", str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=RAY_START_TIMEOUT + 120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "warning:" not in proc.stderr
+    problems = [p for f in json.loads(out.read_text())["files"] for p in f["problems"]]
+    assert [(p["verdicts"], p["limits"]) for p in problems] == [
+        ({"memory_limit": 1}, {"timeout": 5.0, "memory_mb": 128, "from": "dataset"}),
+        ({"passed": 1}, {"timeout": 5.0, "memory_mb": 1024, "from": "dataset"})]
 
 
 def test_without_ray_a_one_line_user_error(monkeypatch: pytest.MonkeyPatch) -> None:
