@@ -466,4 +466,4 @@ def feedback_parts(test: Any, result: dict[str, Any], cut: Any, field_limit: int
         parts.append(f"Test code:\n{cut(code, field_limit)}")
     if result.get("reason"):
         parts.append(f"Reason: {result['reason']}")
-    return parts
+    return [p if p.endswith("\n") else p + "\n" for p in parts]  # each on lines of its own
