@@ -880,7 +880,12 @@ def run(args: argparse.Namespace) -> int:
 
 def output_paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
     """(output, summary, checkpoint) files of a run, by the naming rules of ``repair_summary``."""
-    output = Path(args.output_file) if args.output_file else default_output_path(Path(args.solution_file))
+    if args.output_file:
+        output = Path(args.output_file)
+    elif args.solution_file:
+        output = default_output_path(Path(args.solution_file))
+    else:  # a problems file may be .jsonl/.parquet: the output is a JSON list of records
+        output = default_output_path(Path(Path(args.problems).name.split(".")[0] + ".json"))
     return output, summary_path(output), checkpoint_path(output)
 
 

@@ -189,3 +189,15 @@ def test_samples_and_solution_file_are_exclusive(tmp_path: Path, capsys: pytest.
 def test_help_says_only_the_first_sample_is_repaired(capsys: pytest.CaptureFixture[str]) -> None:
     assert iterative_repair.main(["--help"]) == 0
     assert "only the FIRST sample of each problem" in " ".join(capsys.readouterr().out.split())
+
+
+def test_default_output_of_a_jsonl_problems_file_is_json(tmp_path: Path) -> None:
+    problems, samples = write_mbpp(tmp_path)  # the run's directory is tmp_path (no_provider_env)
+    with FakeLLMServer(handler) as server:
+        code = iterative_repair.main(["--problems", str(problems), "--samples", str(samples), "--model-name",
+                                      "claude-sonnet-4-6", "--base-url", server.anthropic_base_url, "--no-cache",
+                                      "--no-progress", "--executor", "local", "--timeout", "5"])
+    assert code == 0
+    records = json.loads((tmp_path / "improved_mbpp.json").read_text())
+    assert records[0]["improved_mbpp_samples_solution"].startswith("```python\ndef square")
+    assert json.loads((tmp_path / "summary_improved_mbpp.json").read_text())["samples_file"] == str(samples)
