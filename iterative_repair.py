@@ -101,7 +101,7 @@ from repair_summary import (
     summary_path,
 )
 
-from resample import RESAMPLE_PROMPT_NOTE, resample_problem
+from resample import KIND_RESAMPLE_SYSTEM_PROMPT, RESAMPLE_PROMPT_NOTE, resample_problem
 from timing_recheck import DEFAULT_RECHECK_FRACTION
 
 log = logging.getLogger("librarybench.repair")
@@ -600,7 +600,9 @@ async def repair_problem(ctx: RunContext, state: ProblemState) -> ProblemEntry:
             caller=ctx.caller, runner=runner, problem_id=pid, model=ctx.spec.model,
             statement=str(record.get("problem") or ""), original_code=state.original_code, shown=shown,
             held=None if split is None else held, initial_all=initial_all, budget=budget,
-            target_ratio=s.target_ratio, on_iteration=ctx.on_change)
+            target_ratio=s.target_ratio, on_iteration=ctx.on_change,
+            **({} if kind == "stdio" else {"system": KIND_RESAMPLE_SYSTEM_PROMPT,
+                                           "extract": lambda text: program_of(text, kind)}))
         entry["executions"] = runner.executions
     if runner.tally is not None:
         t = runner.tally

@@ -201,3 +201,15 @@ def test_default_output_of_a_jsonl_problems_file_is_json(tmp_path: Path) -> None
     records = json.loads((tmp_path / "improved_mbpp.json").read_text())
     assert records[0]["improved_mbpp_samples_solution"].startswith("```python\ndef square")
     assert json.loads((tmp_path / "summary_improved_mbpp.json").read_text())["samples_file"] == str(samples)
+
+
+def test_resample_baseline_on_an_assert_problem(tmp_path: Path) -> None:
+    problems, samples = write_mbpp(tmp_path)
+    with FakeLLMServer(handler) as server:
+        code, output = run_repair(server, tmp_path, "--problems", str(problems), "--samples", str(samples),
+                                  "--strategy", "repair,resample")
+    assert code == 0
+    assert len(server.requests) == 2 and all("calling it" in r.system for r in server.requests)
+    entry = json.loads((output.parent / "summary_improved.json").read_text())["problems"][0]
+    assert entry["resample"]["final"]["passed"] == 3  # the bare function was extracted and run
+    assert json.loads(output.read_text())[0]["resampled_mbpp_samples_solution"].startswith("```python\ndef square")
