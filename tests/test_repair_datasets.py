@@ -148,7 +148,10 @@ def test_assert_style_problem_is_repaired_then_compared(tmp_path: Path) -> None:
     assert code == 0
     [request] = server.requests
     prompt = request.last_user_text
-    assert "Test code:\nassert square(-3) == 9\nReason: an assertion of the test failed\nError (last lines):" in prompt
+    # the call and the expected value are in the test code; the returned value comes from the run
+    assert "Test code:\nassert square(-3) == 9\nReturned (left side of the failing ==):\n-6\n" \
+           "Reason: an assertion of the test failed\nError (last lines):" in prompt
+    assert "LB-LEFT" not in prompt and "AssertionError\n" in prompt  # the harness's message is removed
     assert "return n * 2" in prompt and "86420" not in request.text()  # the challenge test is private
     summary = json.loads((output.parent / "summary_improved.json").read_text())
     assert summary["test_split"] == "feedback: public tests (2), scored on all (3)"
