@@ -26,6 +26,7 @@ import problem_kinds as kinds
 from errors import InputError
 
 TESTS_KEY = "tests"
+LOAD_ERROR_KEY = "load_error"  # an unusable problem's record: why (so compare says it too)
 SPLIT_KEY = "test_split"
 KIND_KEY = "kind"
 STATEMENT_KEYS = ("question_content", "question", "description", "text", "prompt")
@@ -40,6 +41,7 @@ class DatasetRecords:
     errors: list[tuple[int, str]]
     model_key: str | None
     fmt: str
+    sample_errors: tuple[str, ...] = ()  # ``<file>: sample <i>: ...`` lines (the other samples are used)
 
 
 def fence(code: str) -> str:
@@ -83,14 +85,17 @@ def load(problems_path: str | Path, samples_path: str | Path | None, fmt: str | 
     total = len(loaded.items) + len(loaded.errors)
     good = {p.index for p in loaded.items}
     errors = list(zip([i for i in range(total) if i not in good], loaded.errors))
-    records: list[dict[str, Any]] = [{"problem": "", "name": f"problem {i}"} for i in range(total)]
+    records: list[dict[str, Any]] = [{} for _ in range(total)]
+    for i, message in errors:
+        records[i] = {"problem": "", "name": f"problem {i}", TESTS_KEY: None,
+                      LOAD_ERROR_KEY: message.split(f"problem {i}: ", 1)[-1]}
     for problem in loaded.items:
         records[problem.index] = problem_record(problem, raw[problem.index], fmt)
     key: str | None = None
+    sample_errors: list[str] = []
     if samples_path is not None:
         samples = formats.load_samples(samples_path, loaded.items)
-        if samples.errors:
-            raise InputError(samples.errors[0] + (f" (and {len(samples.errors) - 1} more)" if len(samples.errors) > 1 else ""))
+        sample_errors = samples.errors
         key = answer_key(samples_path)
         by_task = {p.task_id: p.index for p in loaded.items}
         for sample in samples.items:
@@ -100,12 +105,14 @@ def load(problems_path: str | Path, samples_path: str | Path | None, fmt: str | 
         for problem in loaded.items:
             for name, answer in problem.answers.items():
                 records[problem.index][name] = own_answer(answer, problem.kind)
-    return DatasetRecords(records, errors, key, fmt)
+    return DatasetRecords(records, errors, key, fmt, tuple(sample_errors))
 
 
 def record_tests(record: dict[str, Any]) -> list[Any]:
     """The typed tests stored in a record's ``tests`` (``InputError`` for anything else)."""
     tests = record.get(TESTS_KEY)
+    if isinstance(record.get(LOAD_ERROR_KEY), str):
+        raise InputError(record[LOAD_ERROR_KEY])
     if not isinstance(tests, list) or not tests:
         raise InputError(f"no tests ({TESTS_KEY!r} is not a non-empty list)")
     for number, test in enumerate(tests):

@@ -25,7 +25,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
 import random
 import sys
 import time
@@ -75,7 +74,6 @@ from llm_clients import (
     ModelSpec,
     check_credentials,
     effective_base_url,
-    estimate_cost,
     make_chat_client,
     retired_note,
     route_model,
@@ -101,6 +99,8 @@ from repair_summary import (
     summary_path,
 )
 
+from repair_inputs import require_file
+from repair_report import cost_line, iteration_lines, split_note
 from resample import KIND_RESAMPLE_SYSTEM_PROMPT, RESAMPLE_PROMPT_NOTE, resample_problem
 from timing_recheck import DEFAULT_RECHECK_FRACTION
 
@@ -189,6 +189,7 @@ class RunConfig:
     samples_file: Path | None = None  # --problems runs: the samples whose first answers are repaired
     dataset_format: str | None = None  # --problems runs: --format (None: detected)
     from_dataset: bool = False  # solution_file is a standard problems file (--problems)
+    sample_errors: tuple[str, ...] = ()  # filled in by the run: samples that could not be used
 
 
 def config_default(name: str) -> Any:
@@ -351,47 +352,28 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     return config
 
 
-SHARED_DATA_DIRS = ("../shared/data/librarybench",)  # where the shared data usually is, from the project root
-
-
-def shared_data_hint(path: Path) -> str:
-    """Where a missing input file of that name is in the shared data, if it is there."""
-    for base in SHARED_DATA_DIRS:
-        for root in (Path.cwd(), Path(__file__).resolve().parent):
-            candidate = root / base / path.name
-            if candidate.is_file():
-                shown = os.path.relpath(candidate)
-                return f" (a file of that name is in {os.path.dirname(shown)}/: pass {shown})"
-    return ""
-
-
-def require_file(path: Path) -> None:
-    if not path.is_file():
-        what = "file not found" if not path.exists() else "not a file"
-        raise InputError(f"{path}: {what}{shared_data_hint(path)}")
-
-
-def load_records(config: RunConfig) -> tuple[list[Any], list[tuple[int, str]], str | None]:
-    """(records, unusable records as (index, message), the default answer key) of the run's input."""
+def load_records(config: RunConfig) -> dataset_records.DatasetRecords:
+    """The run's records, unusable records as (index, message), the default answer key, and the
+    lines of samples that could not be used."""
     require_file(config.solution_file)
     if not config.from_dataset:
-        return load_problems(config.solution_file), [], None
+        return dataset_records.DatasetRecords(load_problems(config.solution_file), [], None, "toolkit")
     if config.samples_file is not None:
         require_file(config.samples_file)
-    loaded = dataset_records.load(config.solution_file, config.samples_file, config.dataset_format)
-    return loaded.records, loaded.errors, loaded.model_key
+    return dataset_records.load(config.solution_file, config.samples_file, config.dataset_format)
 
 
-def check_inputs(config: RunConfig) -> tuple[list[Any], list[int], list[tuple[int, str]], str]:
+def check_inputs(config: RunConfig) -> tuple[list[Any], list[int], list[tuple[int, str]], str, tuple[str, ...]]:
     """Load and check the input before credentials are asked for: (records, problems to repair,
-    problems in error as (index, message), answer key)."""
-    records, unusable, default_key = load_records(config)
+    problems in error as (index, message), answer key, unusable samples)."""
+    loaded = load_records(config)
+    records, unusable, default_key = loaded.records, loaded.errors, loaded.model_key
     valid, missing = common.select_problems(len(records), config.selection, config.solution_file)
     bad = dict(unusable)
     missing = sorted(missing + [(i, bad[i]) for i in valid if i in bad])
     valid = [i for i in valid if i not in bad]
     model_key = infer_model_key(records, valid, config.model_key or default_key, config.solution_file) if valid else ""
-    return records, valid, missing, model_key
+    return records, valid, missing, model_key, loaded.sample_errors
 
 
 # --------------------------------------------------------------------------------------------
@@ -649,10 +631,11 @@ def summary_document(config: RunConfig, model_key: str, selected: list[int], ent
         strategies=config.settings.strategies,
         recheck=(config.settings.recheck_timeouts, config.settings.recheck_fraction)
         if config.settings.recheck_timeouts else None)
-    document["test_split"] = split_note(config, [entries[i] for i in selected if i in entries])  # type: ignore[typeddict-unknown-key]
+    document["test_split"] = run_split_note(config, [entries[i] for i in selected if i in entries])  # type: ignore[typeddict-unknown-key]
     if config.from_dataset:
         document["problems_file"] = str(config.solution_file)  # type: ignore[typeddict-unknown-key]
         document["samples_file"] = str(config.samples_file) if config.samples_file else None  # type: ignore[typeddict-unknown-key]
+        document["sample_errors"] = list(config.sample_errors)  # type: ignore[typeddict-unknown-key]
     return document
 
 
@@ -661,21 +644,9 @@ def held_out_split(config: RunConfig, entries: dict[int, ProblemEntry]) -> bool:
     return config.settings.feedback_tests is not None or any(e.get("held_out") for e in entries.values())
 
 
-def split_note(config: RunConfig, entries: list[ProblemEntry]) -> str:
-    """The split named in words: ``feedback: public tests (3), scored on all (10)``."""
-    done = [e for e in entries if e["status"] == "done" and e.get("final")]
-    shown = sum((e.get("feedback") or {}).get("initial", e["final"])["total"] for e in done)  # type: ignore[union-attr]
-    total = sum(e["final"]["total"] for e in done)  # type: ignore[index]
-    private = any((e.get("held_out") or {}).get("test_indices") for e in done) and config.settings.feedback_tests is None
-    if config.settings.show_private:
-        which = "public and private tests"
-    elif private or config.from_dataset:
-        which = "public tests"
-    else:
-        which = "all tests"
-    if config.settings.feedback_tests is not None:
-        which += f", --feedback-tests {config.settings.feedback_tests} of them"
-    return f"feedback: {which} ({shown}), scored on all ({total})"
+def run_split_note(config: RunConfig, entries: list[ProblemEntry]) -> str:
+    return split_note(entries, show_private=config.settings.show_private, from_dataset=config.from_dataset,
+                      feedback_tests=config.settings.feedback_tests)
 
 
 def write_outputs(config: RunConfig, records: list[Any], model_key: str, selected: list[int],
@@ -710,11 +681,14 @@ def load_checkpoint(config: RunConfig, checkpoint: Checkpoint) -> dict[int, Prob
 async def run_repair(config: RunConfig) -> int:
     """Repair the selected problems; returns the exit code."""
     started = time.monotonic()
-    records, valid, missing, model_key = check_inputs(config)
+    records, valid, missing, model_key, sample_errors = check_inputs(config)
+    for line in sample_errors:  # an unusable sample: an error of the run; the other samples are used
+        common.report_error_line(line)
     for index, message in missing:  # an id out of range or an unusable record: an error of that problem
         common.report_error_line(message)
     if not valid:
         return 1
+    config = replace(config, sample_errors=sample_errors)
     selected = valid + [index for index, _ in missing]
     checkpoint = Checkpoint(config.checkpoint_file, fingerprint_of(config, model_key))
     finished = {pid: e for pid, e in load_checkpoint(config, checkpoint).items() if pid in set(valid)}
@@ -791,35 +765,10 @@ async def run_repair(config: RunConfig) -> int:
     if errors:
         print(f"{errors} of {len(selected)} problem(s) ended in error: see {config.summary_file} "
               "(run the same command again to retry them)", file=sys.stderr)
-    return 1 if errors else 0
-
-
-def iteration_lines(entries: list[ProblemEntry]) -> list[str]:
-    """One labelled line per iteration number over the problems that reached it (shown tests)."""
-    numbers = sorted({i["iteration"] for e in entries for i in e.get("iterations") or []})
-    lines = []
-    for number in numbers:
-        steps = [i for e in entries for i in e.get("iterations") or [] if i["iteration"] == number]
-        scored = [i for i in steps if i["total"] is not None]
-        label = "iteration 0 (original program)" if number == 0 else f"iteration {number}"
-        line = (f"{label}: {sum(i['passed'] for i in scored)}/{sum(i['total'] for i in scored)} shown tests passed "
-                f"on {len(steps)} problem(s)")
-        no_code = len(steps) - len(scored)
-        lines.append(line + (f", {no_code} answer(s) without code" if no_code else ""))
-    return lines
-
-
-def cost_line(config: RunConfig, agg: Any, stats: RunStats | None) -> str:
-    """The estimated cost; with cached answers, what this run spent and what the cached ones cost."""
-    cost = agg["estimated_cost_usd"]
-    if cost is None:
-        return "estimated cost unknown (no price for this model)"
-    if stats is None or not stats.cached_calls:
-        return f"estimated cost ${cost:.4f}"
-    spent = estimate_cost(config.spec.model, stats.new_input_tokens, stats.new_output_tokens) or 0.0
-    cached = estimate_cost(config.spec.model, stats.input_tokens - stats.new_input_tokens,
-                           stats.output_tokens - stats.new_output_tokens) or 0.0
-    return f"estimated cost: this run spent ${spent:.4f}; the cached answers cost ${cached:.4f} when made"
+    if config.sample_errors:
+        print(f"{len(config.sample_errors)} sample(s) could not be used (listed above and in {config.summary_file})",
+              file=sys.stderr)
+    return 1 if errors or config.sample_errors else 0
 
 
 def results_table(config: RunConfig, selected: list[int], entries: dict[int, ProblemEntry],
@@ -845,8 +794,8 @@ def results_table(config: RunConfig, selected: list[int], entries: dict[int, Pro
         f"Total: {before}/{total} -> {after}/{total} tests passed on {len(done)} problem(s); "
         f"fully passing {agg['fully_passing_before']} -> {agg['fully_passing_after']}; {agg['errors']} error(s)",
         f"Tokens: {agg['input_tokens']:,} in, {agg['output_tokens']:,} out ({agg['model_calls']} calls, "
-        f"{agg['cached_calls']} from the cache); " + cost_line(config, agg, stats),
-        split_note(config, done),
+        f"{agg['cached_calls']} from the cache); " + cost_line(config.spec.model, agg, stats),
+        run_split_note(config, done),
         f"Wrote {config.output_file}, {config.summary_file} and {config.checkpoint_file}",
     ]
     resampled = [e["resample"] for e in done if e.get("resample")]

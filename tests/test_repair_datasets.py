@@ -216,3 +216,25 @@ def test_resample_baseline_on_an_assert_problem(tmp_path: Path) -> None:
     entry = json.loads((output.parent / "summary_improved.json").read_text())["problems"][0]
     assert entry["resample"]["final"]["passed"] == 3  # the bare function was extracted and run
     assert json.loads(output.read_text())[0]["resampled_mbpp_samples_solution"].startswith("```python\ndef square")
+
+
+def test_unusable_records_and_samples_are_errors_the_rest_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    problems, samples = write_lcb(tmp_path)
+    broken = {**lcb_record(), "question_id": "2", "metadata": "[1]"}  # metadata is not an object
+    problems.write_text(json.dumps(lcb_record()) + "\n" + json.dumps(broken) + "\n")
+    good = json.loads(samples.read_text())
+    samples.write_text(json.dumps(good + [{"question_id": "404", "code_list": ["x = 1\n"]}]))
+    with FakeLLMServer(handler) as server:
+        code, output = run_repair(server, tmp_path, "--problems", str(problems), "--samples", str(samples))
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f"error: {samples}: sample 1: no problem with task id '404' in the problems file" in err
+    assert f"error: {problems}: problem 1: metadata is not a JSON object" in err
+    summary = json.loads((output.parent / "summary_improved.json").read_text())
+    assert [p["status"] for p in summary["problems"]] == ["done", "error"]
+    assert summary["sample_errors"] == [f"{samples}: sample 1: no problem with task id '404' in the problems file"]
+    proc = subprocess.run([sys.executable, str(ROOT / "compare_model_improvements.py"), "--original-file", str(output),
+                           "--improved-file", str(output), "--executor", "local", "--quiet"],
+                          cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1  # the unusable problem is named with its reason, the other compared
+    assert f"error: {output}: problem 1: metadata is not a JSON object" in proc.stderr
