@@ -190,6 +190,7 @@ class RunConfig:
     dataset_format: str | None = None  # --problems runs: --format (None: detected)
     from_dataset: bool = False  # solution_file is a standard problems file (--problems)
     sample_errors: tuple[str, ...] = ()  # filled in by the run: samples that could not be used
+    public_split: bool = False  # filled in by the run: the records say which tests are public
 
 
 def config_default(name: str) -> Any:
@@ -645,7 +646,7 @@ def held_out_split(config: RunConfig, entries: dict[int, ProblemEntry]) -> bool:
 
 
 def run_split_note(config: RunConfig, entries: list[ProblemEntry]) -> str:
-    return split_note(entries, show_private=config.settings.show_private, from_dataset=config.from_dataset,
+    return split_note(entries, show_private=config.settings.show_private, public_split=config.public_split,
                       feedback_tests=config.settings.feedback_tests)
 
 
@@ -688,7 +689,8 @@ async def run_repair(config: RunConfig) -> int:
         common.report_error_line(message)
     if not valid:
         return 1
-    config = replace(config, sample_errors=sample_errors)
+    config = replace(config, sample_errors=sample_errors, public_split=config.from_dataset or any(
+        isinstance(records[i], dict) and dataset_records.SPLIT_KEY in records[i] for i in valid))
     selected = valid + [index for index, _ in missing]
     checkpoint = Checkpoint(config.checkpoint_file, fingerprint_of(config, model_key))
     finished = {pid: e for pid, e in load_checkpoint(config, checkpoint).items() if pid in set(valid)}

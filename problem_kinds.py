@@ -29,7 +29,11 @@ arrives on stdin, which the harness reads to the end first and then replaces by 
 the answer's own ``input()`` sees an empty stdin as before. Only the harness's local variables
 hold it, never a global of the answer's namespace. A program that exits early (``sys.exit(0)``,
 ``os._exit(0)``, ``exit()`` at the end of a ``__main__`` block) never prints the proof and gets
-``runtime_error`` "the program exited before its tests ran". What this does not stop: a program
+``runtime_error`` "the program exited before its tests ran". A failing ``assert L == R`` that has no message of its own
+reports L: the harness compiles the test code with L bound to a name (``_lb_left := L``, line
+numbers kept) and that value as the assertion's message, which it removes before printing the
+traceback and sends, as ``ascii()`` shows it, after the ``assertion-failed`` payload (result key
+``returned``). The proof is unchanged; a forged payload gains nothing. What this does not stop: a program
 that deliberately walks the interpreter (``sys._getframe(1).f_locals``, ``gc``) to the secret.
 That is the same class of attack as replacing the functions a test calls; an assert test runs
 inside the answer's process and cannot be defended against a hostile answer (use call tests,

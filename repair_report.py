@@ -14,7 +14,7 @@ from repair_calls import RunStats
 from repair_summary import ProblemEntry
 
 
-def split_note(entries: Sequence[ProblemEntry], *, show_private: bool, from_dataset: bool,
+def split_note(entries: Sequence[ProblemEntry], *, show_private: bool, public_split: bool,
                feedback_tests: str | None) -> str:
     """The split named in words: ``feedback: public tests (3), scored on all (10)``."""
     done = [e for e in entries if e["status"] == "done" and e.get("final")]
@@ -22,7 +22,7 @@ def split_note(entries: Sequence[ProblemEntry], *, show_private: bool, from_data
     total = sum(e["final"]["total"] for e in done)  # type: ignore[index]
     if show_private:
         which = "public and private tests"
-    elif from_dataset:  # datasets without a split have every test public
+    elif public_split:  # records of standard problems (datasets without a split have every test public)
         which = "public tests"
     else:
         which = "all tests"

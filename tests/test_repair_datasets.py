@@ -238,3 +238,21 @@ def test_unusable_records_and_samples_are_errors_the_rest_runs(tmp_path: Path, c
                           cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1  # the unusable problem is named with its reason, the other compared
     assert f"error: {output}: problem 1: metadata is not a JSON object" in proc.stderr
+
+
+def test_output_of_a_dataset_run_repairs_again_as_a_solution_file(tmp_path: Path) -> None:
+    """The records keep their split: given back with --solution-file, private tests stay hidden."""
+    problems, samples = write_lcb(tmp_path)
+    with FakeLLMServer(handler) as server:
+        code, output = run_repair(server, tmp_path, "--problems", str(problems), "--samples", str(samples),
+                                  "--max-iterations", "0")
+        assert code == 0
+        again = tmp_path / "again.json"
+        again.write_text(output.read_text())
+        code, second = run_repair(server, tmp_path, "--solution-file", str(again), "--model-key", "lcb_samples",
+                                  "--restart")
+    assert code == 0
+    assert all(str(max(n)) not in r.text() for r in server.requests for n, _, _ in PRIVATE_CASES)
+    summary = json.loads((second.parent / "summary_improved.json").read_text())
+    assert summary["test_split"] == "feedback: public tests (2), scored on all (5)"
+    assert summary["problems"][0]["final"]["passed"] == 5
