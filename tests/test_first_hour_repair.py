@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, clean_env
+from conftest import ROOT, clean_env, shared_data
 from fake_llm_server import FakeLLMServer, repairing_handler, write_problems
 
 import iterative_repair
@@ -42,6 +42,15 @@ def test_seed_command_names_the_missing_file_and_the_shared_data(tmp_path: Path)
     line = one_line(proc.stderr)
     assert line.startswith(f"error: {SEED_NAME}: file not found")
     assert f"../shared/data/librarybench/{SEED_NAME}" in line and "API_KEY" not in line
+
+
+def test_seed_command_from_the_project_root_points_at_the_real_shared_data() -> None:
+    shared_data(SEED_NAME)  # ../shared beside the project (CI has it)
+    proc = subprocess.run([sys.executable, "iterative_repair.py", "--solution-file", SEED_NAME],
+                          cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert one_line(proc.stderr) == (f"error: {SEED_NAME}: file not found (a file of that name is in "
+                                     f"../shared/data/librarybench/: pass ../shared/data/librarybench/{SEED_NAME})")
 
 
 def test_missing_file_without_shared_copy_has_no_hint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
