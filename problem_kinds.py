@@ -29,11 +29,12 @@ arrives on stdin, which the harness reads to the end first and then replaces by 
 the answer's own ``input()`` sees an empty stdin as before. Only the harness's local variables
 hold it, never a global of the answer's namespace. A program that exits early (``sys.exit(0)``,
 ``os._exit(0)``, ``exit()`` at the end of a ``__main__`` block) never prints the proof and gets
-``runtime_error`` "the program exited before its tests ran". A failing ``assert L == R`` that has no message of its own
-reports L: the harness compiles the test code with L bound to a name (``_lb_left := L``, line
-numbers kept) and that value as the assertion's message, which it removes before printing the
-traceback and sends, as ``ascii()`` shows it, after the ``assertion-failed`` payload (result key
-``returned``). The proof is unchanged; a forged payload gains nothing. What this does not stop: a program
+``runtime_error`` "the program exited before its tests ran".
+A failing ``assert L == R`` reports L: the harness compiles the test code with L bound to a name
+(``_lb_left := L``, line numbers kept) and that value in the assertion's message next to the
+test's own, which it puts back before printing the traceback; it sends L, as ``ascii()`` shows
+it, after the ``assertion-failed`` payload (result key ``returned``). The proof is unchanged; a
+forged payload gains nothing. What this does not stop: a program
 that deliberately walks the interpreter (``sys._getframe(1).f_locals``, ``gc``) to the secret.
 That is the same class of attack as replacing the functions a test calls; an assert test runs
 inside the answer's process and cannot be defended against a hostile answer (use call tests,
@@ -222,10 +223,10 @@ def _lb_test_code():
     class Explain(ast.NodeTransformer):
         def visit_Assert(self, node):
             test = node.test
-            if node.msg is None and isinstance(test, ast.Compare) and len(test.ops) == 1 \\
-                    and isinstance(test.ops[0], ast.Eq):
+            if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq):
                 test.left = ast.NamedExpr(target=ast.Name("_lb_left", ast.Store()), value=test.left)
-                node.msg = ast.Tuple([ast.Constant(_LB_LEFT), ast.Name("_lb_left", ast.Load())], ast.Load())
+                own = node.msg if node.msg is not None else ast.Constant(None)  # evaluated on failure, as before
+                node.msg = ast.Tuple([ast.Constant(_LB_LEFT), ast.Name("_lb_left", ast.Load()), own], ast.Load())
             return node
 
     try:
@@ -235,15 +236,15 @@ def _lb_test_code():
 
 
 def _lb_left_of(exc):
-    """`` returned <ascii repr>`` of an explained assertion (its message then removed), else ``""``."""
+    """`` returned <ascii repr>`` of an explained assertion (its own message put back), else ``""``."""
     args = exc.args
     try:
-        if len(args) != 1 or type(args[0]) is not tuple or len(args[0]) != 2 or type(args[0][0]) is not str \\
+        if len(args) != 1 or type(args[0]) is not tuple or len(args[0]) != 3 or type(args[0][0]) is not str \\
                 or args[0][0] != _LB_LEFT:
             return ""
     except BaseException:
         return ""
-    exc.args = ()
+    exc.args = () if args[0][2] is None else (args[0][2],)
     try:
         text = ascii(args[0][1]).replace("\\n", "\\\\n").replace("\\r", "\\\\r")
     except BaseException:

@@ -234,7 +234,7 @@ HUMANEVAL_CHECK = ("def check(candidate):\n    assert candidate(2) == 4\n    ass
     ("def square(n):\n    return n * n\n", HUMANEVAL_CHECK, "passed", None),  # the proof still holds
     ("def square(n):\n    return n + 2\n", HUMANEVAL_CHECK, "wrong_answer", "5"),  # inside check(): 2 passes
     ("def square(n):\n    return 'x\\ny'\n", "assert square(1) == 1\n", "wrong_answer", "'x\\ny'"),
-    ("def square(n):\n    return n\n", "assert square(3) == 9, 'own message'\n", "wrong_answer", None),
+    ("def square(n):\n    return n\n", "assert square(3) == 9, 'own message'\n", "wrong_answer", "3"),
     ("def square(n):\n    return n\n", "assert square(3) > 5\n", "wrong_answer", None),  # not ==: as written
     ("class R:\n    def __repr__(self):\n        raise ValueError\ndef square(n):\n    return R()\n",
      "assert square(3) == 9\n", "wrong_answer", "(a value that cannot be shown)"),
@@ -247,3 +247,5 @@ def test_failing_assert_reports_the_left_value(lb_local_executor: Any, code: str
     if returned is not None:
         assert f"Returned (left side of the failing ==):\n{returned}\n" in text
     assert "LB-LEFT" not in text
+    if "own message" in test:  # the test's own message is still in the traceback
+        assert "AssertionError: own message" in text
