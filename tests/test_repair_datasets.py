@@ -256,3 +256,22 @@ def test_output_of_a_dataset_run_repairs_again_as_a_solution_file(tmp_path: Path
     summary = json.loads((second.parent / "summary_improved.json").read_text())
     assert summary["test_split"] == "feedback: public tests (2), scored on all (5)"
     assert summary["problems"][0]["final"]["passed"] == 5
+
+
+def test_humaneval_completion_is_repaired_inside_check(tmp_path: Path) -> None:
+    """HumanEval: the completion is appended to the prompt; the failing assert inside check() shows
+    what the candidate returned; the repaired function passes."""
+    problems = ROOT / "data" / "formats" / "humaneval_problems.jsonl"
+    samples = tmp_path / "he_samples.jsonl"
+    samples.write_text(json.dumps({"task_id": "HumanEval/0", "completion": "    return x * y\n"}) + "\n")
+    reply = FakeReply(fenced("def add(x: int, y: int) -> int:\n    return x + y"))
+    with FakeLLMServer(lambda r: reply) as server:
+        code, output = run_repair(server, tmp_path, "--problems", str(problems), "--samples", str(samples),
+                                  "--problem-id", "0")
+    assert code == 0
+    prompt = server.requests[0].last_user_text
+    assert "def add(x: int, y: int) -> int:\n    \"\"\"Add two numbers.\"\"\"\n    return x * y" in prompt
+    assert "Returned (left side of the failing ==):\n6\n" in prompt  # candidate(2, 3) in check()
+    summary = json.loads((output.parent / "summary_improved.json").read_text())
+    assert summary["problems"][0]["final"]["passed"] == 1 and summary["test_split"] == \
+        "feedback: public tests (1), scored on all (1)"
