@@ -123,6 +123,16 @@ def add_selection_flags(parser: argparse.ArgumentParser, verb: str, *, single_on
                        help=f"{verb} problems START..END inclusive, e.g. 0-9 (default: all problems)")
 
 
+def add_extract_flag(parser: argparse.ArgumentParser) -> None:
+    """``--extract {best,first}``: how the program is taken from a model answer (human solutions run verbatim)."""
+    from librarybench_common import EXTRACT_RULES
+
+    parser.add_argument("--extract", choices=EXTRACT_RULES, default="best",
+                        help="how the program is taken from a model answer: best (last complete program "
+                             "among all blocks) or first (the seed's rule: first dashed block, else first "
+                             "```python block)")
+
+
 def add_executor_flags(parser: argparse.ArgumentParser, *, timeout_help: str = "seconds per test (verdict timeout)",
                        remote_options: bool = False, local_limits: bool = False) -> None:
     """Where and how programs run: ``--timeout``, ``--exec-semaphore``, ``--executor``; optionally

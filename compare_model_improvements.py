@@ -19,20 +19,25 @@ import argparse
 import asyncio
 import logging
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Callable, Mapping, NotRequired, Sequence, TypedDict
 
 from tqdm import tqdm
 
+import compare_judges
 import judges
 import librarybench_common as common
+import problem_limits
 from atomic_io import write_atomic_json
-from cli import OneLineParser, add_executor_flags, add_logging_flag, add_selection_flags, non_negative_int, run_async, run_main
+from cli import (OneLineParser, add_executor_flags, add_extract_flag, add_logging_flag, add_selection_flags,
+                 non_negative_int, run_async, run_main)
 from cli import fraction as fraction_arg
 from errors import ConfigError, ExecutionError, InputError, problem_line
 from executors import Executor
 from improvement_stats import paired_significance
 from records import VERDICTS
+import special_judges
 import strategy_compare
 from repair_summary import (  # noqa: F401  (iteration_ratios: the reader's, re-exported)
     IMPROVED_PREFIX,
@@ -77,6 +82,9 @@ class ProblemPlan:
     no_original_answer: bool = False
     resampled_code: str | None = None  # resampled_<key>: the equal-budget baseline's program
     extra_codes: tuple[str, ...] = ()  # programs kept along the way (pass rate against tokens)
+    judge: Any = None  # the record's own judge or its --special-judges entry's (None: the run's)
+    judge_from_record: bool = False
+    special_judge: dict[str, Any] | None = None  # special_judges.apply's block
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,7 @@ class Measurement:
     passed_flags: tuple[bool, ...]
     verdicts: dict[str, int] = field(default_factory=dict)
     unstable: tuple[int, ...] = ()  # 0-based tests a --recheck-timeouts rerun found unstable
+    results: tuple[dict[str, Any], ...] = field(default=(), repr=False, compare=False)  # kept for --judges
 
     @property
     def passed(self) -> int:
@@ -109,6 +118,9 @@ class Settings:
     source: str = ""  # the original file (named in per-problem error lines)
     judge: Any = None  # judges.Judge of the comparison (None: exact), the same for both programs
     recheck: FlipTally | None = None  # --recheck-timeouts: its counts, added up as programs run
+    limits: Mapping[int, Any] = field(default_factory=dict)  # problem_limits.ProblemLimits per problem (--limits)
+    memory_mb: int | None = None  # this problem's own memory limit (set per problem from ``limits``)
+    keep_results: bool = False  # --judges: keep every result to judge again
 
 
 class SubsetFigures(TypedDict):
@@ -145,6 +157,9 @@ class ComparisonRow(TypedDict):
     same_program: bool | None
     split: dict[str, Any] | None
     rests_on_unstable: NotRequired[bool | None]  # set by compare(): the change rests on an unstable verdict
+    judge: NotRequired[dict[str, Any] | None]  # set by compare(): the judge of both programs
+    judge_from_record: NotRequired[bool | None]
+    special_judge: NotRequired[dict[str, Any] | None]  # set by compare(): the --special-judges entry applied
 
 
 # --------------------------------------------------------------------------------------------
@@ -164,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-key", default=None,
                         help=f"answer key to compare, e.g. o3_mini_solution (default {DEFAULT_MODEL_KEY} when present, "
                              "else the improved file's single improved_<key>, else the original's single *_solution key)")
-    add_selection_flags(parser, "compare", single_only=True)
+    add_selection_flags(parser, "compare")
+    add_extract_flag(parser)
     parser.add_argument("--output-file", default=None, help="write the full comparison as JSON to this file")
     parser.add_argument("--report", default=None, metavar="FILE.html",
                         help="write a self-contained HTML report with plots (works offline)")
@@ -173,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the repair run's summary JSON (default: summary_<improved file name> beside the "
                               "improved file, when it exists)")
     summary.add_argument("--no-summary", action="store_true", help="ignore the repair summary even when one is found")
-    add_executor_flags(parser, timeout_help="seconds per test, the same for both programs")
+    add_executor_flags(parser, timeout_help="seconds per test, the same for both programs", local_limits=True)
+    problem_limits.add_limit_flags(parser)
     parser.add_argument("--recheck-timeouts", type=non_negative_int, default=0, metavar="K",
                         help="rerun every timeout, and every pass slower than --recheck-fraction of the limit, K more "
                              "times: improvements and regressions resting on an unstable verdict are counted")
@@ -181,6 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="passes slower than this fraction of --timeout are rechecked too")
     parser.add_argument("--quiet", action="store_true", help="no terminal table and no progress bar")
     judges.add_judge_arguments(parser, audit=False)
+    judges.add_audit_flag(parser, "tests passed, fully passing and improved/worse problems")
+    parser.add_argument("--special-judges", metavar="FILE",
+                        help="per-problem judges from a special-judge list, as model_feedback.py --special-judges")
+    parser.add_argument("--feedback-audit", metavar="RESULTS.json",
+                        help="show in the report the judge audit that a model_feedback.py --judges run "
+                             "stored in its --output")
     add_logging_flag(parser, help="logging level on stderr")
     return parser
 
@@ -234,16 +257,18 @@ def display_name(record: dict[str, Any], index: int) -> str:
 
 
 def plan_problem(index: int, original: dict[str, Any], improved: dict[str, Any], model_key: str,
-                 original_path: str, stored: StoredProblem | None = None, strategies: Sequence[str] = ()) -> ProblemPlan:
+                 original_path: str, stored: StoredProblem | None = None, strategies: Sequence[str] = (),
+                 rule: str = "best") -> ProblemPlan:
     """Tests come from the original file; a missing or empty improved answer means 'no improved answer'.
 
     The original answer is taken as ``answer_program`` does (``human_solution`` verbatim, model
-    answers extracted); a missing or non-string original answer is an ``InputError`` for this
-    problem (reported, left out of every figure), never an empty program counted as failing.
+    answers extracted by ``rule``, as are the improved and resampled answers); a missing or
+    non-string original answer is an ``InputError`` for this problem (reported, left out of every
+    figure), never an empty program counted as failing.
     """
     tests = common.problem_tests(original, index, original_path)
     try:
-        original_code = common.answer_program(original, model_key)
+        original_code = common.answer_program(original, model_key, rule=rule)
     except InputError as exc:
         raise exc.at(original_path, index) from None
     answer = improved.get(improved_key(model_key))
@@ -253,9 +278,10 @@ def plan_problem(index: int, original: dict[str, Any], improved: dict[str, Any],
         name=display_name(original, index),
         tests=tests,
         original_code=original_code,
-        improved_code=common.extract_code(answer) if isinstance(answer, str) and answer.strip() else None,
+        improved_code=common.extract_code(answer, rule=rule) if isinstance(answer, str) and answer.strip() else None,
         no_original_answer=not original_code.strip(),
-        resampled_code=common.extract_code(resampled) if isinstance(resampled, str) and resampled.strip() else None,
+        resampled_code=(common.extract_code(resampled, rule=rule)
+                        if isinstance(resampled, str) and resampled.strip() else None),
         extra_codes=tuple(strategy_compare.programs_to_measure(stored, strategies)),
     )
 
@@ -267,17 +293,17 @@ def plan_problem(index: int, original: dict[str, Any], improved: dict[str, Any],
 
 async def measure(code: str, tests: list[Any], settings: Settings, on_result: Callable[[Any], None]) -> Measurement:
     results = await common.run_tests(code, tests, timeout=settings.timeout, executor=settings.executor,
-                                     on_result=on_result, judge=settings.judge)
+                                     on_result=on_result, judge=settings.judge, memory_mb=settings.memory_mb)
     if settings.recheck is not None:
         async def rerun(program: str, again: list[Any]) -> list[dict[str, Any]]:
             return await common.run_tests(program, again, timeout=settings.timeout, executor=settings.executor,
-                                          judge=settings.judge)
+                                          judge=settings.judge, memory_mb=settings.memory_mb)
 
         results = await recheck_results(code, tests, results, times=settings.recheck.times, timeout=settings.timeout,
                                         fraction=settings.recheck.fraction, run=rerun)
         settings.recheck.add(results)
     return Measurement(tuple(bool(r.get("passed")) for r in results), common.count_verdicts(results),
-                       tuple(unstable_indices(results)))
+                       tuple(unstable_indices(results)), tuple(results) if settings.keep_results else ())
 
 
 Outcome = tuple[Measurement, Measurement | None, dict[str, Measurement]]
@@ -292,6 +318,11 @@ def other_programs(plan: ProblemPlan) -> list[str]:
 async def measure_problem(plan: ProblemPlan, settings: Settings, on_result: Callable[[Any], None]) -> Outcome:
     """All programs concurrently; an identical program is run once so it cannot differ from itself.
     Returns (original, improved or None, every program measured by its code)."""
+    if plan.index in settings.limits:  # --limits: both programs under the problem's own limits
+        own = settings.limits[plan.index]
+        settings = replace(settings, timeout=own.timeout, memory_mb=own.call_memory_mb)
+    if plan.judge is not None:
+        settings = replace(settings, judge=plan.judge)
     others = other_programs(plan)
     same = plan.improved_code is None or plan.improved_code == plan.original_code
     codes = [plan.original_code] + ([] if same else [plan.improved_code]) + others
@@ -553,7 +584,7 @@ def number(value: float | None, spec: str = ".3f") -> str:
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """The default terminal report: one row per problem, then the overall figures and warnings."""
+    """The default terminal report: one row per problem, then the overall figures (warnings go to stderr)."""
     lines = [f"Comparing {result['model_key']}: {result['original_file']} -> {result['improved_file']} "
              f"(executor {result['executor']}, timeout {result['timeout']:g} s)", ""]
     rows = result["problem_details"]
@@ -599,7 +630,9 @@ def format_table(result: dict[str, Any]) -> str:
     if cost:
         lines.append("Tokens: " + format_cost(cost))
     lines += strategy_compare.terminal_lines(result)
-    lines += [f"warning: {w}" for w in result["warnings"]]
+    if result.get("special_judges"):
+        lines.append(special_judges.summary_line(result["special_judges"]))
+    lines += compare_judges.terminal_lines(result.get("judge_audit"))
     return "\n".join(lines) + "\n"
 
 
@@ -628,15 +661,21 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     improved = common.load_problems(args.improved_file)
     check_alignment(original, improved, args.original_file, args.improved_file)
     model_key = infer_model_key(original, improved, args.model_key)
-    indices, missing = common.select_problems(len(original), common.parse_problem_selection(args.problem_id),
-                                              args.original_file)
+    selection = common.parse_problem_selection(args.problem_id, args.problem_ids, args.range_spec)
+    indices, missing = common.select_problems(len(original), selection, args.original_file)
     summary = read_summary(args.improved_file, args.summary_file, args.no_summary)
     warnings = []
     if summary and summary.model_key not in (None, model_key):
         warnings.append(f"the repair summary is for {summary.model_key!r}, this comparison for {model_key!r}")
     common.set_semaphore_limits(exec=args.exec_semaphore)
     judge = judges.judge_from_args(args)
-    executor = common.get_executor(args.executor)
+    local = {k: v for k, v in (("memory_mb", args.memory_mb), ("output_bytes", args.output_limit)) if v is not None}
+    audit_judges = judges.parse_judges(args.judges) if args.judges else None
+    feedback_audit = compare_judges.read_feedback_audit(args.feedback_audit) if args.feedback_audit else None
+    specials = special_judges.load(args.special_judges) if args.special_judges else None
+    executor = common.get_executor(args.executor, **local)
+    limit_settings = problem_limits.settings_from_args(args)
+    limits = problem_limits.resolve_records(args.original_file, original, indices, limit_settings, executor)
 
     stored = summary.problems if summary else {}
     strategies = strategy_compare.run_strategies(summary)
@@ -647,14 +686,17 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         setup_errors[i] = error_detail(i, None, message)
     for i in indices:
         try:
-            plans.append(plan_problem(i, original[i], improved[i], model_key, args.original_file, stored.get(i),
-                                      strategies))
-        except InputError as exc:
+            plan = plan_problem(i, original[i], improved[i], model_key, args.original_file, stored.get(i),
+                                strategies, args.extract)
+            plans.append(with_problem_judge(plan, original[i], judge, specials, args.original_file))
+        except (InputError, ConfigError) as exc:
             located = exc.at(args.original_file, i)
             common.report_error_line(str(located))
             setup_errors[i] = error_detail(i, original[i], str(located))
     tally = FlipTally(args.recheck_timeouts, args.recheck_fraction) if args.recheck_timeouts else None
-    outcomes = run_async(measure_all(plans, Settings(executor, args.timeout, args.original_file, judge, tally), args.quiet))
+    settings = Settings(executor, args.timeout, args.original_file, judge, tally, limits,
+                        keep_results=audit_judges is not None)
+    outcomes = run_async(measure_all(plans, settings, args.quiet))
 
     by_index = dict(setup_errors)
     disagreements: list[dict[str, Any]] = []
@@ -670,25 +712,83 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         "isolation": executor.isolation, "timeout": args.timeout,
         "judge": judge.spec.as_dict(),
         "exec_semaphore": args.exec_semaphore, "problem_id": args.problem_id,
+        "problem_ids": args.problem_ids, "range": args.range_spec, "extract": args.extract,
         "repair_model": summary.model if summary else None, "warnings": warnings, "summary_disagreements": disagreements,
     }
+    specials_block = special_judges.summary_block(
+        ((args.original_file, p.index, model_key, p.special_judge) for p in plans), specials) if specials else None
+    for need in (specials_block or {}).get("needs_checker", []):
+        warnings.append(f"problem {need['problem_id']}: {need['kind']} special judge "
+                        f"({need.get('note') or specials_block['file']}): {need['message']}")
     rows = [by_index[i] for i in [*indices, *(i for i, _ in missing)]]
     result = build_comparison(rows, summary, context)
+    result["limits"] = {**limit_settings.as_dict(), "memory_mb": args.memory_mb,
+                        "problems": {str(i): own.as_dict() for i, own in limits.items()}}
     measured = {p.index: (o[0], o[1] or o[0]) for p, o in zip(plans, outcomes) if not isinstance(o, ExecutionError)}
     scores = {p.index: o[2] for p, o in zip(plans, outcomes) if not isinstance(o, ExecutionError)}
     science = strategy_compare.science_figures(rows=result["problem_details"], plans=plans, measured=measured,
                                                scores=scores, summary=summary, rechecked=tally is not None)
     resting = {p["problem_id"] for p in (science["unstable_verdicts"] or {}).get("problems", [])}
+    by_plan = {p.index: p for p in plans}
     for row in result["problem_details"]:
         row["rests_on_unstable"] = row["problem_id"] in resting if science["unstable_verdicts"] else None
+        plan = by_plan.get(row["problem_id"])
+        row["judge"] = (plan.judge or judge).spec.as_dict() if plan else None
+        row["judge_from_record"] = plan.judge_from_record if plan else None
+        row["special_judge"] = plan.special_judge if plan else None
+    result["special_judges"] = specials_block
     result.update(science)
     result["flip_rate"] = tally.block() if tally is not None else (summary.flip_rate if summary else None)
     result["flip_rate_source"] = "this run" if tally is not None else "repair summary" if result["flip_rate"] else None
+    result["judge_audit"] = compare_judges.build_audit(audited_problems(plans, outcomes), audit_judges, judge) \
+        if audit_judges else None
+    result["feedback_audit"], result["feedback_audit_file"] = feedback_audit, args.feedback_audit
     return result
+
+
+def with_problem_judge(plan: ProblemPlan, record: dict[str, Any], default: Any,
+                       specials: special_judges.SpecialJudges | None, path: str) -> ProblemPlan:
+    """The record's own ``judge``, else its ``--special-judges`` entry's, else the run's (as model_feedback)."""
+    own, from_record = judges.judge_from_record(record, default, str(Path(path).resolve().parent))
+    if from_record:
+        return replace(plan, judge=own, judge_from_record=True)
+    entry = specials.lookup(plan.index, record) if specials else None
+    if entry is None:
+        return plan
+    judge, block = special_judges.apply(entry, default, specials.path)  # type: ignore[union-attr]
+    return replace(plan, judge=judge, special_judge=block)
+
+
+def audited_problems(plans: Sequence[ProblemPlan], outcomes: Sequence[Outcome | ExecutionError]
+                     ) -> list[compare_judges.AuditedProblem]:
+    """Both programs' kept results per measured problem (the original's twice without an improved program)."""
+    return [compare_judges.AuditedProblem(p.index, p.name, o[0].results, (o[1] or o[0]).results)
+            for p, o in zip(plans, outcomes) if not isinstance(o, ExecutionError)]
+
+
+class LowercaseLevelFormatter(logging.Formatter):
+    """``warning: ...`` for a logged warning too, the format of every other warning line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(logging.makeLogRecord({**record.__dict__, "levelname": record.levelname.lower()}))
+
+
+def use_warning_format() -> None:
+    """Log lines on stderr as ``<level>: <message>`` (the handler ``run_main`` installed, not a test's)."""
+    for handler in logging.getLogger().handlers:
+        if type(handler) is logging.StreamHandler:
+            handler.setFormatter(LowercaseLevelFormatter("%(levelname)s: %(message)s"))
+
+
+def print_warnings(warnings: Sequence[str]) -> None:
+    """Every warning of the comparison as one ``warning: ...`` line on stderr, with or without --quiet."""
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
     """Compare, write the JSON and the report, print the table; 1 when some problem could not be measured."""
+    use_warning_format()
     result = compare(args)
     if args.output_file:
         write_atomic_json(args.output_file, result)
@@ -696,11 +796,10 @@ def run(args: argparse.Namespace) -> int:
         from report_html import write_report
 
         write_report(args.report, result)
-    if args.quiet:
-        for warning in result["warnings"]:
-            log.warning("%s", warning)
-    else:
+    if not args.quiet:
         sys.stdout.write(format_table(result))
+        sys.stdout.flush()
+    print_warnings(result["warnings"])
     return 1 if result["error_problems"] else 0
 
 

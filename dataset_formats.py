@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable
 
 import problem_kinds as kinds
 from errors import InputError
+from problem_limits import limit_fields
 from records import StdioTest
 
 FORMATS = ("taco", "livecodebench", "humaneval", "mbpp", "codecontests")
@@ -62,6 +63,7 @@ class Problem:
     time_limit: float | None = None  # seconds
     memory_limit_mb: float | None = None
     answers: dict[str, Any] = field(default_factory=dict)  # *_solution keys of the record
+    limit_fields: dict[str, Any] = field(default_factory=dict)  # time/memory limits as written (problem_limits)
 
     @property
     def tests(self) -> list[Any]:
@@ -260,7 +262,8 @@ def read_taco(index: int, record: dict[str, Any]) -> Problem:
                    reference=record.get("human_solution") or _first(solutions),
                    difficulty=_opt(record.get("difficulty")), source=_opt(record.get("source")),
                    date=_opt(record.get("date")), time_limit=_seconds(record.get("time_limit")),
-                   memory_limit_mb=_seconds(record.get("memory_limit")), answers=_answers(record))
+                   memory_limit_mb=_seconds(record.get("memory_limit")), answers=_answers(record),
+                   limit_fields=limit_fields(record))
 
 
 def _opt(value: Any) -> str | None:
@@ -409,7 +412,8 @@ def read_codecontests(index: int, record: dict[str, Any]) -> Problem:
                    difficulty=_opt(record.get("difficulty")),
                    source=CODECONTESTS_SOURCES.get(source, _opt(source)) if isinstance(source, int) else _opt(source),
                    time_limit=_seconds(record.get("time_limit")),
-                   memory_limit_mb=memory / 2**20 if isinstance(memory, (int, float)) and memory else None)
+                   memory_limit_mb=memory / 2**20 if isinstance(memory, (int, float)) and memory else None,
+                   limit_fields=limit_fields(record))
 
 
 PROBLEM_READERS: dict[str, Callable[[int, dict[str, Any]], Problem]] = {

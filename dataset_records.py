@@ -10,7 +10,8 @@ compare_model_improvements.py as both ``--original-file`` and ``--improved-file`
 
 Which answer is repaired: with ``--samples``, the *first* sample of each problem (key
 ``<samples file stem>_solution``; later samples are not repaired); without it, the record's own
-``*_solution`` answers. Call and assert answers are stored fenced, as model answers are, so
+``*_solution`` answers. The record's own time and memory limit fields are kept (``--limits
+dataset``). Call and assert answers are stored fenced, as model answers are, so
 that ``extract_code`` takes them whole (a bare function is not a complete stdin program).
 """
 
@@ -23,6 +24,7 @@ from typing import Any
 
 import dataset_formats as formats
 import problem_kinds as kinds
+from problem_limits import LIMIT_FIELDS
 from errors import InputError
 
 TESTS_KEY = "tests"
@@ -68,6 +70,7 @@ def problem_record(problem: formats.Problem, raw: dict[str, Any], fmt: str) -> d
         "problem": statement(problem, raw), KIND_KEY: problem.kind,
         TESTS_KEY: list(problem.tests),
         SPLIT_KEY: {"public": len(problem.public_tests), "private": len(problem.private_tests)},
+        **{k: raw[k] for k in LIMIT_FIELDS if raw.get(k) not in (None, "")},  # for --limits dataset
     }
 
 

@@ -36,6 +36,7 @@ import dataset_formats
 import dataset_records
 import judges
 import librarybench_common as common
+import problem_limits
 from cli import (
     OneLineParser,
     add_executor_flags,
@@ -151,6 +152,9 @@ class RepairSettings:
     token_budget: int | None = None  # resample's budget per problem (default: the repair's tokens)
     recheck_timeouts: int = 0
     recheck_fraction: float = DEFAULT_RECHECK_FRACTION
+    limits: dict[str, Any] | None = None  # --limits dataset: mode, scale, cap (problem_limits); None: global
+    memory_mb: int | None = None
+    output_limit: int | None = None
     show_private: bool = False  # standard datasets: the model also sees the private tests
 
     @property
@@ -161,7 +165,8 @@ class RepairSettings:
 # Settings added after checkpoints existed: left out of the fingerprint at their default, so
 # older checkpoints still match.
 LATER_SETTINGS = {"judge": None, "strategy": "repair", "token_budget": None, "recheck_timeouts": 0,
-                  "recheck_fraction": DEFAULT_RECHECK_FRACTION, "show_private": False}
+                  "recheck_fraction": DEFAULT_RECHECK_FRACTION, "limits": None, "memory_mb": None,
+                  "output_limit": None, "show_private": False}
 
 
 @dataclass(frozen=True)
@@ -186,6 +191,7 @@ class RunConfig:
     progress: bool | None = None  # None: only when stderr is a terminal
     isolation: str | None = None  # filled in by the run: what the executor says it is
     judge: Any = None  # judges.Judge of the run (None: exact); a record's own 'judge' overrides it
+    limit_settings: Any = None  # problem_limits.LimitSettings (None: every problem under --timeout)
     samples_file: Path | None = None  # --problems runs: the samples whose first answers are repaired
     dataset_format: str | None = None  # --problems runs: --format (None: detected)
     from_dataset: bool = False  # solution_file is a standard problems file (--problems)
@@ -292,7 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="problems in flight")
     p.add_argument("--llm-semaphore", type=positive_int, default=config_default("llm_concurrency"),
                    help="concurrent model calls")
-    add_executor_flags(p, timeout_help="seconds per test")
+    add_executor_flags(p, timeout_help="seconds per test", local_limits=True)
+    problem_limits.add_limit_flags(p)
     p.add_argument("--cache-file", default=DEFAULT_CACHE_FILE, help="SQLite response cache")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the response cache")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint (the default when one exists; "
@@ -329,7 +336,9 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         feedback_budget=args.feedback_budget,
         judge=None if judge.name == "exact" else json.dumps(judge.spec.as_dict(), sort_keys=True),
         strategy=args.strategy, token_budget=args.token_budget, recheck_timeouts=args.recheck_timeouts,
-        recheck_fraction=args.recheck_fraction, show_private=args.show_private,
+        recheck_fraction=args.recheck_fraction, memory_mb=args.memory_mb, output_limit=args.output_limit,
+        limits=problem_limits.settings_from_args(args).as_dict() if args.limits != "global" else None,
+        show_private=args.show_private,
     )
     if settings.strategies == ("resample",) and settings.token_budget is None:
         raise ConfigError("--strategy resample needs --token-budget N (or use --strategy repair,resample to spend "
@@ -342,6 +351,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         llm_concurrency=args.llm_semaphore, exec_concurrency=args.exec_semaphore, executor=args.executor,
         resume=args.resume, restart=args.restart, max_retries=args.max_retries, request_timeout=args.request_timeout,
         progress=False if args.no_progress else True if args.progress else None, judge=judge,
+        limit_settings=problem_limits.settings_from_args(args),
         samples_file=Path(args.samples) if args.samples else None, dataset_format=args.dataset_format,
         from_dataset=args.problems is not None,
     )
@@ -496,6 +506,7 @@ class RunContext:
     stats: RunStats
     on_change: Any
     judge: Any = None
+    limits: dict[int, Any] = field(default_factory=dict)  # problem_limits.ProblemLimits per problem
 
 
 async def repair_problem(ctx: RunContext, state: ProblemState) -> ProblemEntry:
@@ -521,7 +532,9 @@ async def repair_problem(ctx: RunContext, state: ProblemState) -> ProblemEntry:
     except ConfigError as exc:
         raise InputError(common.problem_message(ctx.solution_file, pid, f"judge: {exc}")) from None
     recheck = Recheck(s.recheck_timeouts, s.recheck_fraction) if s.recheck_timeouts else None
-    runner = ProgramRunner(tests, timeout=s.timeout, executor=ctx.executor, judge=judge, recheck=recheck)
+    limits = ctx.limits.get(pid)
+    runner = ProgramRunner(tests, timeout=limits.timeout if limits else s.timeout, executor=ctx.executor, judge=judge,
+                           recheck=recheck, memory_mb=limits.call_memory_mb if limits else None)
     everything = list(range(len(tests)))
 
     code = state.original_code
@@ -577,6 +590,8 @@ async def repair_problem(ctx: RunContext, state: ProblemState) -> ProblemEntry:
     entry = finished_entry(base_entry(ctx, state, status="done", error=None), initial=counts_block(initial_all),
                            final=counts_block(final_all), best_iteration=best["iteration"], best_code=best["code"],
                            stopped=stopped, executions=runner.executions, split=split)
+    if limits is not None:
+        entry["limits"] = limits.as_dict()
     if "resample" in s.strategies:
         budget = s.token_budget if s.token_budget is not None else entry["input_tokens"] + entry["output_tokens"]
         entry["resample"] = await resample_problem(
@@ -698,7 +713,7 @@ async def run_repair(config: RunConfig) -> int:
     if finished:
         log.warning("resuming from %s: %d problem(s) already done, %d to go", checkpoint.path, len(finished), len(pending))
     set_semaphore_limits(llm=config.llm_concurrency, exec=config.exec_concurrency)
-    executor = get_executor(config.executor)
+    executor = get_executor(config.executor, memory_mb=config.settings.memory_mb, output_bytes=config.settings.output_limit)
     config = replace(config, executor=executor.name, isolation=executor.isolation)
     base_url = effective_base_url(config.spec)
     print(f"Executor: {config.executor} ({config.isolation}); model: {config.spec.model} "
@@ -719,7 +734,8 @@ async def run_repair(config: RunConfig) -> int:
 
     caller = ModelCaller(client, cache, config.settings, stats, refresh, system=SYSTEM_PROMPT)
     ctx = RunContext(records, config.solution_file, model_key, config.spec, config.settings, caller, executor, stats, refresh,
-                     config.judge)
+                     config.judge, problem_limits.resolve_records(config.solution_file, records, pending,
+                                                                  config.limit_settings, executor))
     for index, message in missing:
         entries[index] = base_entry(ctx, ProblemState(index), status="error", error=message)
     problem_slots = asyncio.Semaphore(config.concurrent_problems)

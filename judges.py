@@ -681,9 +681,14 @@ def add_judge_arguments(parser: Any, *, audit: bool = True) -> None:
     if audit:
         parser.add_argument("--rejudge", metavar="RESULTS.json",
                             help="judge a finished --output file again with --judge, running no program")
-        parser.add_argument("--judges", metavar="A,B,...",
-                            help="audit: judge every result under each of these judges and report the verdicts, "
-                                 "fully passing problems and pass@1 that change between each pair")
+        add_audit_flag(parser)
+
+
+def add_audit_flag(parser: Any, what: str = "fully passing problems and pass@1") -> None:
+    """``--judges A,B,...``: the judge-sensitivity audit (``parse_judges`` reads it)."""
+    parser.add_argument("--judges", metavar="A,B,...",
+                        help=f"audit: judge every result under each of these judges and report the verdicts, "
+                             f"{what} that change between each pair")
 
 
 def judge_from_args(args: Any) -> Judge:

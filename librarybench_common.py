@@ -1,8 +1,9 @@
 """What the toolkit's scripts and notebooks share: loading problems, code extraction, the
 execution calls (running tests on an executor: the remote API at ``CYBER_URL`` or the embedded
 sandbox, chosen by ``executors.get_executor``), feedback formatting, the two global semaphores
-(LLM calls, executions) and the seed's helpers. The executors themselves are in ``executors.py``
-and atomic writes in ``atomic_io.py``; their names are re-exported here for old imports.
+(LLM calls, executions) and the seed's helpers. The executors themselves are in ``executors.py``,
+atomic writes in ``atomic_io.py`` and reading problem records / selecting problems in
+``problem_records.py``; their names are re-exported here for old imports.
 
 The seed's helpers keep their names and positional signatures so existing notebooks work:
 ``extract_code``, ``create_test_cases_from_input_output``, ``run_unit_tests``,
@@ -18,12 +19,9 @@ import logging
 import os
 import re
 import threading
-import unicodedata
 import warnings
 from collections import Counter
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Sequence, TypeVar
 
 from atomic_io import (  # noqa: F401  (the old names, kept importable)
@@ -50,7 +48,23 @@ from executors import (  # noqa: F401  (re-exported: the toolkit's and notebooks
     stop_executor,
     verdict_of,
 )
-from records import VERDICTS, StdioTest, Test, TestResult
+from problem_records import (  # noqa: F401  (re-exported: reading records and selecting problems)
+    ProblemSelection,
+    create_test_cases_from_input_output,
+    load_problems,
+    match_model_key,
+    model_key_candidates,
+    parse_input_output,
+    parse_json_list,
+    parse_problem_selection,
+    problem_name,
+    problem_tests,
+    resolve_model_key,
+    select_problems,
+    selected_indices,
+    solution_keys,
+)
+from records import VERDICTS, Test, TestResult
 
 log = logging.getLogger("librarybench")
 T = TypeVar("T")
@@ -127,145 +141,6 @@ async def exec_permits(n: int) -> AsyncIterator[None]:
     finally:
         for _ in range(held):
             sem.release()
-
-
-# --------------------------------------------------------------------------------------------
-# Loading solution files
-# --------------------------------------------------------------------------------------------
-
-
-def load_problems(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Read a solution file: a JSON list of problem records."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read: {exc}") from None
-    return parse_json_list(path, text, "problem records")
-
-
-def parse_json_list(path: str | os.PathLike[str], text: str, what: str = "records") -> list[Any]:
-    """``text`` as a JSON list, or an ``InputError`` naming the file and where the JSON breaks."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-    if not isinstance(data, list):
-        raise InputError(f"{path}: expected a JSON list of {what}, got {type(data).__name__}")
-    return data
-
-
-def parse_input_output(input_output: Any) -> dict[str, Any]:
-    """``input_output`` is a JSON string in TACO files and sometimes already a dict."""
-    if isinstance(input_output, str):
-        try:
-            input_output = json.loads(input_output)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"input_output is not valid JSON ({exc.msg} at position {exc.pos})") from None
-    if not isinstance(input_output, dict):
-        raise InputError(f"input_output must be an object with inputs and outputs, got {type(input_output).__name__}")
-    return input_output
-
-
-def create_test_cases_from_input_output(input_output: Any) -> list[StdioTest]:
-    """Convert ``{"inputs": [...], "outputs": [...]}`` into stdin/stdout tests (seed signature)."""
-    io = parse_input_output(input_output)
-    if io.get("fn_name"):  # call-based TACO/APPS: call tests, run through problem_kinds' harness
-        from dataset_formats import taco_tests
-        return taco_tests(io)[1]
-    inputs, outputs = io.get("inputs"), io.get("outputs")
-    if inputs is None or outputs is None:
-        raise InputError("input_output has no inputs/outputs")
-    if not isinstance(inputs, list) or not isinstance(outputs, list):
-        raise InputError("input_output inputs and outputs must be lists")
-    if len(inputs) != len(outputs):
-        raise InputError(f"input_output has {len(inputs)} inputs but {len(outputs)} outputs")
-    return [{"stdin": _as_text(i), "stdout": _as_text(o)} for i, o in zip(inputs, outputs)]
-
-
-def _as_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        return "\n".join(str(v) for v in value)
-    return str(value)
-
-
-def problem_tests(record: Any, index: int, path: str | os.PathLike[str] = "<records>") -> list[StdioTest]:
-    """The tests of one record, or an ``InputError`` located at the file and problem index."""
-    if not isinstance(record, dict):
-        raise InputError("record is not a JSON object", file=path, index=index)
-    if "input_output" not in record and "tests" in record:  # a standard problem's record (dataset_records)
-        from dataset_records import record_tests
-        try:
-            return record_tests(record)
-        except InputError as exc:
-            raise exc.at(path, index) from None
-    if "input_output" not in record or record["input_output"] in (None, "", {}):
-        raise InputError("no tests (missing input_output)", file=path, index=index)
-    try:
-        tests = create_test_cases_from_input_output(record["input_output"])
-    except InputError as exc:
-        raise exc.at(path, index) from None
-    if not tests:
-        raise InputError("no tests (input_output has empty inputs)", file=path, index=index)
-    return tests
-
-
-_BOILERPLATE_LINE = re.compile(r"^\s*read\s+problems?\s+statements?\b", re.IGNORECASE)
-
-
-def problem_name(record: Any, index: int, limit: int = 80) -> str:
-    """A short printable label for a problem: its ``name``, else the statement's first line that is
-    not CodeChef's "Read problems statements in Mandarin Chinese..." boilerplate (which would give
-    every CodeChef problem the same name), else ``problem <index>``; control characters removed."""
-    raw = record.get("name") if isinstance(record, dict) else None
-    if not raw and isinstance(record, dict):
-        lines = str(record.get("problem") or "").split("\n")
-        raw = next((line for line in lines if line.strip() and not _BOILERPLATE_LINE.match(line)), "")
-    clean = "".join(c if unicodedata.category(c)[0] != "C" else " " for c in str(raw or ""))
-    return " ".join(clean.split())[:limit] or f"problem {index}"
-
-
-def solution_keys(records: Iterable[Any], include_human: bool = False) -> list[str]:
-    """Every ``*_solution`` key in the records (model answers), in first-seen order."""
-    keys: list[str] = []
-    for record in records:
-        if isinstance(record, dict):
-            for key in record:
-                if key.endswith("_solution") and key not in keys:
-                    keys.append(key)
-    if not include_human:
-        keys = [k for k in keys if k != "human_solution"]
-    elif "human_solution" in keys:
-        keys = [k for k in keys if k != "human_solution"] + ["human_solution"]
-    return keys
-
-
-def model_key_candidates(name: str) -> tuple[str, ...]:
-    """The keys a ``--model-key`` value may mean: itself, then its ``_solution`` form."""
-    return (name,) if name.endswith("_solution") else (name, f"{name}_solution")
-
-
-def match_model_key(name: str, available: Iterable[str]) -> str | None:
-    """The first of ``model_key_candidates(name)`` that is in ``available`` (None: none is)."""
-    keys = set(available)
-    return next((key for key in model_key_candidates(name) if key in keys), None)
-
-
-def resolve_model_key(record: dict[str, Any], model_name: str | None) -> str:
-    """Map a seed-style model name (``o3_mini``, ``claude``) or a full key to the record's key."""
-    if model_name:
-        key = match_model_key(model_name, record)
-        if key is not None:
-            return key
-        raise InputError(f"model key {model_name!r} not found (record has {', '.join(solution_keys([record], True)) or 'no *_solution keys'})")
-    keys = solution_keys([record])
-    if not keys:
-        raise InputError("record has no *_solution key")
-    return keys[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -433,7 +308,8 @@ def answer_program(record: dict[str, Any], key: str, *, rule: str = "best") -> s
 
 
 async def run_tests(code: str, tests: Sequence[Test], *, timeout: float | None = None, executor: Executor | None = None,
-                    on_result: OnResult | None = None, judge: Any = None, fail_fast: bool = False) -> list[TestResult]:
+                    on_result: OnResult | None = None, judge: Any = None, fail_fast: bool = False,
+                    memory_mb: int | None = None) -> list[TestResult]:
     """Run one program on its tests, each execution under the global execution semaphore.
 
     ``on_result(result)`` is called as each test finishes (progress bars). Raises
@@ -442,7 +318,8 @@ async def run_tests(code: str, tests: Sequence[Test], *, timeout: float | None =
     each stdin/stdout run that ended normally and is recorded in every result; call and assert
     tests are decided by ``problem_kinds``. ``fail_fast``: after the first test that does not
     pass, the tests not yet started get the verdict ``skipped`` (scoring runs need only whether
-    all pass); at most as many tests as the executor has workers run at once then.
+    all pass); at most as many tests as the executor has workers run at once then. ``memory_mb``:
+    this program's memory limit (``problem_limits``), only for an executor with ``per_call_memory``.
     """
     import judges  # here, not at the top: it imports the sandbox, which remote-only use never needs
 
@@ -453,6 +330,7 @@ async def run_tests(code: str, tests: Sequence[Test], *, timeout: float | None =
     failed = asyncio.Event()
     width = getattr(executor, "workers", None) or min(8, semaphore_limit("exec"))  # remote: 8 at a time
     turns = asyncio.Semaphore(width) if fail_fast else None
+    memory = {"memory_mb": memory_mb} if memory_mb is not None else {}  # executors without it never see it
 
     async def one(test: Test) -> TestResult:
         if turns is None:
@@ -477,9 +355,9 @@ async def run_tests(code: str, tests: Sequence[Test], *, timeout: float | None =
     async def run_one(test: Test) -> TestResult:
         async with sem:
             if problem_kinds.is_kind_test(test):  # call and assert tests run through their harness
-                result = await problem_kinds.run_kind_test(executor, code, test, timeout)
+                result = await problem_kinds.run_kind_test(executor, code, test, timeout, **memory)
             else:
-                [result] = await executor.run_tests(code, [test], timeout=timeout)
+                [result] = await executor.run_tests(code, [test], timeout=timeout, **memory)  # type: ignore[call-arg]
         if not problem_kinds.is_kind_test(test):
             result = await judges.judge_result(judge, result, executor=executor, semaphore=sem)  # type: ignore[assignment]
         if on_result is not None:
@@ -929,96 +807,3 @@ def load_env() -> str | None:
 
 # Settings that weaken what the sandbox guarantees.
 WEAKENING_SETTINGS = frozenset({"LIBRARYBENCH_ISOLATION"})
-
-
-@dataclass(frozen=True)
-class ProblemSelection:
-    """Which problems the command line asked for: explicit ``ids`` (each must exist: a usage
-    error otherwise) or an inclusive range ``first``-``last`` (clamped to the file, with a warning).
-    A range is never expanded into a list, so ``--range 0-99999999999999999999`` costs nothing."""
-
-    ids: tuple[int, ...] = ()
-    first: int = 0
-    last: int | None = None  # None with no ids: every problem
-    flag: str = ""  # how it was given, for messages (``--range 0-9``)
-
-    @property
-    def is_range(self) -> bool:
-        return not self.ids
-
-
-def parse_problem_selection(problem_id: int | None = None, problem_ids: str | None = None,
-                            range_spec: str | None = None) -> ProblemSelection | None:
-    """``--problem-id 3``, ``--problem-ids 1,4,7`` or ``--range 0-9`` (inclusive); None means all."""
-    if problem_id is not None:
-        return ProblemSelection(ids=(problem_id,), flag=f"--problem-id {problem_id}")
-    if problem_ids is not None:
-        try:
-            ids = [int(x) for x in problem_ids.split(",") if x.strip()]
-        except ValueError:
-            raise ConfigError(f"--problem-ids expects comma-separated integers, got {problem_ids!r}") from None
-        if not ids:
-            raise ConfigError(f"--problem-ids names no problem, got {problem_ids!r}")
-        return ProblemSelection(ids=tuple(dict.fromkeys(ids)), flag=f"--problem-ids {problem_ids}")
-    if range_spec:
-        m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", range_spec)
-        if not m or int(m.group(1)) > int(m.group(2)):
-            raise ConfigError(f"--range expects START-END with START <= END, got {range_spec!r}")
-        return ProblemSelection(first=int(m.group(1)), last=int(m.group(2)), flag=f"--range {range_spec.strip()}")
-    return None
-
-
-def _index_span(count: int) -> str:
-    return f"the file has {count} problem{'s' if count != 1 else ''}, indices 0-{count - 1}"
-
-
-def selected_indices(count: int, selection: ProblemSelection | None, path: str | os.PathLike[str]) -> list[int]:
-    """The problems to run, for a selection given on the command line.
-
-    Explicit ids that the file does not have are one ``ConfigError`` (a usage error: nothing
-    runs). A range is clamped to the file with one ``warning:`` line on stderr; a range that
-    misses the file entirely is a ``ConfigError``.
-    """
-    if count == 0:
-        raise InputError(f"{path}: the file has no problems (an empty list)")
-    if selection is None:
-        return list(range(count))
-    if not selection.is_range:
-        absent = [i for i in selection.ids if not 0 <= i < count]
-        if absent:
-            shown = ", ".join(str(i) for i in absent[:10]) + (f" and {len(absent) - 10} more" if len(absent) > 10 else "")
-            noun = "problem" if len(absent) == 1 else "problems"
-            raise ConfigError(f"{path}: {noun} {shown} do{'es' if len(absent) == 1 else ''} not exist "
-                              f"({_index_span(count)})")
-        return list(selection.ids)
-    last = count - 1 if selection.last is None else selection.last
-    if selection.first >= count:
-        raise ConfigError(f"{path}: {selection.flag or 'the range'} selects no problem ({_index_span(count)})")
-    if last >= count:
-        import sys
-
-        print(f"warning: {path}: {selection.flag} goes past the end of the file ({_index_span(count)}): "
-              f"running {selection.first}-{count - 1}", file=sys.stderr, flush=True)
-        last = count - 1
-    return list(range(selection.first, last + 1))
-
-
-def select_problems(count: int, selection: ProblemSelection | Sequence[int] | None, path: str | os.PathLike[str]
-                    ) -> tuple[list[int], list[tuple[int, str]]]:
-    """(indices to run, (index, message) per selected index that does not exist).
-
-    A ``ProblemSelection`` (the command line) follows ``selected_indices``: ids that do not exist
-    are a ``ConfigError``, so the second item is empty. A plain sequence (library callers such as
-    ``get_model_feedback``) keeps the per-problem report: an index out of range is an error of that
-    problem (``<file>: problem <i>: does not exist ...``) and the others run. Duplicates are dropped
-    (first occurrence kept). A file with no problems is an ``InputError``.
-    """
-    if selection is None or isinstance(selection, ProblemSelection):
-        return selected_indices(count, selection, path), []
-    if count == 0:
-        raise InputError(f"{path}: the file has no problems (an empty list)")
-    wanted = list(dict.fromkeys(selection))
-    valid = [i for i in wanted if 0 <= i < count]
-    missing = [(i, f"{path}: problem {i}: does not exist ({_index_span(count)})")
-               for i in wanted if not 0 <= i < count]
-    return valid, missing

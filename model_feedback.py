@@ -36,9 +36,11 @@ import dataset_jobs
 import judges
 import librarybench_common as common
 import pass_at_k
-from cli import (OneLineParser, add_executor_flags, add_logging_flag, add_selection_flags, fraction,
+import problem_limits
+import special_judges
+from cli import (OneLineParser, add_executor_flags, add_extract_flag, add_logging_flag, add_selection_flags, fraction,
                  non_negative_int, positive_float, positive_int, run_main)
-from errors import ExecutionError, InputError, LibraryBenchError
+from errors import ConfigError, ExecutionError, InputError, LibraryBenchError
 from executors import Executor
 from results_log import Recorded, ResultsLog, file_digest, log_path_for
 from timing_recheck import DEFAULT_RECHECK_FRACTION, FlipTally, recheck_results
@@ -64,10 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_selection_flags(parser, "evaluate")
     add_executor_flags(parser, timeout_help="seconds per test before the run is killed (verdict timeout)",
                        remote_options=True, local_limits=True)
-    parser.add_argument("--extract", choices=common.EXTRACT_RULES, default="best",
-                        help="how the program is taken from a model answer: best (last complete program "
-                             "among all blocks) or first (the seed's rule: first dashed block, else first "
-                             "```python block)")
+    problem_limits.add_limit_flags(parser)
+    add_extract_flag(parser)
     parser.add_argument("--recheck-timeouts", type=non_negative_int, default=0, metavar="K",
                         help="rerun every timeout, and every pass slower than --recheck-fraction of the limit, K more "
                              "times under the same limits: rechecked results get stable: true/false, the summary a "
@@ -77,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--feedback-budget", type=positive_int, default=common.DEFAULT_FEEDBACK_BUDGET,
                         help="maximum characters of feedback printed per problem and model")
     judges.add_judge_arguments(parser)
+    parser.add_argument("--special-judges", metavar="FILE",
+                        help="per-problem judges from a special-judge list (JSON/JSONL, e.g. TACO's, by problem "
+                             "index or name): case-insensitive, float, or multiple valid outputs (needs a checker: "
+                             "judged by --judge and reported); a record's own 'judge' field wins")
     parser.add_argument("--output", metavar="PATH",
                         help="write the results as JSON (atomically; its directory must exist). Finished "
                              "evaluations are logged in PATH.checkpoint.jsonl as they end, and the same "
@@ -165,6 +169,8 @@ class Job:
     results: list[dict[str, Any]] | None = None  # kept only where needed (--judges audit, --rejudge)
     judge: Any = None  # judges.Judge: the run's, or the record's own
     judge_from_record: bool = False
+    limits: problem_limits.ProblemLimits | None = None  # None: the run's --timeout
+    special_judge: dict[str, Any] | None = None  # --special-judges: the entry applied (special_judges.apply)
 
     @property
     def total(self) -> int:
@@ -258,6 +264,8 @@ def run_fingerprint(args: argparse.Namespace, paths: list[str], executor: Any, j
         "judge": judge.spec.as_dict(), "fail_fast": getattr(args, "fail_fast", False),
         # added later: only when used, so the logs of earlier runs still match
         **({"recheck": [args.recheck_timeouts, args.recheck_fraction]} if args.recheck_timeouts else {}),
+        **({"limits": problem_limits.settings_from_args(args).as_dict()} if args.limits != "global" else {}),
+        **({"special_judges": file_digest(args.special_judges)} if getattr(args, "special_judges", None) else {}),
     }
 
 
@@ -329,6 +337,8 @@ def finished_entry(job: Job, results: list[dict[str, Any]], tests: list[Any], ct
         "passed": passed, "total": len(tests), "verdicts": common.count_verdicts(results), "code": job.code,
         "feedback": feedback, "judge": job.judge.spec.as_dict() if job.judge is not None else None,
         "judge_from_record": job.judge_from_record,
+        "limits": job.limits.as_dict() if job.limits is not None else None,
+        **({"special_judge": job.special_judge} if job.special_judge else {}),
         "results": results if ctx.full_results else [compact_result(r) for r in results],
     }
 
@@ -344,14 +354,17 @@ async def run_job(job: Job, ctx: RunContext, progress: Progress) -> None:
     """Run one job's tests and log the outcome at once; an executor failure marks the job as an
     error of the run (not logged: the next run retries it), not as failed tests."""
     tests = job.tests if job.tests is not None else common.problem_tests(job.record, job.problem_id, job.solution_file)
+    timeout, memory = (job.limits.timeout, job.limits.call_memory_mb) if job.limits else (ctx.timeout, None)
     try:
-        results = await common.run_tests(job.code, tests, timeout=ctx.timeout, executor=ctx.executor,
-                                         on_result=progress.tick, judge=job.judge, fail_fast=ctx.fail_fast)
+        results = await common.run_tests(job.code, tests, timeout=timeout, executor=ctx.executor,
+                                         on_result=progress.tick, judge=job.judge, fail_fast=ctx.fail_fast,
+                                         memory_mb=memory)
         if ctx.recheck is not None:
             async def rerun(code: str, again: list[Any]) -> list[dict[str, Any]]:
-                return await common.run_tests(code, again, timeout=ctx.timeout, executor=ctx.executor, judge=job.judge)
+                return await common.run_tests(code, again, timeout=timeout, executor=ctx.executor, judge=job.judge,
+                                              memory_mb=memory)
 
-            results = await recheck_results(job.code, tests, results, times=ctx.recheck[0], timeout=ctx.timeout,
+            results = await recheck_results(job.code, tests, results, times=ctx.recheck[0], timeout=timeout,
                                             fraction=ctx.recheck[1], run=rerun)
     except ExecutionError as exc:
         job.fail(common.problem_message(job.solution_file, job.problem_id, f"{job.model_key}: {exc}"))
@@ -561,16 +574,20 @@ def evaluate(args: argparse.Namespace, guard: InterruptGuard) -> int:
         jobs = plan_jobs(files, args, selection)
     judge = judges.judge_from_args(args)
     audit_judges = judges.parse_judges(args.judges) if args.judges else None
-    assign_judges(jobs, judge)
+    specials = special_judges.load(args.special_judges) if args.special_judges else None
+    assign_judges(jobs, judge, specials)
     executor = make_executor(args)
+    limit_settings = assign_limits(jobs, plan, args, executor)
     executor_info = (executor.name, executor.isolation)
     head = {"schema": OUTPUT_SCHEMA, "executor": executor_info[0], "isolation": executor_info[1],
             "timeout": args.timeout, "extract": args.extract, "results": "full" if args.full_results else "compact",
-            "judge": judge.spec.as_dict()}
+            "judge": judge.spec.as_dict(), "limits": limit_settings.as_dict()}
     with open_results_log(args, run_fingerprint(args, paths, executor, judge)) as results_log:
         resumed = resume_from(jobs, results_log)
         if not args.quiet:
-            print(f"Executor: {executor_info[0]} ({executor_info[1]}); timeout {args.timeout:g} s per test; "
+            limits_note = "" if args.limits == "global" else \
+                f" (--limits {args.limits}: x{limit_settings.scale:g}, cap {limit_settings.cap:g} s)"
+            print(f"Executor: {executor_info[0]} ({executor_info[1]}); timeout {args.timeout:g} s per test{limits_note}; "
                   f"extraction rule: {args.extract}; judge: {judge.spec}\n", flush=True)
         if resumed:
             print(f"resuming from {results_log.path}: {resumed} of {len(jobs)} evaluation(s) already done",
@@ -601,13 +618,21 @@ def evaluate(args: argparse.Namespace, guard: InterruptGuard) -> int:
                 print(describe_job(job, entry_of(job, results_log) if job.status == "ok" else None))
         summary = summarize(jobs)
         summary["judge"] = judge.spec.as_dict()
+        summary["limits"] = limit_settings.as_dict()
         if args.recheck_timeouts:
             summary["flip_rate"] = flip_rate_of(jobs, results_log, args)
+        if specials is not None:
+            evaluations = ((j.solution_file, j.problem_id, j.model_key, j.special_judge) for j in jobs if j.status == "ok")
+            summary["special_judges"] = special_judges.summary_block(evaluations, specials)
         if plan is not None:
             summary.update(dataset_jobs.scores(jobs, plan, args))
         print(format_table(jobs, summary), end="", flush=True)
         if args.recheck_timeouts:
             print(flip_rate_line(summary["flip_rate"]), flush=True)
+        if specials is not None:
+            print(special_judges.summary_line(summary["special_judges"]), flush=True)
+            for line in special_judges.warning_lines(summary["special_judges"]):
+                print(line, file=sys.stderr, flush=True)
         if plan is not None:
             print(pass_at_k.format_report(summary["scores"]), end="", flush=True)
         if audit_judges:
@@ -621,6 +646,22 @@ def evaluate(args: argparse.Namespace, guard: InterruptGuard) -> int:
             if not args.quiet:
                 print(f"Results written to {args.output}")
     return 1 if summary["errors"] else 0
+
+
+def assign_limits(jobs: list[Job], plan: Any, args: argparse.Namespace, executor: Executor
+                  ) -> problem_limits.LimitSettings:
+    """Each job's timeout and memory limit (``--limits``): from its record's fields, read once per problem."""
+    settings = problem_limits.settings_from_args(args)
+
+    def fields(job: Job) -> dict[str, Any]:
+        problem = plan.problems.get((job.solution_file, job.problem_id)) if plan is not None else None
+        return problem.limit_fields if problem is not None else problem_limits.limit_fields(job.record)
+
+    ok = [j for j in jobs if j.status == "ok"]
+    limits = problem_limits.resolve(((j.solution_file, j.problem_id, fields(j)) for j in ok), settings, executor)
+    for job in ok:
+        job.limits = limits[(job.solution_file, job.problem_id)]
+    return settings
 
 
 def flip_rate_of(jobs: list[Job], results_log: ResultsLog, args: argparse.Namespace) -> dict[str, Any]:
@@ -644,13 +685,17 @@ def flip_rate_line(block: dict[str, Any]) -> str:
             f"{block['flips']}/{block['reruns']} reruns) ({where})")
 
 
-def assign_judges(jobs: list[Job], default: Any) -> None:
-    """Each job's judge: the record's own ``judge`` field, else the run's; a bad one is that problem's error."""
+def assign_judges(jobs: list[Job], default: Any, specials: special_judges.SpecialJudges | None = None) -> None:
+    """Each job's judge: the record's own ``judge`` field, else its ``--special-judges`` entry, else the
+    run's; a bad one is that problem's error."""
     for job in jobs:
         record = job.record
         try:
             job.judge, job.judge_from_record = judges.judge_from_record(
                 record, default, str(Path(job.solution_file).resolve().parent))
+            entry = specials.lookup(job.problem_id, record) if specials and not job.judge_from_record else None
+            if entry is not None:
+                job.judge, job.special_judge = special_judges.apply(entry, default, specials.path)
         except LibraryBenchError as exc:
             if job.status == "ok":
                 job.fail(common.problem_message(job.solution_file, job.problem_id, f"judge: {exc}"))
@@ -703,6 +748,8 @@ def recorded_judge(problem: dict[str, Any], solution_file: str) -> Any:
 def rejudge_file(args: argparse.Namespace) -> int:
     """``--rejudge FILE``: judge a finished results file again; no program runs (a checker does)."""
     path = args.rejudge
+    if args.special_judges:
+        raise ConfigError("--special-judges applies to a run, not to --rejudge (the run's judges are kept)")
     document = read_results(path)
     judge = judges.judge_from_args(args)
     audit_judges = judges.parse_judges(args.judges) if args.judges else None

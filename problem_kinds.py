@@ -482,10 +482,11 @@ def _judge_call(payloads: list[str], token: str, test: CallTest) -> tuple[Verdic
     return "wrong_answer", None, text
 
 
-async def run_kind_test(executor: Any, code: str, test: Any, timeout: float | None) -> TestResult:
-    """Run one call or assert test on any executor (it only ever sees a stdin/stdout program)."""
+async def run_kind_test(executor: Any, code: str, test: Any, timeout: float | None, **options: Any) -> TestResult:
+    """Run one call or assert test on any executor (it only ever sees a stdin/stdout program);
+    ``options`` (``memory_mb``) go to the executor's ``run_tests``."""
     lowered = lower(code, test)
-    [raw] = await executor.run_tests(lowered.program, [lowered.stdio], timeout=timeout)
+    [raw] = await executor.run_tests(lowered.program, [lowered.stdio], timeout=timeout, **options)
     return judge(code, test, lowered, raw)
 
 

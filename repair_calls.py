@@ -31,9 +31,10 @@ class ProgramRunner:
     rechecks, when asked for, happen then and are added to ``tally``)."""
 
     def __init__(self, tests: list[Any], *, timeout: float, executor: Executor, judge: Any = None,
-                 recheck: Recheck | None = None) -> None:
+                 recheck: Recheck | None = None, memory_mb: int | None = None) -> None:
         self.tests = tests
         self.timeout = timeout
+        self.memory_mb = memory_mb  # this problem's own (problem_limits, --limits dataset); None: the executor's
         self.executor = executor
         self.judge = judge
         self.recheck = recheck
@@ -43,7 +44,8 @@ class ProgramRunner:
 
     async def _run(self, code: str, tests: list[Any]) -> list[dict[str, Any]]:
         self.executions += len(tests)
-        return await run_tests(code, tests, timeout=self.timeout, executor=self.executor, judge=self.judge)
+        return await run_tests(code, tests, timeout=self.timeout, executor=self.executor, judge=self.judge,
+                               memory_mb=self.memory_mb)
 
     async def results(self, code: str, indices: list[int]) -> list[dict[str, Any]]:
         digest = code_hash(code)

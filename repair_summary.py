@@ -152,6 +152,7 @@ class ProblemEntry(TypedDict):
     budget_tokens: NotRequired[int | None]
     resample: NotRequired["ProblemEntry"]
     recheck: NotRequired[dict[str, int]]
+    limits: NotRequired[dict[str, Any]]  # problem_limits: the timeout and memory limit it ran under
 
 
 class HeldOutAggregate(TypedDict):

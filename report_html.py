@@ -372,6 +372,7 @@ def plots_html(r: dict[str, Any]) -> str:
 def render_report(r: dict[str, Any]) -> str:
     """The whole page as a string (no file access, no network)."""
     from report_science import science_html  # pass rate against tokens, resampling, memorisation, flakes
+    from compare_judges import audit_html  # --judges: the judge-sensitivity section
 
     worse = r["worse"]
     worse_html = ("<p>None.</p>" if not worse else "<ul>" + "".join(
@@ -408,6 +409,7 @@ def render_report(r: dict[str, Any]) -> str:
 <h2>Feedback vs held-out tests</h2>
 {split_html(r)}
 {science_html(r)}
+{audit_html(r)}
 <h2>Most improved</h2>
 {best_html}
 <h2>Worse after repair</h2>

@@ -434,6 +434,7 @@ class LocalExecutor:
     """
 
     name = "local"
+    per_call_memory = True  # run_tests takes memory_mb (problem_limits: --limits dataset)
 
     def __init__(self, workers: int | None = None, limits: SandboxLimits = SandboxLimits(),
                  import_header: bool = True, *, isolation: str | None = None,
@@ -624,12 +625,14 @@ class LocalExecutor:
         finally:
             self._idle.put(seat)  # with a live worker, or vacant after a failure
 
-    async def run_tests(self, code: str, tests: list[Test], *,
-                        timeout: float | None = None) -> list[TestResult]:
+    async def run_tests(self, code: str, tests: list[Test], *, timeout: float | None = None,
+                        memory_mb: int | None = None) -> list[TestResult]:
         """Run a batch on all workers at once; results in test order.
 
         One thread per worker takes a worker once and runs test after test on it, rather than
         one thread hand-off per test: the toolkit's own CPU time per test then stays small.
+        ``memory_mb``: this call's memory limit (``--limits dataset``), at most the executor's own
+        (the workers' cgroups are sized to that); None: the executor's own.
         """
         import asyncio
         if self._mode is None or self._closed:  # a thread hop only while workers must start
@@ -646,7 +649,7 @@ class LocalExecutor:
                         index = next(indexes, None)
                     if index is None:
                         return
-                    results[index] = self._run_with(seat, code, tests[index], timeout)
+                    results[index] = self._run_with(seat, code, tests[index], timeout, memory_mb)
             finally:
                 self._idle.put(seat)  # with a live worker, or vacant after a failure
 
@@ -654,18 +657,20 @@ class LocalExecutor:
                                for _ in range(min(self.workers, len(tests)))))
         return results  # type: ignore[return-value]  # every index was filled
 
-    def _run_with(self, seat: _Seat, code: str, test: Test, timeout: float | None) -> TestResult:
+    def _run_with(self, seat: _Seat, code: str, test: Test, timeout: float | None,
+                  memory_mb: int | None = None) -> TestResult:
         """Run one test on the seat's worker (replacing it if needed)."""
         timeout = timeout or self.limits.timeout
+        memory_mb = min(memory_mb, self.limits.memory_mb) if memory_mb else self.limits.memory_mb
         stdin = "" if isinstance(test, str) else test["stdin"]
         with _JobFiles(program_for(code, test, self.import_header), stdin) as files:
-            answer = self._run_on_worker(seat, self._job(timeout), files, timeout)
-            return self._result(code, test, answer, files)
+            answer = self._run_on_worker(seat, self._job(timeout, memory_mb), files, timeout)
+            return self._result(code, test, answer, files, memory_mb)
 
-    def _job(self, timeout: float) -> Job:
+    def _job(self, timeout: float, memory_mb: int | None = None) -> Job:
         limits = self.limits
         return Job(timeout=timeout, cpu_time=max(1, int(limits.cpu_time or timeout + 1)),
-                   memory_bytes=limits.memory_mb * 1024 * 1024,
+                   memory_bytes=(memory_mb or limits.memory_mb) * 1024 * 1024,
                    output_bytes=limits.output_bytes, max_processes=limits.max_processes)
 
     def _run_on_worker(self, seat: _Seat, job: Job, files: _JobFiles, timeout: float) -> Answer:
@@ -699,7 +704,8 @@ class LocalExecutor:
             self._vacate(seat)
             raise
 
-    def _result(self, code: str, test: Test, answer: Answer, files: _JobFiles) -> TestResult:
+    def _result(self, code: str, test: Test, answer: Answer, files: _JobFiles,
+                memory_mb: int | None = None) -> TestResult:
         full = with_header(code, self.import_header)
         cap = self.limits.output_bytes
         stderr = answer.get("stderr") or files.output(files.stderr, cap)  # type: ignore[typeddict-item]
@@ -712,7 +718,7 @@ class LocalExecutor:
         }
         limit_hit = answer.get("address_space_refused", False) or answer.get("memory_limit_hit", False)
         memory = answer.get("oom_killed", False) or memory_exceeded(
-            run["exit_code"], run["stderr"], answer["max_rss_bytes"], self.limits.memory_mb * 1024 * 1024,
+            run["exit_code"], run["stderr"], answer["max_rss_bytes"], (memory_mb or self.limits.memory_mb) * 1024 * 1024,
             limit_hit)
         return make_result(full, test, run, classify(run, test, answer["output_capped"], memory))
 

@@ -28,7 +28,7 @@ _SHM_BYTES = 64 * 1024 * 1024
 # What a bwrap worker's filesystem holds besides /proc, /dev, /dev/shm and /tmp: an allowlist.
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 _ETC_FILES = ("/etc/ld.so.cache", "/etc/localtime")  # the dynamic linker's cache, the time zone
-_WORKER_MODULES = ("sandbox_worker.py", "sandbox_seccomp.py", "records.py")  # the project files the worker imports
+_WORKER_MODULES = ("sandbox_worker.py", "sandbox_protocol.py", "sandbox_seccomp.py", "records.py")  # the project files the worker imports
 _SANDBOX_MOUNTS = ("/proc", "/dev", "/tmp")  # made by bwrap itself (and /dev/shm inside /dev)
 
 

@@ -233,7 +233,9 @@ def test_terminal_table(split_run):
     assert "Significance: The gain is not distinguishable from noise at the 5% level" in out
     assert "Feedback tests (3 problems, re-run): 0.833 -> 1.000; held-out tests: 0.667 -> 0.667" in out
     assert "Tokens: 3,000 in, 900 out, estimated cost $0.0225" in out
-    assert "warning: 1 problem(s) have no improved answer" in out
+    assert "warning:" not in out  # warnings go to stderr
+    assert [line for line in split_run["proc"].stderr.splitlines() if "warning:" in line] == [
+        f"warning: {w}" for w in split_run["json"]["warnings"]]
 
 
 def test_report_written(split_run):
@@ -262,7 +264,7 @@ def test_leakage_warning_and_single_problem(tmp_path):
     assert d["total_problems"] == 1 and [r["problem_id"] for r in d["problem_details"]] == [1]
     assert d["scores_on_shown_tests"] is True
     assert d["warnings"][0] == cmi.LEAKAGE_WARNING
-    assert "measured on tests the model saw" in proc.stdout
+    assert f"warning: {cmi.LEAKAGE_WARNING}" in proc.stderr.splitlines() and "model saw" not in proc.stdout
     assert d["split"] is None
     assert d["cost"]["input_tokens"] == 10 and d["cost"]["estimated_cost_usd"] is None
 
@@ -273,7 +275,8 @@ def test_quiet_without_summary(tmp_path):
     proc = run_cli("--original-file", original, "--improved-file", improved, "--problem-id", "3", "--quiet", "--output-file", out)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == ""
-    assert "no improved answer" in proc.stderr  # warnings still reach the user
+    assert "warning: 1 problem(s) have no improved answer" in proc.stderr  # warnings still reach the user
+    assert "WARNING" not in proc.stderr
     d = json.loads(out.read_text())
     assert d["summary_file"] is None and d["cost"] is None and d["split"] is None and d["iterations_available"] is False
     assert d["problem_details"][0]["status"] == "unchanged" and d["problem_details"][0]["no_improved_answer"] is True
@@ -377,7 +380,7 @@ def test_execution_error_is_an_error_of_the_run(tmp_path, monkeypatch, capsys):
     assert d["total_problems"] == 3 and d["worse_problems"] == 0  # never counted as failed or worse
     row = d["problem_details"][1]
     assert row["status"] == "error" and row["improvement"] is None
-    assert "could not be measured" in capsys.readouterr().out
+    assert "could not be measured" in capsys.readouterr().err
 
 
 def test_problem_without_tests_is_reported(tmp_path, monkeypatch):

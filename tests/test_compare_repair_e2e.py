@@ -64,7 +64,7 @@ def test_compare_a_repair_run_on_all_tests(tmp_path: Path) -> None:
     assert d["improved_verdicts"] == {"passed": 4, "wrong_answer": 2}
     # the repair run showed the model every test: the leakage warning is stated
     assert d["scores_on_shown_tests"] is True and "measured on tests the model saw" in d["warnings"][0]
-    assert "measured on tests the model saw" in proc.stdout
+    assert "measured on tests the model saw" in proc.stderr
     assert rows[0]["iteration_ratios"] == pytest.approx([1 / 3, 1.0], abs=1e-6)
     assert d["cost"]["input_tokens"] > 0 and d["cost"]["output_tokens"] > 0 and d["cost"]["estimated_cost_usd"] > 0
     assert d["summary_disagreements"] == []  # the repair run's stored counts agree with the re-run

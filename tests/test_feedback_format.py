@@ -112,7 +112,8 @@ def test_timeout_feedback_is_deterministic(lb_local_executor) -> None:
     """The feedback is part of the prompt, hence of the response cache key: the same program must
     give the same text on every run (no elapsed time, no output captured up to the kill)."""
     tests = [{"stdin": "", "stdout": "1\n"}]
-    code = "import sys\nwhile True:\n    print('x', flush=True)\n"
+    # Output that keeps coming but stays far below the output cap whatever the machine's speed.
+    code = "import time\nwhile True:\n    print('x', flush=True)\n    time.sleep(0.001)\n"
     texts = {feedback(results_for(lb_local_executor, code, tests, timeout=0.5), tests) for _ in range(2)}
     assert len(texts) == 1
     [text] = texts

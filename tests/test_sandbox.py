@@ -718,7 +718,7 @@ def test_programs_see_only_the_allowlist(bwrap_executor):
     assert seen["/etc"] == sorted(os.path.basename(p) for p in sandbox_policy._ETC_FILES
                                   if os.path.lexists(p))
     project = set(seen.get(str(ROOT)) or [])
-    assert project <= {"sandbox_worker.py", "sandbox_seccomp.py", "records.py", ".venv"}, project
+    assert project <= {"sandbox_worker.py", "sandbox_protocol.py", "sandbox_seccomp.py", "records.py", ".venv"}, project
     if home not in view.listing:
         assert seen[home] is None or any(sandbox_policy._within(home, d) for d in bound), seen[home]
 
