@@ -105,9 +105,10 @@ def load(problems_path: str | Path, samples_path: str | Path | None, fmt: str | 
             if sample.index == 0:  # only the first sample of each problem is repaired
                 records[by_task[sample.task_id]][key] = fence(sample.code)
     else:
-        for problem in loaded.items:
-            for name, answer in problem.answers.items():
-                records[problem.index][name] = own_answer(answer, problem.kind)
+        for problem in loaded.items:  # every format's own *_solution keys (not only TACO's)
+            for name, answer in raw[problem.index].items():
+                if name.endswith("_solution"):
+                    records[problem.index][name] = own_answer(answer, problem.kind)
     return DatasetRecords(records, errors, key, fmt, tuple(sample_errors))
 
 

@@ -275,3 +275,20 @@ def test_humaneval_completion_is_repaired_inside_check(tmp_path: Path) -> None:
     summary = json.loads((output.parent / "summary_improved.json").read_text())
     assert summary["problems"][0]["final"]["passed"] == 1 and summary["test_split"] == \
         "feedback: public tests (1), scored on all (1)"
+
+
+def test_dataset_records_keep_their_limits_for_limits_dataset(tmp_path: Path) -> None:
+    """A CodeContests record's own time limit reaches the repair loop's --limits dataset."""
+    problems = tmp_path / "cc.jsonl"
+    problems.write_text(json.dumps({"name": "ECHO", "description": "ECHO: print the input.",
+                                    "public_tests": {"input": ["hi\n"], "output": ["hi\n"]},
+                                    "private_tests": {"input": ["yo\n"], "output": ["yo\n"]},
+                                    "time_limit": {"seconds": 2, "nanos": 0}, "memory_limit_bytes": 268435456,
+                                    "cc_solution": "```python\nprint(input())\n```"}) + "\n")
+    with FakeLLMServer(handler) as server:
+        code, output = run_repair(server, tmp_path, "--problems", str(problems), "--limits", "dataset")
+    assert code == 0
+    record = json.loads(output.read_text())[0]
+    assert record["time_limit"] == {"seconds": 2, "nanos": 0} and record["memory_limit_bytes"] == 268435456
+    entry = json.loads((output.parent / "summary_improved.json").read_text())["problems"][0]
+    assert entry["limits"]["timeout"] == 2 and entry["final"]["passed"] == 2
