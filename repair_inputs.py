@@ -20,8 +20,8 @@ def shared_data_hint(path: Path) -> str:
     for base in SHARED_DATA_DIRS:
         for root in (Path.cwd(), Path(__file__).resolve().parent):  # the current directory, the project root
             candidate = root / base / path.name
-            if candidate.is_file():
-                shown = os.path.relpath(candidate)
+            if candidate.is_file():  # relative to the current directory, else where it is
+                shown = os.path.relpath(candidate) if root == Path.cwd() else str(candidate.resolve())
                 return f" (a file of that name is in {os.path.dirname(shown)}/: pass {shown})"
     return ""
 

@@ -53,6 +53,15 @@ def test_seed_command_from_the_project_root_points_at_the_real_shared_data() -> 
                                      f"../shared/data/librarybench/: pass ../shared/data/librarybench/{SEED_NAME})")
 
 
+def test_hint_from_elsewhere_names_the_shared_data_beside_the_toolkit(tmp_path: Path) -> None:
+    """Run from a directory with no shared data near it: the copy beside the project is named in full."""
+    path = shared_data(SEED_NAME)
+    proc = subprocess.run([sys.executable, str(ROOT / "iterative_repair.py"), "--solution-file", SEED_NAME],
+                          cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert one_line(proc.stderr).endswith(f"(a file of that name is in {path.resolve().parent}/: pass {path.resolve()})")
+
+
 def test_missing_file_without_shared_copy_has_no_hint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert iterative_repair.main(["--solution-file", "no_such_file_anywhere.json"]) == 2
     assert one_line(capsys.readouterr().err) == "error: no_such_file_anywhere.json: file not found"
