@@ -20,6 +20,7 @@ the summary; a problem id out of range is such an error), 2 usage/configuration 
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
 import hashlib
 import json
@@ -31,6 +32,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, cast
 
+import dataset_formats
+import dataset_records
 import judges
 import librarybench_common as common
 import problem_limits
@@ -73,6 +76,7 @@ from llm_clients import (
     check_credentials,
     effective_base_url,
     make_chat_client,
+    retired_note,
     route_model,
 )
 from repair_calls import ModelCaller, ProgramRunner, Recheck, RunStats
@@ -96,7 +100,9 @@ from repair_summary import (
     summary_path,
 )
 
-from resample import RESAMPLE_PROMPT_NOTE, resample_problem
+from repair_inputs import require_file
+from repair_report import cost_line, iteration_lines, split_note
+from resample import KIND_RESAMPLE_SYSTEM_PROMPT, RESAMPLE_PROMPT_NOTE, resample_problem
 from timing_recheck import DEFAULT_RECHECK_FRACTION
 
 log = logging.getLogger("librarybench.repair")
@@ -110,6 +116,12 @@ SYSTEM_PROMPT = (
     "input from standard input and writes its answer to standard output; it is judged by comparing "
     "its output with the expected output of each test. Reply with the complete corrected program in "
     "a single ```python code block (no partial snippets, no example usage, no tests)."
+)
+KIND_SYSTEM_PROMPT = (
+    "You are an expert Python programmer who repairs Python 3 code. The code defines a function (or a class "
+    "Solution with a method) and is judged by calling it on the tests' arguments and comparing the returned value "
+    "with the expected one, or by running the tests' assert statements after it. Reply with the complete "
+    "corrected code in a single ```python code block (no reading of input, no example usage, no tests)."
 )
 NO_CODE_MESSAGE = (
     "Your answer contained no Python program. Reply with the complete corrected program in a single "
@@ -143,6 +155,7 @@ class RepairSettings:
     limits: dict[str, Any] | None = None  # --limits dataset: mode, scale, cap (problem_limits); None: global
     memory_mb: int | None = None
     output_limit: int | None = None
+    show_private: bool = False  # standard datasets: the model also sees the private tests
 
     @property
     def strategies(self) -> tuple[str, ...]:
@@ -153,7 +166,7 @@ class RepairSettings:
 # older checkpoints still match.
 LATER_SETTINGS = {"judge": None, "strategy": "repair", "token_budget": None, "recheck_timeouts": 0,
                   "recheck_fraction": DEFAULT_RECHECK_FRACTION, "limits": None, "memory_mb": None,
-                  "output_limit": None}
+                  "output_limit": None, "show_private": False}
 
 
 @dataclass(frozen=True)
@@ -179,6 +192,11 @@ class RunConfig:
     isolation: str | None = None  # filled in by the run: what the executor says it is
     judge: Any = None  # judges.Judge of the run (None: exact); a record's own 'judge' overrides it
     limit_settings: Any = None  # problem_limits.LimitSettings (None: every problem under --timeout)
+    samples_file: Path | None = None  # --problems runs: the samples whose first answers are repaired
+    dataset_format: str | None = None  # --problems runs: --format (None: detected)
+    from_dataset: bool = False  # solution_file is a standard problems file (--problems)
+    sample_errors: tuple[str, ...] = ()  # filled in by the run: samples that could not be used
+    public_split: bool = False  # filled in by the run: the records say which tests are public
 
 
 def config_default(name: str) -> Any:
@@ -230,7 +248,20 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     defaults = RepairSettings()  # the defaults' one source: the settings and config records
-    p.add_argument("--solution-file", required=True, help="JSON list of problem records with model answers")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--solution-file", help="JSON list of problem records with model answers")
+    source.add_argument("--problems", metavar="FILE",
+                        help="a standard problems file (.json, .jsonl, .jsonl.gz, .parquet) of TACO/APPS, LiveCodeBench, "
+                             "HumanEval, MBPP or CodeContests, instead of --solution-file")
+    p.add_argument("--samples", metavar="FILE",
+                   help="answers to repair for --problems: evalplus samples.jsonl, LiveCodeBench [{question_id, code_list}] "
+                        "or TACO generation.json; with n samples per problem only the FIRST sample of each problem is "
+                        "repaired (key <file stem>_solution); default: the records' own *_solution answers")
+    p.add_argument("--format", dest="dataset_format", choices=dataset_formats.FORMATS,
+                   help="the --problems file's format (default: detected from its fields)")
+    p.add_argument("--show-private", action="store_true", default=defaults.show_private,
+                   help="problems with public and private tests: show the model the private tests too (default: "
+                        "feedback on the public tests only; every run scores the final program on all tests)")
     add_selection_flags(p, "repair")
     p.add_argument("--model-name", default=DEFAULT_MODEL, help="model that repairs")
     p.add_argument("--model-key", help="whose answer to repair, e.g. o3_mini or o3_mini_solution "
@@ -288,12 +319,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_config(args: argparse.Namespace) -> RunConfig:
-    """Validate flags into a frozen config; credentials are checked here, before any work."""
+    """Validate flags into a frozen config: every input first (files exist and parse, the model key
+    exists), then the credentials, before any work."""
     if args.resume and args.restart:
         raise ConfigError("--resume and --restart are mutually exclusive")
+    if args.problems is None and (args.samples or args.dataset_format):
+        raise ConfigError(f"{'--samples' if args.samples else '--format'} needs --problems")
     spec = route_model(args.model_name, args.base_url)
-    check_credentials(spec)
-    solution = Path(args.solution_file)
+    solution = Path(args.solution_file or args.problems)
     output, summary, checkpoint = output_paths(args)
     selection = parse_problem_selection(args.problem_id, args.problem_ids, args.range_spec)
     judge = judges.judge_from_args(args)
@@ -305,11 +338,12 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         strategy=args.strategy, token_budget=args.token_budget, recheck_timeouts=args.recheck_timeouts,
         recheck_fraction=args.recheck_fraction, memory_mb=args.memory_mb, output_limit=args.output_limit,
         limits=problem_limits.settings_from_args(args).as_dict() if args.limits != "global" else None,
+        show_private=args.show_private,
     )
     if settings.strategies == ("resample",) and settings.token_budget is None:
         raise ConfigError("--strategy resample needs --token-budget N (or use --strategy repair,resample to spend "
                           "the repair's tokens on each problem)")
-    return RunConfig(
+    config = RunConfig(
         solution_file=solution, output_file=output, summary_file=summary,
         checkpoint_file=checkpoint,
         cache_file=None if args.no_cache else Path(args.cache_file), selection=selection,
@@ -318,7 +352,39 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         resume=args.resume, restart=args.restart, max_retries=args.max_retries, request_timeout=args.request_timeout,
         progress=False if args.no_progress else True if args.progress else None, judge=judge,
         limit_settings=problem_limits.settings_from_args(args),
+        samples_file=Path(args.samples) if args.samples else None, dataset_format=args.dataset_format,
+        from_dataset=args.problems is not None,
     )
+    check_inputs(config)
+    check_credentials(spec)
+    note = retired_note(spec.model)
+    if note:
+        print(f"warning: {note}", file=sys.stderr, flush=True)
+    return config
+
+
+def load_records(config: RunConfig) -> dataset_records.DatasetRecords:
+    """The run's records, unusable records as (index, message), the default answer key, and the
+    lines of samples that could not be used."""
+    require_file(config.solution_file)
+    if not config.from_dataset:
+        return dataset_records.DatasetRecords(load_problems(config.solution_file), [], None, "toolkit")
+    if config.samples_file is not None:
+        require_file(config.samples_file)
+    return dataset_records.load(config.solution_file, config.samples_file, config.dataset_format)
+
+
+def check_inputs(config: RunConfig) -> tuple[list[Any], list[int], list[tuple[int, str]], str, tuple[str, ...]]:
+    """Load and check the input before credentials are asked for: (records, problems to repair,
+    problems in error as (index, message), answer key, unusable samples)."""
+    loaded = load_records(config)
+    records, unusable, default_key = loaded.records, loaded.errors, loaded.model_key
+    valid, missing = common.select_problems(len(records), config.selection, config.solution_file)
+    bad = dict(unusable)
+    missing = sorted(missing + [(i, bad[i]) for i in valid if i in bad])
+    valid = [i for i in valid if i not in bad]
+    model_key = infer_model_key(records, valid, config.model_key or default_key, config.solution_file) if valid else ""
+    return records, valid, missing, model_key, loaded.sample_errors
 
 
 # --------------------------------------------------------------------------------------------
@@ -363,9 +429,11 @@ def split_tests(total: int, spec: str | None, seed: int, problem_id: int) -> tup
 def fingerprint_of(config: RunConfig, model_key: str) -> dict[str, Any]:
     """What a checkpoint must match to be reused."""
     data = config.solution_file.read_bytes()
+    samples = {"samples_sha256": hashlib.sha256(config.samples_file.read_bytes()).hexdigest(),
+               "format": config.dataset_format} if config.samples_file is not None else {}
     return {
         "solution_file": str(config.solution_file.resolve()),
-        "solution_sha256": hashlib.sha256(data).hexdigest(),
+        "solution_sha256": hashlib.sha256(data).hexdigest(), **samples,
         "provider": config.spec.provider, "model": config.spec.model, "base_url": effective_base_url(config.spec),
         "model_key": model_key,
         # the exact judge is left out, so checkpoints written before judges existed still match
@@ -403,6 +471,19 @@ def followup_prompt(feedback: str, passed: int, total: int, best_passed: int, be
     return f"{note}## Test results of your program\n{feedback}\nFix the program. Reply with the complete corrected program in a single ```python code block."
 
 
+def program_of(answer: str | None, kind: str) -> str:
+    """The program in a model's answer: stdin/stdout programs by ``extract_code``; call and assert
+    answers define functions, so their last fenced block that parses (``sample_program``)."""
+    if kind == "stdio":
+        return extract_code(answer)
+    code = dataset_formats.sample_program(answer or "", kind)
+    try:
+        ast.parse(code)
+    except (SyntaxError, ValueError):
+        return code if "```" in (answer or "") else ""  # prose without a code block: no program
+    return code
+
+
 @dataclass
 class ProblemState:
     """What is known of a problem so far (kept when it ends in error)."""
@@ -437,7 +518,14 @@ async def repair_problem(ctx: RunContext, state: ProblemState) -> ProblemEntry:
         state.original_code = answer_program(record, ctx.model_key)
     except InputError as exc:
         raise exc.at(ctx.solution_file, pid) from None
-    shown, held = split_tests(len(tests), s.feedback_tests, s.seed, pid)
+    visible = len(tests) if s.show_private else dataset_records.public_count(record, len(tests))
+    if visible == 0:
+        raise InputError(common.problem_message(ctx.solution_file, pid, "no public tests to show the model "
+                                                                        "(pass --show-private to show the private ones)"))
+    shown, held = split_tests(visible, s.feedback_tests, s.seed, pid)
+    held += range(visible, len(tests))  # private tests: scored at the end, never shown
+    kind = dataset_records.record_kind(record)
+    system = KIND_SYSTEM_PROMPT if kind != "stdio" else None
     shown_tests = [tests[i] for i in shown]
     try:
         judge = judges.judge_from_record(record, ctx.judge or judges.get_judge("exact"), str(ctx.solution_file.resolve().parent))[0]
@@ -467,8 +555,8 @@ async def repair_problem(ctx: RunContext, state: ProblemState) -> ProblemEntry:
         if best["passed"] / len(shown) >= s.target_ratio:
             stopped = "target"
             break
-        completion = await ctx.caller.ask(messages)
-        code = extract_code(completion.text)
+        completion = await ctx.caller.ask(messages, system=system)
+        code = program_of(completion.text, kind)
         messages.append({"role": "assistant", "content": completion.text or "(empty answer)"})
         if not code:
             state.iterations.append(iteration_record(number, "", None, completion, [], None))
@@ -497,8 +585,8 @@ async def repair_problem(ctx: RunContext, state: ProblemState) -> ProblemEntry:
             stopped = "target" if best["passed"] / len(shown) >= s.target_ratio else "max_iterations"
 
     final_all = await runner.results(best["code"], everything)
-    split = None if s.feedback_tests is None else (subset_block(initial_all, final_all, shown),
-                                                   subset_block(initial_all, final_all, held))
+    split = None if s.feedback_tests is None and not held else (subset_block(initial_all, final_all, shown),
+                                                                subset_block(initial_all, final_all, held))
     entry = finished_entry(base_entry(ctx, state, status="done", error=None), initial=counts_block(initial_all),
                            final=counts_block(final_all), best_iteration=best["iteration"], best_code=best["code"],
                            stopped=stopped, executions=runner.executions, split=split)
@@ -509,8 +597,10 @@ async def repair_problem(ctx: RunContext, state: ProblemState) -> ProblemEntry:
         entry["resample"] = await resample_problem(
             caller=ctx.caller, runner=runner, problem_id=pid, model=ctx.spec.model,
             statement=str(record.get("problem") or ""), original_code=state.original_code, shown=shown,
-            held=None if s.feedback_tests is None else held, initial_all=initial_all, budget=budget,
-            target_ratio=s.target_ratio, on_iteration=ctx.on_change)
+            held=None if split is None else held, initial_all=initial_all, budget=budget,
+            target_ratio=s.target_ratio, on_iteration=ctx.on_change,
+            **({} if kind == "stdio" else {"system": KIND_RESAMPLE_SYSTEM_PROMPT,
+                                           "extract": lambda text: program_of(text, kind)}))
         entry["executions"] = runner.executions
     if runner.tally is not None:
         t = runner.tally
@@ -546,17 +636,33 @@ async def repair_or_error(ctx: RunContext, problem_id: int) -> ProblemEntry:
 
 def summary_document(config: RunConfig, model_key: str, selected: list[int], entries: dict[int, ProblemEntry],
                      complete: bool, elapsed: float, stats: RunStats) -> RepairSummary:
-    return build_summary(
+    document = build_summary(
         solution_file=str(config.solution_file), output_file=str(config.output_file), model=config.spec.model,
         provider=config.spec.provider, base_url=effective_base_url(config.spec), model_key=model_key,
         settings={**asdict(config.settings), "executor": config.executor, "isolation": config.isolation,
                   "conversation": "multi-turn",
                   **({"resample_prompt": RESAMPLE_PROMPT_NOTE} if "resample" in config.settings.strategies else {})},
-        held_out_split=config.settings.feedback_tests is not None, selected=selected, entries=entries,
+        held_out_split=held_out_split(config, entries), selected=selected, entries=entries,
         complete=complete, this_run={**asdict(stats), "elapsed_s": round(elapsed, 3)},
         strategies=config.settings.strategies,
         recheck=(config.settings.recheck_timeouts, config.settings.recheck_fraction)
         if config.settings.recheck_timeouts else None)
+    document["test_split"] = run_split_note(config, [entries[i] for i in selected if i in entries])  # type: ignore[typeddict-unknown-key]
+    if config.from_dataset:
+        document["problems_file"] = str(config.solution_file)  # type: ignore[typeddict-unknown-key]
+        document["samples_file"] = str(config.samples_file) if config.samples_file else None  # type: ignore[typeddict-unknown-key]
+        document["sample_errors"] = list(config.sample_errors)  # type: ignore[typeddict-unknown-key]
+    return document
+
+
+def held_out_split(config: RunConfig, entries: dict[int, ProblemEntry]) -> bool:
+    """Some tests were kept from the model: ``--feedback-tests``, or private tests of a dataset."""
+    return config.settings.feedback_tests is not None or any(e.get("held_out") for e in entries.values())
+
+
+def run_split_note(config: RunConfig, entries: list[ProblemEntry]) -> str:
+    return split_note(entries, show_private=config.settings.show_private, public_split=config.public_split,
+                      feedback_tests=config.settings.feedback_tests)
 
 
 def write_outputs(config: RunConfig, records: list[Any], model_key: str, selected: list[int],
@@ -591,13 +697,15 @@ def load_checkpoint(config: RunConfig, checkpoint: Checkpoint) -> dict[int, Prob
 async def run_repair(config: RunConfig) -> int:
     """Repair the selected problems; returns the exit code."""
     started = time.monotonic()
-    records = load_problems(config.solution_file)
-    valid, missing = common.select_problems(len(records), config.selection, config.solution_file)
-    for index, message in missing:  # an id out of range is an error of that problem; the others go on
+    records, valid, missing, model_key, sample_errors = check_inputs(config)
+    for line in sample_errors:  # an unusable sample: an error of the run; the other samples are used
+        common.report_error_line(line)
+    for index, message in missing:  # an id out of range or an unusable record: an error of that problem
         common.report_error_line(message)
     if not valid:
         return 1
-    model_key = infer_model_key(records, valid, config.model_key, config.solution_file)
+    config = replace(config, sample_errors=sample_errors, public_split=config.from_dataset or any(
+        isinstance(records[i], dict) and dataset_records.SPLIT_KEY in records[i] for i in valid))
     selected = valid + [index for index, _ in missing]
     checkpoint = Checkpoint(config.checkpoint_file, fingerprint_of(config, model_key))
     finished = {pid: e for pid, e in load_checkpoint(config, checkpoint).items() if pid in set(valid)}
@@ -671,15 +779,20 @@ async def run_repair(config: RunConfig) -> int:
         await common.close_executor(executor)
     save(complete=True)
     errors = sum(1 for pid in selected if entries[pid]["status"] == "error")
-    print(results_table(config, selected, entries), end="", flush=True)
+    print(results_table(config, selected, entries, stats), end="", flush=True)
     if errors:
         print(f"{errors} of {len(selected)} problem(s) ended in error: see {config.summary_file} "
               "(run the same command again to retry them)", file=sys.stderr)
-    return 1 if errors else 0
+    if config.sample_errors:
+        print(f"{len(config.sample_errors)} sample(s) could not be used (listed above and in {config.summary_file})",
+              file=sys.stderr)
+    return 1 if errors or config.sample_errors else 0
 
 
-def results_table(config: RunConfig, selected: list[int], entries: dict[int, ProblemEntry]) -> str:
-    """The end-of-run report on stdout: per problem initial -> final, totals, tokens and cost, files."""
+def results_table(config: RunConfig, selected: list[int], entries: dict[int, ProblemEntry],
+                  stats: RunStats | None = None) -> str:
+    """The end-of-run report on stdout: per problem initial -> final, labelled lines per iteration,
+    the test split, totals, tokens and cost (this run's and the cache's apart), files."""
     def score(block: Counts | None) -> str:
         return f"{block['passed']}/{block['total']}" if block else "-"
 
@@ -694,13 +807,13 @@ def results_table(config: RunConfig, selected: list[int], entries: dict[int, Pro
     after = sum(e["final"]["passed"] for e in done)
     total = sum(e["initial"]["total"] for e in done)
     agg = aggregate(listed, config.spec.model, False)
-    cost = agg["estimated_cost_usd"]
+    lines += iteration_lines(done)
     lines += [
         f"Total: {before}/{total} -> {after}/{total} tests passed on {len(done)} problem(s); "
         f"fully passing {agg['fully_passing_before']} -> {agg['fully_passing_after']}; {agg['errors']} error(s)",
         f"Tokens: {agg['input_tokens']:,} in, {agg['output_tokens']:,} out ({agg['model_calls']} calls, "
-        f"{agg['cached_calls']} from the cache); estimated cost "
-        + (f"${cost:.4f}" if cost is not None else "unknown (no price for this model)"),
+        f"{agg['cached_calls']} from the cache); " + cost_line(config.spec.model, agg, stats),
+        run_split_note(config, done),
         f"Wrote {config.output_file}, {config.summary_file} and {config.checkpoint_file}",
     ]
     resampled = [e["resample"] for e in done if e.get("resample")]
@@ -736,7 +849,12 @@ def run(args: argparse.Namespace) -> int:
 
 def output_paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
     """(output, summary, checkpoint) files of a run, by the naming rules of ``repair_summary``."""
-    output = Path(args.output_file) if args.output_file else default_output_path(Path(args.solution_file))
+    if args.output_file:
+        output = Path(args.output_file)
+    elif args.solution_file:
+        output = default_output_path(Path(args.solution_file))
+    else:  # a problems file may be .jsonl/.parquet: the output is a JSON list of records
+        output = default_output_path(Path(Path(args.problems).name.split(".")[0] + ".json"))
     return output, summary_path(output), checkpoint_path(output)
 
 

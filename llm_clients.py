@@ -55,6 +55,30 @@ PRICES_PER_MTOK: dict[str, tuple[float, float]] = {
 }
 
 
+# Model ids their providers have retired (requests to them fail or are redirected): warned
+# about on stderr, still sent as given (a proxy or a local server may still serve them).
+RETIRED_MODELS: dict[str, str] = {
+    "claude-3-opus-20240229": "Anthropic",
+    "claude-3-sonnet-20240229": "Anthropic",
+    "claude-2.1": "Anthropic",
+    "claude-2.0": "Anthropic",
+    "claude-instant-1.2": "Anthropic",
+    "gpt-4-0314": "OpenAI",
+    "gpt-4-32k-0314": "OpenAI",
+    "gpt-3.5-turbo-0301": "OpenAI",
+    "gpt-3.5-turbo-0613": "OpenAI",
+    "text-davinci-003": "OpenAI",
+}
+
+
+def retired_note(model: str) -> str | None:
+    """One line for a retired model id (with or without a provider prefix), else None."""
+    bare = model.split(":", 1)[1] if ":" in model else model
+    provider = RETIRED_MODELS.get(bare)
+    return f"model {bare} has been retired by {provider}: it is sent as given, but the provider may refuse it" \
+        if provider else None
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Where a model name goes: provider (``anthropic``/``openai``), the bare model id, and an

@@ -29,7 +29,12 @@ arrives on stdin, which the harness reads to the end first and then replaces by 
 the answer's own ``input()`` sees an empty stdin as before. Only the harness's local variables
 hold it, never a global of the answer's namespace. A program that exits early (``sys.exit(0)``,
 ``os._exit(0)``, ``exit()`` at the end of a ``__main__`` block) never prints the proof and gets
-``runtime_error`` "the program exited before its tests ran". What this does not stop: a program
+``runtime_error`` "the program exited before its tests ran".
+A failing ``assert L == R`` reports L: the harness compiles the test code with L bound to a name
+(``_lb_left := L``, line numbers kept) and that value in the assertion's message next to the
+test's own, which it puts back before printing the traceback; it sends L, as ``ascii()`` shows
+it, after the ``assertion-failed`` payload (result key ``returned``). The proof is unchanged; a
+forged payload gains nothing. What this does not stop: a program
 that deliberately walks the interpreter (``sys._getframe(1).f_locals``, ``gc``) to the secret.
 That is the same class of attack as replacing the functions a test calls; an assert test runs
 inside the answer's process and cannot be defended against a hostile answer (use call tests,
@@ -203,6 +208,50 @@ _lb_call(dict(globals()))
 '''
 
 _ASSERT_MAIN = '''
+_LB_LEFT = "\\x1eLB-LEFT"
+
+
+def _lb_test_code():
+    """The test code compiled so that a failing ``assert L == R`` (no message of its own) carries
+    the value of L: the feedback can then say what the answer returned."""
+    import ast
+    try:
+        tree = ast.parse(_LB_TEST, "test.py")
+    except SyntaxError:
+        return compile(_LB_TEST, "test.py", "exec")  # raises the SyntaxError, as before
+
+    class Explain(ast.NodeTransformer):
+        def visit_Assert(self, node):
+            test = node.test
+            if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq):
+                test.left = ast.NamedExpr(target=ast.Name("_lb_left", ast.Store()), value=test.left)
+                own = node.msg if node.msg is not None else ast.Constant(None)  # evaluated on failure, as before
+                node.msg = ast.Tuple([ast.Constant(_LB_LEFT), ast.Name("_lb_left", ast.Load()), own], ast.Load())
+            return node
+
+    try:
+        return compile(ast.fix_missing_locations(Explain().visit(tree)), "test.py", "exec")
+    except SyntaxError:  # a scope where the name cannot be bound: the test as written
+        return compile(_LB_TEST, "test.py", "exec")
+
+
+def _lb_left_of(exc):
+    """`` returned <ascii repr>`` of an explained assertion (its own message put back), else ``""``."""
+    args = exc.args
+    try:
+        if len(args) != 1 or type(args[0]) is not tuple or len(args[0]) != 3 or type(args[0][0]) is not str \\
+                or args[0][0] != _LB_LEFT:
+            return ""
+    except BaseException:
+        return ""
+    exc.args = () if args[0][2] is None else (args[0][2],)
+    try:
+        text = ascii(args[0][1]).replace("\\n", "\\\\n").replace("\\r", "\\\\r")
+    except BaseException:
+        return " returned (a value that cannot be shown)"
+    return " returned " + (text if len(text) <= 2000 else text[:1000] + " ... " + text[-1000:])
+
+
 def _lb_assert(seed):
     import hashlib, os, sys
     sha256, write = hashlib.sha256, os.write
@@ -215,10 +264,11 @@ def _lb_assert(seed):
         _lb_report(exc)
         sys.exit(1)
     try:
-        exec(compile(_LB_TEST, "test.py", "exec"), module.__dict__)
+        exec(_lb_test_code(), module.__dict__)
     except AssertionError as exc:  # the test ran and found the answer wrong
+        left = _lb_left_of(exc)
         _lb_report(exc)
-        write(1, ("\\n" + _LB_PROOF + "assertion-failed\\n").encode("ascii"))
+        write(1, ("\\n" + _LB_PROOF + "assertion-failed" + left + "\\n").encode("ascii"))
         os._exit(0)
     except Exception as exc:
         _lb_report(exc)
@@ -394,13 +444,16 @@ def judge(code: str, test: Any, lowered: Lowered, raw: dict[str, Any]) -> TestRe
     }
     if lowered.proof is None:
         result["returned"] = returned
+    elif verdict == "wrong_answer" and payloads[0].startswith(ASSERTION_FAILED + " returned "):
+        # the left side of the failing ``assert L == R``, as Python's ascii() shows it (not JSON)
+        result["returned"] = payloads[0][len(ASSERTION_FAILED + " returned "):]
     return result  # type: ignore[return-value]
 
 
 def _judge_assert(payloads: list[str], proof: str) -> tuple[Verdict, str | None]:
     if proof in payloads:
         return "passed", None
-    if payloads == [ASSERTION_FAILED]:
+    if len(payloads) == 1 and (payloads[0] == ASSERTION_FAILED or payloads[0].startswith(ASSERTION_FAILED + " ")):
         return "wrong_answer", "an assertion of the test failed"
     if payloads:
         return "runtime_error", "the test's completion proof is wrong (the program printed one of its own)"
@@ -465,6 +518,8 @@ def feedback_parts(test: Any, result: dict[str, Any], cut: Any, field_limit: int
     else:
         code = test if isinstance(test, str) else test["code"]
         parts.append(f"Test code:\n{cut(code, field_limit)}")
+        if result.get("returned") is not None:
+            parts.append(f"Returned (left side of the failing ==):\n{cut(result['returned'], field_limit)}")
     if result.get("reason"):
         parts.append(f"Reason: {result['reason']}")
-    return parts
+    return [p if p.endswith("\n") else p + "\n" for p in parts]  # each on lines of its own

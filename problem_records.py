@@ -84,6 +84,12 @@ def problem_tests(record: Any, index: int, path: str | os.PathLike[str] = "<reco
     """The tests of one record, or an ``InputError`` located at the file and problem index."""
     if not isinstance(record, dict):
         raise InputError("record is not a JSON object", file=path, index=index)
+    if "input_output" not in record and "tests" in record:  # a standard problem's record (dataset_records)
+        from dataset_records import record_tests
+        try:
+            return record_tests(record)
+        except InputError as exc:
+            raise exc.at(path, index) from None
     if "input_output" not in record or record["input_output"] in (None, "", {}):
         raise InputError("no tests (missing input_output)", file=path, index=index)
     try:

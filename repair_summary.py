@@ -359,6 +359,7 @@ def aggregate(entries: Sequence[ProblemEntry], model: str, held_out: bool) -> Ag
         "held_out": None,
     }
     if held_out:
+        done = [e for e in done if e.get("held_out")]  # problems with every test shown have no split
         result["held_out"] = {
             "avg_initial_ratio": _average([exact_ratio(e["held_out"]["initial"]) for e in done]),  # type: ignore[index]
             "avg_final_ratio": _average([exact_ratio(e["held_out"]["final"]) for e in done]),  # type: ignore[index]

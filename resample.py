@@ -14,7 +14,7 @@ Every sample has its own cache entry (``sample`` is part of the response cache k
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from librarybench_common import count_passed, cut_middle, extract_code
 from repair_calls import ModelCaller, ProgramRunner
@@ -29,6 +29,12 @@ RESAMPLE_SYSTEM_PROMPT = (
     "expected output of each test. Reply with the complete program in a single ```python code block "
     "(no partial snippets, no example usage, no tests)."
 )
+KIND_RESAMPLE_SYSTEM_PROMPT = (  # call and assert problems (standard datasets): judged by calling the code
+    "You are an expert Python programmer who writes Python 3 code. The code defines a function (or a class "
+    "Solution with a method) and is judged by calling it on the tests' arguments and comparing the returned value "
+    "with the expected one, or by running the tests' assert statements after it. Reply with the complete code in "
+    "a single ```python code block (no reading of input, no example usage, no tests)."
+)
 RESAMPLE_PROMPT_NOTE = ("the problem statement with a stated instruction (RESAMPLE_SYSTEM_PROMPT and resample_prompt "
                         "in resample.py); no program and no test feedback")
 
@@ -41,8 +47,11 @@ def resample_prompt(statement: str) -> str:
 
 async def resample_problem(*, caller: ModelCaller, runner: ProgramRunner, problem_id: int, model: str, statement: str,
                            original_code: str, shown: list[int], held: list[int] | None, initial_all: list[dict[str, Any]],
-                           budget: int, target_ratio: float, on_iteration: Any = None) -> ProblemEntry:
-    """The resample loop for one problem; returns its entry (``strategy: resample``, ``budget_tokens``)."""
+                           budget: int, target_ratio: float, on_iteration: Any = None,
+                           system: str = RESAMPLE_SYSTEM_PROMPT, extract: Callable[[str | None], str] = extract_code,
+                           ) -> ProblemEntry:
+    """The resample loop for one problem; returns its entry (``strategy: resample``, ``budget_tokens``).
+    ``system`` and ``extract``: call and assert problems have their own (see iterative_repair.program_of)."""
     everything = list(range(len(runner.tests)))
     results = await runner.results(original_code, shown)
     iterations: list[Iteration] = [iteration_record(0, original_code, results, None, [], None, indices=shown)]
@@ -57,10 +66,10 @@ async def resample_problem(*, caller: ModelCaller, runner: ProgramRunner, proble
         if spent >= budget or (number > 1 and spent + last_cost > budget):
             stopped = "budget"
             break
-        completion = await caller.ask(messages, system=RESAMPLE_SYSTEM_PROMPT, sample=number)
+        completion = await caller.ask(messages, system=system, sample=number)
         last_cost = completion.input_tokens + completion.output_tokens
         spent += last_cost
-        code = extract_code(completion.text)
+        code = extract(completion.text)
         if not code:
             iterations.append(iteration_record(number, "", None, completion, [], None))
         else:

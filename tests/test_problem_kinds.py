@@ -224,3 +224,28 @@ def test_huge_integer_arguments_reach_the_function(lb_local_executor: Any) -> No
     assert run(lb_local_executor, code, test)["verdict"] == "passed"
     # the answer itself runs under Python's usual limit on int-to-str conversion
     assert run(lb_local_executor, code, kinds.call_test("f", [10 ** 5000, 1], 5001))["verdict"] == "runtime_error"
+
+
+HUMANEVAL_CHECK = ("def check(candidate):\n    assert candidate(2) == 4\n    assert candidate(3) == 9\n\n"
+                   "check(square)\n")
+
+
+@pytest.mark.parametrize("code, test, verdict, returned", [
+    ("def square(n):\n    return n * n\n", HUMANEVAL_CHECK, "passed", None),  # the proof still holds
+    ("def square(n):\n    return n + 2\n", HUMANEVAL_CHECK, "wrong_answer", "5"),  # inside check(): 2 passes
+    ("def square(n):\n    return 'x\\ny'\n", "assert square(1) == 1\n", "wrong_answer", "'x\\ny'"),
+    ("def square(n):\n    return n\n", "assert square(3) == 9, 'own message'\n", "wrong_answer", "3"),
+    ("def square(n):\n    return n\n", "assert square(3) > 5\n", "wrong_answer", None),  # not ==: as written
+    ("class R:\n    def __repr__(self):\n        raise ValueError\ndef square(n):\n    return R()\n",
+     "assert square(3) == 9\n", "wrong_answer", "(a value that cannot be shown)"),
+])
+def test_failing_assert_reports_the_left_value(lb_local_executor: Any, code: str, test: str, verdict: str,
+                                               returned: str | None) -> None:
+    result = run(lb_local_executor, code, kinds.assert_test(test))
+    assert result["verdict"] == verdict and result.get("returned") == returned
+    text = common.format_feedback([result], [kinds.assert_test(test)], int(result["passed"]), 1)
+    if returned is not None:
+        assert f"Returned (left side of the failing ==):\n{returned}\n" in text
+    assert "LB-LEFT" not in text
+    if "own message" in test:  # the test's own message is still in the traceback
+        assert "AssertionError: own message" in text
