@@ -11,7 +11,9 @@ timeout=30&fill_missing_imports=true`` with the JSON body ``{"code": ..., "test"
 ``test``, ``passed``, ``exec_output.run_output`` (stdout, stderr, exit_code, timeout_expired,
 elapsed_time), ``uncaught_exception`` (``"None"``), plus the toolkit's ``verdict``. The batch
 extension (``docs/execution-api-batch.md``): the body ``{"code", "tests": [...],
-"stop_on_first_failure"}`` returns ``{"results": [...]}``, one result per test, in order.
+"stop_on_first_failure"}`` returns ``{"results": [...]}``, one result per test, in order; the query
+parameter ``memory_mb`` (advertised as ``memory`` in ``/health``) sets the memory limit of each test
+of a request, at most ``--memory-mb``.
 
 Owns the HTTP side: bearer-token check (before anything is read), body and timeout caps (413,
 400, always a JSON ``{"error": ...}``), admission (429 with ``Retry-After`` beyond
@@ -87,6 +89,11 @@ class ExecutorPool:
     def isolation(self) -> str:
         return self.get(True).isolation
 
+    @property
+    def memory_mb(self) -> int:
+        """The sandbox's memory limit per test (``--memory-mb`` or its default): the cap of a request's."""
+        return int(self.get(True).limits.memory_mb)
+
     def close(self) -> None:
         with self._lock:
             executors, self._executors = list(self._executors.values()), {}
@@ -122,6 +129,18 @@ def parse_timeout(params: dict[str, list[str]], max_timeout: float) -> float:
     return timeout
 
 
+def parse_memory(params: dict[str, list[str]], max_memory_mb: int) -> int | None:
+    """The request's ``memory_mb`` (an extension: per-test memory limit in MB), at most the
+    server's own (its workers' cgroups are sized to that); None when the request names none."""
+    values = params.get("memory_mb")
+    if not values:
+        return None
+    text = values[-1].strip()
+    if not text.isdigit() or int(text) <= 0:
+        raise BadRequest(f"memory_mb must be a positive integer of megabytes, got {values[-1]!r}")
+    return min(int(text), max_memory_mb)
+
+
 def parse_test(test: Any, where: str) -> Any:
     if isinstance(test, dict):
         if not isinstance(test.get("stdin"), str) or not isinstance(test.get("stdout"), str):
@@ -136,19 +155,23 @@ class Work:
     """A validated request: a program, its tests (one unless it is a batch) and how to run them."""
 
     def __init__(self, code: str, tests: list[Any], batch: bool, stop_on_first_failure: bool,
-                 timeout: float, import_header: bool) -> None:
+                 timeout: float, import_header: bool, memory_mb: int | None = None) -> None:
         self.code, self.tests, self.batch = code, tests, batch
         self.stop_on_first_failure = stop_on_first_failure
         self.timeout, self.import_header = timeout, import_header
+        self.memory_mb = memory_mb  # None: the server's own limit
 
 
-def parse_work(query: str, body: Any, max_timeout: float, max_batch: int) -> Work:
-    """The request of the contract (``test``) or of the batch extension (``tests``), or ``BadRequest``."""
+def parse_work(query: str, body: Any, max_timeout: float, max_batch: int, max_memory_mb: int | None = None) -> Work:
+    """The request of the contract (``test``) or of the batch extension (``tests``), or ``BadRequest``.
+    ``max_memory_mb`` None: this server takes no ``memory_mb`` (the parameter is ignored, as the
+    original service ignores unknown parameters)."""
     params = parse_qs(query, keep_blank_values=True)
     language = (params.get("language") or ["python"])[-1].lower()
     if language not in ("python", "python3"):
         raise BadRequest(f"language {language!r} is not supported (only python)")
     timeout = parse_timeout(params, max_timeout)
+    memory_mb = parse_memory(params, max_memory_mb) if max_memory_mb is not None else None
     import_header = parse_flag(params, "fill_missing_imports", True)
     if not isinstance(body, dict):
         raise BadRequest("body must be a JSON object with code and test (or tests)")
@@ -165,8 +188,8 @@ def parse_work(query: str, body: Any, max_timeout: float, max_batch: int) -> Wor
         if not isinstance(stop, bool):
             raise BadRequest("body.stop_on_first_failure must be true or false")
         return Work(code, [parse_test(t, f"body.tests[{i}]") for i, t in enumerate(tests)], True, stop,
-                    timeout, import_header)
-    return Work(code, [parse_test(body.get("test"), "body.test")], False, False, timeout, import_header)
+                    timeout, import_header, memory_mb)
+    return Work(code, [parse_test(body.get("test"), "body.test")], False, False, timeout, import_header, memory_mb)
 
 
 def skipped_result(code: str, test: Any) -> dict[str, Any]:
@@ -182,12 +205,13 @@ def skipped_result(code: str, test: Any) -> dict[str, Any]:
 class Settings:
     def __init__(self, *, token: str | None = None, max_in_flight: int | None = None,
                  max_batch_tests: int = DEFAULT_MAX_BATCH_TESTS, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-                 max_timeout: float = DEFAULT_MAX_TIMEOUT) -> None:
+                 max_timeout: float = DEFAULT_MAX_TIMEOUT, memory_per_request: bool = True) -> None:
         self.token = token
         self.max_in_flight = max_in_flight
         self.max_batch_tests = max_batch_tests
         self.max_body_bytes = max_body_bytes
         self.max_timeout = max_timeout
+        self.memory_per_request = memory_per_request  # take (and advertise) memory_mb per request
 
 
 class ExecutionApp:
@@ -287,7 +311,8 @@ class ExecutionApp:
                 body = await asyncio.to_thread(json.loads, raw) if len(raw) > 1 << 20 else json.loads(raw)
             except (ValueError, UnicodeDecodeError):
                 raise BadRequest("body is not JSON") from None
-            work = parse_work(request.url.query, body, self.settings.max_timeout, self.settings.max_batch_tests)
+            work = parse_work(request.url.query, body, self.settings.max_timeout, self.settings.max_batch_tests,
+                              self.max_memory_mb)
         except BadRequest as exc:
             reason = "too_large" if exc.status == 413 else "bad_request"
             return endpoint, self._reject(reason, exc.status, str(exc))
@@ -325,7 +350,8 @@ class ExecutionApp:
                 return None
             try:
                 result, waited, ran = await self.scheduler.run(
-                    program, lambda: executor.run_test(work.code, test, timeout=work.timeout), then)
+                    program, lambda: executor.run_test(work.code, test, timeout=work.timeout, memory_mb=work.memory_mb),
+                    then)
             except asyncio.CancelledError:
                 self.metrics.cancelled_tests += 1
                 raise
@@ -356,14 +382,21 @@ class ExecutionApp:
             results.append(task.result())
         return results
 
+    @property
+    def max_memory_mb(self) -> int | None:
+        """The most ``memory_mb`` a request may ask (the sandbox's own limit); None: not taken."""
+        return self.pool.memory_mb if self.settings.memory_per_request else None
+
     def health(self) -> dict[str, Any]:
         s, sched = self.settings, self.scheduler
+        memory = {"memory": {"per_request": True, "max_mb": self.max_memory_mb}} if s.memory_per_request else {}
         return {
             "status": "shutting_down" if sched.closing else "ok",
             "executor": "local",
             "isolation": self.pool.isolation,
             "auth": "bearer" if s.token else "none",
             "batch": {"max_tests": s.max_batch_tests, "stop_on_first_failure": True},
+            **memory,
             "capacity": {"workers": sched.slots, "max_in_flight": sched.max_programs,
                          "max_batch_tests": s.max_batch_tests, "max_timeout": s.max_timeout,
                          "max_body_bytes": s.max_body_bytes},
@@ -413,7 +446,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="most tests in one batch request (more: 413)")
     parser.add_argument("--max-body-bytes", type=positive_int, default=DEFAULT_MAX_BODY_BYTES,
                         help="largest request body (larger: 413)")
-    parser.add_argument("--memory-mb", type=positive_int, help="memory limit per test in MB (default: the sandbox's)")
+    parser.add_argument("--memory-mb", type=positive_int,
+                        help="memory limit per test in MB (default: the sandbox's); also the most a request's "
+                             "memory_mb parameter may ask")
+    parser.add_argument("--no-memory-param", dest="memory_per_request", action="store_false",
+                        help="take no memory_mb parameter and do not advertise it in /health (as the original "
+                             "service: every test runs under --memory-mb)")
     parser.add_argument("--output-limit", type=positive_int, metavar="BYTES",
                         help="cap on stdout and stderr per test in bytes (default: the sandbox's)")
     parser.add_argument("--max-timeout", type=positive_float, default=DEFAULT_MAX_TIMEOUT,
@@ -497,7 +535,7 @@ def serve(args: argparse.Namespace) -> int:
         isolation = pool.isolation  # start the workers now: a broken sandbox fails at start, not per request
         app = ExecutionApp(pool, Settings(token=token, max_in_flight=args.max_in_flight,
                                           max_batch_tests=args.max_batch_tests, max_body_bytes=args.max_body_bytes,
-                                          max_timeout=args.max_timeout))
+                                          max_timeout=args.max_timeout, memory_per_request=args.memory_per_request))
     except LibraryBenchError:
         sock.close()
         pool.close()

@@ -616,12 +616,13 @@ class LocalExecutor:
 
     # -- running ---------------------------------------------------------------------------
 
-    def run_test(self, code: str, test: Test, *, timeout: float | None = None) -> TestResult:
-        """Run one test on an idle worker (blocks until one is free)."""
+    def run_test(self, code: str, test: Test, *, timeout: float | None = None,
+                 memory_mb: int | None = None) -> TestResult:
+        """Run one test on an idle worker (blocks until one is free); ``memory_mb`` as in ``run_tests``."""
         self._ensure_started()
         seat = self._idle.get()
         try:
-            return self._run_with(seat, code, test, timeout)
+            return self._run_with(seat, code, test, timeout, memory_mb)
         finally:
             self._idle.put(seat)  # with a live worker, or vacant after a failure
 
