@@ -20,6 +20,8 @@ import os
 import random
 import re
 import sys
+import time
+from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence
 from urllib.parse import urljoin
 
@@ -93,6 +95,13 @@ def _describe_http_error(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+@dataclass(frozen=True)
+class ServerLimits:
+    """What a remote server advertises of its limits (``problem_limits`` reads ``memory_mb``)."""
+
+    memory_mb: int | None  # the most memory_mb a request may ask; None: it takes none
+
+
 class RemoteExecutor:
     """Client of the execution API at ``CYBER_URL``: one POST per (program, test), or one per
     program and batch of tests when the server advertises the batch extension in ``/health``
@@ -113,6 +122,9 @@ class RemoteExecutor:
     The request timeout covers the run the server promises: ``timeout + margin`` for a server
     that advertises nothing; for one that advertises its capacity, the longest an admitted
     request can take there (its tests at their timeout on its fair share of the workers).
+    ``memory_mb`` of ``run_tests`` is sent (query parameter ``memory_mb``, at most the server's
+    ``memory.max_mb``) only to a server that advertises ``memory.per_request`` in ``/health``;
+    to any other it is never sent (the original service has no memory field).
     """
 
     name = "remote"
@@ -141,6 +153,7 @@ class RemoteExecutor:
         self._health: dict[str, Any] | None = None  # what /health advertised ({} when nothing usable)
         self._health_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self._health_retry_at = 0.0  # after an unreachable /health, not asked again before this
+        self._blocking_retry_at = 0.0  # the same for health_blocking (time.monotonic)
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._owner: asyncio.Task[None] | None = None  # keeps the pool open; closes it in its loop
@@ -231,6 +244,25 @@ class RemoteExecutor:
             log.debug("execution API health %s: %s", self.health_url, _describe_http_error(exc))
             self._health_retry_at = asyncio.get_running_loop().time() + 30
             return {}
+        return self._keep_health(response)
+
+    def health_blocking(self) -> dict[str, Any]:
+        """``health`` for synchronous callers (``problem_limits`` decides a run's limits before
+        its event loop runs): one plain GET, its answer kept for the async side too."""
+        if self._health is not None:
+            return self._health
+        if time.monotonic() < self._blocking_retry_at:
+            return {}
+        try:
+            response = httpx.get(self.health_url, headers=self._headers(), timeout=10)
+        except httpx.HTTPError as exc:
+            log.debug("execution API health %s: %s", self.health_url, _describe_http_error(exc))
+            self._blocking_retry_at = time.monotonic() + 30  # not asked again per problem
+            return {}
+        return self._keep_health(response)
+
+    def _keep_health(self, response: httpx.Response) -> dict[str, Any]:
+        """Remember what a ``/health`` answer advertises (``{}``: nothing usable)."""
         if response.status_code == 401:
             raise ExecutionError(f"execution API at {self.url} refused the token (HTTP 401): set CYBER_TOKEN to the "
                                  f"server's token")
@@ -252,6 +284,35 @@ class RemoteExecutor:
             return 1
         limit = batch.get("max_tests")
         return min(limit, self.batch_tests) if isinstance(limit, int) and limit > 1 else 1
+
+    @staticmethod
+    def _memory_cap(health: dict[str, Any]) -> int | None:
+        """The most ``memory_mb`` the server takes per request, or None when it advertises none."""
+        memory = health.get("memory")
+        if not isinstance(memory, dict) or memory.get("per_request") is not True:
+            return None
+        cap = memory.get("max_mb")
+        return cap if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0 else None
+
+    @property
+    def per_call_memory(self) -> bool:
+        """Whether ``run_tests`` applies ``memory_mb`` (``problem_limits``: ``--limits dataset``):
+        only when the server advertises it (asks ``/health`` now if not asked yet)."""
+        return self._memory_cap(self.health_blocking()) is not None
+
+    @property
+    def limits(self) -> ServerLimits:
+        """The server's advertised memory cap (``problem_limits`` holds records' limits to it)."""
+        return ServerLimits(self._memory_cap(self.health_blocking()))
+
+    async def _memory_params(self, memory_mb: int | None) -> dict[str, str]:
+        """``{"memory_mb": ...}`` for a server that advertises it, else nothing (never sent to others)."""
+        if memory_mb is None:
+            return {}
+        cap = self._memory_cap(await self.health())
+        if cap is None:
+            return {}
+        return {"memory_mb": str(min(int(memory_mb), cap))}
 
     def _request_timeout(self, tests: int, timeout: float) -> float:
         capacity = (self._health or {}).get("capacity")
@@ -275,10 +336,11 @@ class RemoteExecutor:
         }
 
     async def _post(self, body: dict[str, Any], timeout: float, request_timeout: float,
-                    accept: Callable[[Any], str | None]) -> Any:
-        """POST ``body`` with the retry rules above; ``accept(json)`` says what is wrong with an answer."""
+                    accept: Callable[[Any], str | None], extra: dict[str, str] | None = None) -> Any:
+        """POST ``body`` with the retry rules above; ``accept(json)`` says what is wrong with an answer;
+        ``extra``: query parameters of an advertised extension (``memory_mb``)."""
         client = self._get_client()
-        params, headers = self._params(timeout), self._headers()
+        params, headers = {**self._params(timeout), **(extra or {})}, self._headers()
         problem = ""
         attempt = 0
         busy_until: float | None = None
@@ -331,16 +393,19 @@ class RemoteExecutor:
             pause = self._pause(attempt)
         raise ExecutionError(f"execution API at {self.url} failed after {attempt} attempts: {problem}")
 
-    async def run_test(self, code: str, test: Test, *, timeout: float | None = None) -> TestResult:
+    async def run_test(self, code: str, test: Test, *, timeout: float | None = None,
+                       memory_mb: int | None = None) -> TestResult:
         timeout = timeout or DEFAULT_TIMEOUT
         if self._health is None and self.batch is not False:
             await self.health()  # the capacity sets the request timeout
-        result = await self._post({"code": code, "test": test}, timeout, self._request_timeout(1, timeout), _not_a_result)
+        extra = await self._memory_params(memory_mb)
+        result = await self._post({"code": code, "test": test}, timeout, self._request_timeout(1, timeout), _not_a_result,
+                                  extra)
         result["verdict"] = verdict_of(result)
         return result  # type: ignore[no-any-return]
 
     async def run_batch(self, code: str, tests: list[Test], *, timeout: float | None = None,
-                        stop_on_first_failure: bool = False) -> list[TestResult]:
+                        stop_on_first_failure: bool = False, memory_mb: int | None = None) -> list[TestResult]:
         """One request of the batch extension (the caller keeps it within ``batch_limit``)."""
         timeout = timeout or DEFAULT_TIMEOUT
         body: dict[str, Any] = {"code": code, "tests": tests}
@@ -353,7 +418,8 @@ class RemoteExecutor:
                 return f"response JSON is not a list of {len(tests)} results"
             return next((p for p in map(_not_a_result, results) if p), None)
 
-        answer = await self._post(body, timeout, self._request_timeout(len(tests), timeout), accept)
+        extra = await self._memory_params(memory_mb)
+        answer = await self._post(body, timeout, self._request_timeout(len(tests), timeout), accept, extra)
         results = answer["results"]
         for result in results:
             if result.get("verdict") != "skipped":
@@ -361,16 +427,16 @@ class RemoteExecutor:
         return results  # type: ignore[no-any-return]
 
     async def run_tests(self, code: str, tests: list[Test], *, timeout: float | None = None,
-                        stop_on_first_failure: bool = False) -> list[TestResult]:
+                        stop_on_first_failure: bool = False, memory_mb: int | None = None) -> list[TestResult]:
         """Results in test order: batches of at most ``batch_limit`` tests, else one request per test
-        (``stop_on_first_failure`` then only applies within a batch)."""
+        (``stop_on_first_failure`` then only applies within a batch). ``memory_mb``: see the class."""
         limit = await self.batch_limit() if len(tests) > 1 else 1
         if limit > 1:
             chunks = [tests[i:i + limit] for i in range(0, len(tests), limit)]
-            parts = await gather_all([self.run_batch(code, c, timeout=timeout, stop_on_first_failure=stop_on_first_failure)
-                                      for c in chunks], self.name)
+            parts = await gather_all([self.run_batch(code, c, timeout=timeout, stop_on_first_failure=stop_on_first_failure,
+                                                     memory_mb=memory_mb) for c in chunks], self.name)
             return [r for part in parts for r in part]
-        return await gather_all([self.run_test(code, t, timeout=timeout) for t in tests], self.name)
+        return await gather_all([self.run_test(code, t, timeout=timeout, memory_mb=memory_mb) for t in tests], self.name)
 
 
 def _not_a_result(result: Any) -> str | None:
@@ -483,12 +549,13 @@ async def gather_all(coros: Sequence[Any], executor_name: str = "executor") -> l
 
 
 async def run_batched(code: str, tests: list[Test], executor: Executor, timeout: float, judge: Any,
-                       on_result: OnResult | None, fail_fast: bool, limit: int) -> list[TestResult]:
+                       on_result: OnResult | None, fail_fast: bool, limit: int,
+                       memory_mb: int | None = None) -> list[TestResult]:
     """``run_tests`` on an executor that takes many tests per call (``batch_limit() > 1``): the
     tests go in batches of at most ``limit`` and half the execution semaphore, each batch holding
     one permit per test. ``fail_fast``: a failure skips the batches not yet sent; with the
     ``exact`` judge the executor also stops within a batch (``stop_on_first_failure``), since its
-    verdicts are then final."""
+    verdicts are then final. ``memory_mb``: each batch's memory limit (passed only when given)."""
     import judges
     from librarybench_common import SKIPPED, exec_permits, exec_semaphore, semaphore_limit, skipped_result
 
@@ -496,15 +563,17 @@ async def run_batched(code: str, tests: list[Test], executor: Executor, timeout:
     size = max(1, min(limit, semaphore_limit("exec") // 2))
     stop_inside = fail_fast and judge.name == judges.DEFAULT_JUDGE
     failed = asyncio.Event()
+    memory = {"memory_mb": memory_mb} if memory_mb is not None else {}  # executors without it never see it
 
     async def batch(part: list[Test]) -> list[TestResult]:
         async with exec_permits(len(part)):
             if failed.is_set():
                 got = [skipped_result(code, t) for t in part]
             elif stop_inside:
-                got = await executor.run_tests(code, part, timeout=timeout, stop_on_first_failure=True)  # type: ignore[call-arg]
+                got = await executor.run_tests(code, part, timeout=timeout, stop_on_first_failure=True,  # type: ignore[call-arg]
+                                               **memory)
             else:
-                got = await executor.run_tests(code, part, timeout=timeout)
+                got = await executor.run_tests(code, part, timeout=timeout, **memory)  # type: ignore[call-arg]
         out = []
         for result in got:
             if result.get("verdict") != SKIPPED:

@@ -350,7 +350,7 @@ async def run_tests(code: str, tests: Sequence[Test], *, timeout: float | None =
     if limit is not None and len(tests) > 1 and not any(problem_kinds.is_kind_test(t) for t in tests):
         limit = await limit()
         if limit > 1:
-            return await run_batched(code, list(tests), executor, timeout, judge, on_result, fail_fast, limit)
+            return await run_batched(code, list(tests), executor, timeout, judge, on_result, fail_fast, limit, memory_mb)
 
     async def run_one(test: Test) -> TestResult:
         async with sem:

@@ -7,7 +7,8 @@ as before. With ``--limits dataset`` a problem's record sets its own limits: the
 ``--limit-scale``, at most ``--limit-cap`` seconds; the memory limit as given. A record without
 them, or with one this module cannot read (one ``warning:`` line naming the file and problem),
 keeps the global limits. The remote execution API has no memory field, so there only the time
-limits apply (one warning line says so).
+limits apply (one warning line says so), unless the server advertises ``memory`` per request in
+``/health`` (``execution_server.py`` does: the remote executor then takes it per call).
 """
 
 from __future__ import annotations
@@ -251,10 +252,11 @@ def resolve(items: Iterable[tuple[str, int, dict[str, Any]]], settings: LimitSet
         per_call, own = executor_memory(executor)
         if not per_call:
             warn(f"--limits dataset: the {getattr(executor, 'name', '?')} executor takes no memory limit per "
-                 f"request (the execution API has no memory field): the records' memory limits are not applied, "
-                 f"their time limits are")
+                 f"request (the execution API has no memory field, and this server advertises none): the records' "
+                 f"memory limits are not applied, their time limits are")
         elif own is not None and max(wanted) > own:
             over = sum(1 for mb in wanted if mb > own)
+            where = "the server's --memory-mb" if getattr(executor, "name", "") == "remote" else "--memory-mb"
             warn(f"--limits dataset: {over} problem(s) ask for more than the executor's {own} MB: they run with "
-                 f"{own} MB (raise it with --memory-mb)")
+                 f"{own} MB (raise it with {where})")
     return out

@@ -76,7 +76,7 @@ def test_memory_limit_bytes_wins_and_global_mode_ignores_records() -> None:
 
 
 def test_remote_executor_warns_that_memory_limits_are_not_applied(capsys: pytest.CaptureFixture[str]) -> None:
-    remote = RemoteExecutor("http://127.0.0.1:9/")  # never contacted: limits are decided before any run
+    remote = RemoteExecutor("http://127.0.0.1:9/")  # nothing listens: no /health, so no memory per request
     settings = pl.LimitSettings("dataset", 2.0, 3.0, 10.0, None)
     limits = pl.resolve([("f.json", 0, {"time_limit": "1 second", "memory_limit": "256 megabytes"}),
                          ("f.json", 1, {"time_limit": "2 seconds"})], settings, remote)
