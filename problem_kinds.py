@@ -34,7 +34,12 @@ A failing ``assert L == R`` reports L: the harness compiles the test code with L
 (``_lb_left := L``, line numbers kept) and that value in the assertion's message next to the
 test's own, which it puts back before printing the traceback; it sends L, as ``ascii()`` shows
 it, after the ``assertion-failed`` payload (result key ``returned``). The proof is unchanged; a
-forged payload gains nothing. What this does not stop: a program
+forged payload gains nothing. The same rewrite judges that ``==`` with ``_lb_eq``: a side that
+also equals a fresh ``object()`` or a different value of the other side's builtin type (R + 1,
+R + "\\0", R + [object()]...) is no value at all (an object whose ``__eq__`` says yes to
+everything, or to every int), and the assertion fails with that reason. The helper is put in the
+namespace after the answer ran. Other comparisons (``abs(L - R) < eps``, ``math.isclose``, a
+bare ``assert L``) are the answer's own operators and are not checked. What this does not stop: a program
 that deliberately walks the interpreter (``sys._getframe(1).f_locals``, ``gc``) to the secret.
 That is the same class of attack as replacing the functions a test calls; an assert test runs
 inside the answer's process and cannot be defended against a hostile answer (use call tests,
@@ -58,6 +63,7 @@ FRAME_PREFIX = "\x1eLB-RESULT "  # a record-separator byte: no ordinary program 
 PROOF_PREFIX = "\x1eLB-PROOF "
 ASSERTION_FAILED = "assertion-failed"
 EARLY_EXIT = "the program exited before its tests ran"
+EQUALS_ANYTHING = "a value compared by the test's == also equals values that differ from it"
 NO_RETURN = "the program exited before the function returned"
 FLOAT_REL_TOL = 1e-6
 FLOAT_ABS_TOL = 1e-9
@@ -209,6 +215,7 @@ _lb_call(dict(globals()))
 
 _ASSERT_MAIN = '''
 _LB_LEFT = "\\x1eLB-LEFT"
+_LB_LIAR = "\\x1eLB-LIAR"
 
 
 def _lb_test_code():
@@ -224,7 +231,8 @@ def _lb_test_code():
         def visit_Assert(self, node):
             test = node.test
             if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq):
-                test.left = ast.NamedExpr(target=ast.Name("_lb_left", ast.Store()), value=test.left)
+                left = ast.NamedExpr(target=ast.Name("_lb_left", ast.Store()), value=test.left)
+                node.test = ast.Call(ast.Name("_lb_eq", ast.Load()), [left, test.comparators[0]], [])
                 own = node.msg if node.msg is not None else ast.Constant(None)  # evaluated on failure, as before
                 node.msg = ast.Tuple([ast.Constant(_LB_LEFT), ast.Name("_lb_left", ast.Load()), own], ast.Load())
             return node
@@ -233,6 +241,67 @@ def _lb_test_code():
         return compile(ast.fix_missing_locations(Explain().visit(tree)), "test.py", "exec")
     except SyntaxError:  # a scope where the name cannot be bound: the test as written
         return compile(_LB_TEST, "test.py", "exec")
+
+
+def _lb_other(value):
+    """A value of ``value``'s exact builtin type that differs from it, or None."""
+    kind = type(value)
+    if kind is bool:
+        return not value
+    if kind is int:
+        return value + 1
+    if kind in (float, complex):
+        return value * 2 + 1
+    if kind in (str, bytes):
+        return value + kind("\\0" if kind is str else b"\\0")
+    if kind in (list, tuple):
+        return value + kind([object()])
+    if kind is dict:
+        return {**value, object(): 0}
+    if kind in (set, frozenset):
+        return value | {object()}
+    return None
+
+
+def _lb_lies(value, other):
+    """Whether ``value`` also equals values that differ from ``other`` (an object whose ``==``
+    says yes to everything, or to every value of a type): then it is no value at all."""
+    for probe in (object(), _lb_other(other)):
+        if probe is None:
+            continue
+        try:
+            if other == probe:  # the probe does not differ from the honest side (inf, nan...)
+                continue
+        except Exception:
+            continue
+        try:
+            if value == probe:
+                return True
+        except Exception:
+            pass
+    return False
+
+
+def _lb_eq(left, right):
+    """``left == right`` for a rewritten ``assert L == R``; a side that equals anything fails it."""
+    if not (left == right):
+        return False
+    for value, other in ((left, right), (right, left)):
+        if _lb_lies(value, other):
+            raise AssertionError(_LB_LIAR, ascii(type(value).__name__)[:100])
+    return True
+
+
+def _lb_liar_of(exc):
+    """`` equals-anything <type>`` for an assertion ``_lb_eq`` failed, else ``""``."""
+    try:
+        args = exc.args
+        if len(args) == 2 and type(args[0]) is str and args[0] == _LB_LIAR and type(args[1]) is str:
+            exc.args = ("a side of the == equals different values at once (type " + args[1] + ")",)
+            return " equals-anything " + args[1]
+    except BaseException:
+        pass
+    return ""
 
 
 def _lb_left_of(exc):
@@ -264,9 +333,11 @@ def _lb_assert(seed):
         _lb_report(exc)
         sys.exit(1)
     try:
-        exec(_lb_test_code(), module.__dict__)
+        code = _lb_test_code()
+        module.__dict__["_lb_eq"] = _lb_eq  # after the answer ran: it did not see this one
+        exec(code, module.__dict__)
     except AssertionError as exc:  # the test ran and found the answer wrong
-        left = _lb_left_of(exc)
+        left = _lb_liar_of(exc) or _lb_left_of(exc)
         _lb_report(exc)
         write(1, ("\\n" + _LB_PROOF + "assertion-failed" + left + "\\n").encode("ascii"))
         os._exit(0)
@@ -453,6 +524,9 @@ def judge(code: str, test: Any, lowered: Lowered, raw: dict[str, Any]) -> TestRe
 def _judge_assert(payloads: list[str], proof: str) -> tuple[Verdict, str | None]:
     if proof in payloads:
         return "passed", None
+    if len(payloads) == 1 and payloads[0].startswith(ASSERTION_FAILED + " equals-anything "):
+        kind = payloads[0][len(ASSERTION_FAILED + " equals-anything "):]
+        return "wrong_answer", f"{EQUALS_ANYTHING} (type {kind})"
     if len(payloads) == 1 and (payloads[0] == ASSERTION_FAILED or payloads[0].startswith(ASSERTION_FAILED + " ")):
         return "wrong_answer", "an assertion of the test failed"
     if payloads:

@@ -134,6 +134,33 @@ ASSERT_CASES = {
     "answer crashes": ("def add(a, b)\n    return 0\n", "assert add(1, 2) == 3\n", "runtime_error", None),
     "plain string test": (ASSERT_ANSWER + "import os\nos._exit(0)\n", "assert add(1, 2) == 4", "runtime_error",
                           kinds.EARLY_EXIT),
+    # A returned object whose == says yes to everything (or to every int) does not pass an assert.
+    "always-equal object": ("class E:\n    def __eq__(self, other):\n        return True\n"
+                            "def add(a, b):\n    return E()\n", "assert add(1, 2) == 3\n", "wrong_answer",
+                            kinds.EQUALS_ANYTHING),
+    "equal to every int": ("class E(int):\n    def __eq__(self, other):\n        return isinstance(other, int)\n"
+                           "    __hash__ = int.__hash__\n"
+                           "def add(a, b):\n    return E(0)\n", "assert add(1, 2) == 3\n", "wrong_answer",
+                           kinds.EQUALS_ANYTHING),
+    "always-equal on the right": ("class E:\n    def __eq__(self, other):\n        return True\n"
+                                  "def add(a, b):\n    return E()\n", "assert 3 == add(1, 2)\n", "wrong_answer",
+                                  kinds.EQUALS_ANYTHING),
+    "always-equal inside check()": ("class E(str):\n    def __eq__(self, other):\n        return True\n"
+                                    "    __hash__ = str.__hash__\n"
+                                    "def up(s):\n    return E('')\n",
+                                    "def check(candidate):\n    assert candidate('a') == 'A'\n\ncheck(up)\n",
+                                    "wrong_answer", kinds.EQUALS_ANYTHING),
+    "honest values of many types": (
+        "import collections, fractions\nimport numpy as np\n"
+        "Point = collections.namedtuple('Point', 'x y')\n"
+        "def add(a, b):\n    return a + b\n",
+        "assert add(1, 2) == 3\nassert add(True, False) == 1\nassert add(0.5, 0.25) == 0.75\n"
+        "assert add('a', 'b') == 'ab'\nassert add([1], [2]) == [1, 2]\nassert add((1,), (2,)) == (1, 2)\n"
+        "assert add(float('inf'), 1) == float('inf')\nassert add(-0.5, -0.5) == -1.0\n"
+        "assert collections.Counter('aab') == {'a': 2, 'b': 1}\nassert Point(1, 2) == (1, 2)\n"
+        "assert np.int64(3) == 3\nassert fractions.Fraction(1, 2) == 0.5\nassert {1, 2} == {2, 1}\n"
+        "assert None == None\nassert b'x' == b'x'\nassert add(1j, 1) == 1 + 1j\n",
+        "passed", None),
 }
 
 
