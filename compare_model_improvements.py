@@ -789,6 +789,9 @@ def print_warnings(warnings: Sequence[str]) -> None:
 def run(args: argparse.Namespace) -> int:
     """Compare, write the JSON and the report, print the table; 1 when some problem could not be measured."""
     use_warning_format()
+    for path in (args.output_file, args.report):  # before any program runs; no folder is created
+        if path:
+            common.check_writable(path)
     result = compare(args)
     if args.output_file:
         write_atomic_json(args.output_file, result)

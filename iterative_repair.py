@@ -37,6 +37,7 @@ import dataset_records
 import judges
 import librarybench_common as common
 import problem_limits
+from atomic_io import check_parent_creatable
 from cli import (
     OneLineParser,
     add_executor_flags,
@@ -328,6 +329,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     spec = route_model(args.model_name, args.base_url)
     solution = Path(args.solution_file or args.problems)
     output, summary, checkpoint = output_paths(args)
+    check_output_paths(output, summary, checkpoint, None if args.no_cache else Path(args.cache_file))
     selection = parse_problem_selection(args.problem_id, args.problem_ids, args.range_spec)
     judge = judges.judge_from_args(args)
     settings = RepairSettings(
@@ -361,6 +363,15 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     if note:
         print(f"warning: {note}", file=sys.stderr, flush=True)
     return config
+
+
+def check_output_paths(output: Path, summary: Path, checkpoint: Path, cache: Path | None) -> None:
+    """Every file the run writes can be written, before any work: their folders must exist (a
+    mistyped ``--output-file`` folder is an error, not a new tree); the cache may add one folder."""
+    for path in (output, summary, checkpoint):
+        common.check_writable(path)
+    if cache is not None:
+        check_parent_creatable(cache)
 
 
 def load_records(config: RunConfig) -> dataset_records.DatasetRecords:
