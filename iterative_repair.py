@@ -701,7 +701,8 @@ def load_checkpoint(config: RunConfig, checkpoint: Checkpoint) -> dict[int, Prob
         checkpoint.remove()
         return {}
     if config.resume and not checkpoint.exists():
-        log.warning("--resume: no checkpoint at %s, starting from the beginning", checkpoint.path)
+        print(f"warning: --resume: no checkpoint at {checkpoint.path}, starting from the beginning",
+              file=sys.stderr, flush=True)
     return cast(dict[int, ProblemEntry], checkpoint.load())
 
 
@@ -722,7 +723,8 @@ async def run_repair(config: RunConfig) -> int:
     finished = {pid: e for pid, e in load_checkpoint(config, checkpoint).items() if pid in set(valid)}
     pending = [pid for pid in valid if pid not in finished]
     if finished:
-        log.warning("resuming from %s: %d problem(s) already done, %d to go", checkpoint.path, len(finished), len(pending))
+        print(f"resuming from {checkpoint.path}: {len(finished)} problem(s) already done, {len(pending)} to go",
+              file=sys.stderr, flush=True)  # as model_feedback says it
     set_semaphore_limits(llm=config.llm_concurrency, exec=config.exec_concurrency)
     executor = get_executor(config.executor, memory_mb=config.settings.memory_mb, output_bytes=config.settings.output_limit)
     config = replace(config, executor=executor.name, isolation=executor.isolation)
