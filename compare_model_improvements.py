@@ -673,6 +673,8 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     audit_judges = judges.parse_judges(args.judges) if args.judges else None
     feedback_audit = compare_judges.read_feedback_audit(args.feedback_audit) if args.feedback_audit else None
     specials = special_judges.load(args.special_judges) if args.special_judges else None
+    if specials is not None:
+        warnings += specials.check_problems(((args.original_file, i, original[i]) for i in indices), selection is None)
     executor = common.get_executor(args.executor, **local)
     limit_settings = problem_limits.settings_from_args(args)
     limits = problem_limits.resolve_records(args.original_file, original, indices, limit_settings, executor)
