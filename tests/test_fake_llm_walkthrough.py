@@ -56,3 +56,14 @@ def test_readme_walkthrough_against_the_fake_model(tmp_path: Path, fake_model: s
     assert compare.returncode == 0, compare.stderr
     assert "Fully passing: 1 -> 6 of 6" in compare.stdout
     assert (tmp_path / "report.html").stat().st_size > 10_000
+
+
+def test_tests_find_the_shared_data_where_librarybench_shared_says(tmp_path: Path) -> None:
+    """The README's Development section: ``LIBRARYBENCH_SHARED`` moves the shared data the tests read."""
+    code = "import conftest; print(conftest.SHARED_DATA)"
+    moved = subprocess.run([sys.executable, "-c", code], cwd=ROOT / "tests", capture_output=True, text=True,
+                           env=clean_env(LIBRARYBENCH_SHARED=str(tmp_path)), timeout=60)
+    assert moved.stdout.strip() == str(tmp_path / "data" / "librarybench"), moved.stderr
+    default = subprocess.run([sys.executable, "-c", code], cwd=ROOT / "tests", capture_output=True, text=True,
+                             env={k: v for k, v in clean_env().items() if k != "LIBRARYBENCH_SHARED"}, timeout=60)
+    assert default.stdout.strip() == str(ROOT.parent / "shared" / "data" / "librarybench"), default.stderr
