@@ -177,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--improved-file", required=True,
                         help="output of iterative_repair.py: the same records with improved_<model key> answers")
     parser.add_argument("--model-key", default=None,
-                        help=f"answer key to compare, e.g. o3_mini_solution (default {DEFAULT_MODEL_KEY} when present, "
+                        help=f"answer key to compare, e.g. o3_mini_solution (default: {DEFAULT_MODEL_KEY} when present, "
                              "else the improved file's single improved_<key>, else the original's single *_solution key)")
     add_selection_flags(parser, "compare")
     add_extract_flag(parser)

@@ -241,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(
         description="Repair a model's programs with execution feedback, keeping the best program per problem.",
         epilog=(
-            "Models: claude-* -> Anthropic (ANTHROPIC_API_KEY); gpt-*, o1*, o3*, o4* -> OpenAI (OPENAI_API_KEY); "
+            "Models: claude-* -> Anthropic (ANTHROPIC_API_KEY); gpt-*, o1*, o3*, o4*, chatgpt-* -> OpenAI (OPENAI_API_KEY); "
             "or prefix anthropic:/openai:. Other names need --base-url (an OpenAI-compatible server: vLLM, "
             "Ollama, llama.cpp, LM Studio). Base URLs are also read from ANTHROPIC_BASE_URL / OPENAI_BASE_URL. "
             "Keys come from the environment or .env; with a base URL a missing key is allowed (the placeholder "
@@ -284,8 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "resampled_<key> in the output) or repair,resample (both on the same problems; resample "
                         "spends the tokens the repair spent on each problem)")
     p.add_argument("--token-budget", type=positive_int, default=defaults.token_budget,
-                   help="resample's budget per problem in recorded tokens, input + output (default with repair in "
-                        "--strategy: the repair's tokens on that problem; required for --strategy resample alone)")
+                   help="resample's budget per problem in recorded tokens, input + output (default: with repair in "
+                        "--strategy, the repair's tokens on that problem; required for --strategy resample alone)")
     p.add_argument("--recheck-timeouts", type=non_negative_int, default=defaults.recheck_timeouts, metavar="K",
                    help="rerun every timeout, and every pass slower than --recheck-fraction of the limit, K more times; "
                         "results get stable: true/false and the summary a flip_rate")
