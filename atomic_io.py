@@ -1,6 +1,8 @@
 """Atomic file writes: a temporary file in the same folder, fsynced, then renamed over the target,
 so readers (and a run killed mid-write) never see half a file. Its own small module so that the
-HTML report and other writers need nothing else of the toolkit. Failures raise ``WriteError``."""
+HTML report and other writers need nothing else of the toolkit. Also the up-front checks that an
+output can be written; a missing folder is made only one level deep, never as a whole tree.
+Failures raise ``WriteError``."""
 
 from __future__ import annotations
 
