@@ -1,6 +1,8 @@
 """Atomic file writes: a temporary file in the same folder, fsynced, then renamed over the target,
 so readers (and a run killed mid-write) never see half a file. Its own small module so that the
-HTML report and other writers need nothing else of the toolkit. Failures raise ``WriteError``."""
+HTML report and other writers need nothing else of the toolkit. Also the up-front checks that an
+output can be written; a missing folder is made only one level deep, never as a whole tree.
+Failures raise ``WriteError``."""
 
 from __future__ import annotations
 
@@ -34,8 +36,8 @@ def write_atomic_chunks(path: str | os.PathLike[str], chunks: Iterable[str]) -> 
     blocked = next((p for p in [path.parent, *path.parent.parents] if p.exists() and not p.is_dir()), None)
     if blocked is not None:
         raise WriteError(path, f"{blocked} is not a directory")
+    make_parent(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise WriteError(path, exc.strerror or str(exc)) from None
@@ -53,6 +55,27 @@ def write_atomic_chunks(path: str | os.PathLike[str], chunks: Iterable[str]) -> 
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_parent_creatable(path: str | os.PathLike[str]) -> None:
+    """Fail when ``path``'s folder is missing and cannot be made by one ``mkdir`` inside an
+    existing folder: a mistyped path must not grow a new tree (nothing is created here)."""
+    path = Path(path)
+    blocked = next((p for p in [path.parent, *path.parent.parents] if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise WriteError(path, f"{blocked} is not a directory")
+    if not path.parent.is_dir() and not path.parent.parent.is_dir():
+        raise WriteError(path, f"the directory {path.parent.parent} does not exist (create it first)")
+
+
+def make_parent(path: str | os.PathLike[str]) -> None:
+    """Create ``path``'s folder when missing, only as the last level inside an existing folder
+    (a default such as ``.librarybench_cache/``); never a whole tree."""
+    check_parent_creatable(path)
+    try:
+        Path(path).parent.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise WriteError(path, exc.strerror or str(exc)) from None
 
 
 def check_writable(path: str | os.PathLike[str]) -> None:

@@ -177,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--improved-file", required=True,
                         help="output of iterative_repair.py: the same records with improved_<model key> answers")
     parser.add_argument("--model-key", default=None,
-                        help=f"answer key to compare, e.g. o3_mini_solution (default {DEFAULT_MODEL_KEY} when present, "
+                        help=f"answer key to compare, e.g. o3_mini_solution (default: {DEFAULT_MODEL_KEY} when present, "
                              "else the improved file's single improved_<key>, else the original's single *_solution key)")
     add_selection_flags(parser, "compare")
     add_extract_flag(parser)
@@ -673,6 +673,8 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     audit_judges = judges.parse_judges(args.judges) if args.judges else None
     feedback_audit = compare_judges.read_feedback_audit(args.feedback_audit) if args.feedback_audit else None
     specials = special_judges.load(args.special_judges) if args.special_judges else None
+    if specials is not None:
+        warnings += specials.check_problems(((args.original_file, i, original[i]) for i in indices), selection is None)
     executor = common.get_executor(args.executor, **local)
     limit_settings = problem_limits.settings_from_args(args)
     limits = problem_limits.resolve_records(args.original_file, original, indices, limit_settings, executor)
@@ -789,6 +791,9 @@ def print_warnings(warnings: Sequence[str]) -> None:
 def run(args: argparse.Namespace) -> int:
     """Compare, write the JSON and the report, print the table; 1 when some problem could not be measured."""
     use_warning_format()
+    for path in (args.output_file, args.report):  # before any program runs; no folder is created
+        if path:
+            common.check_writable(path)
     result = compare(args)
     if args.output_file:
         write_atomic_json(args.output_file, result)

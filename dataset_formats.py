@@ -172,6 +172,8 @@ def load_problems(path: str | Path, fmt: str | None = None) -> tuple[str, Loaded
         if fmt is None:
             raise InputError(f"{path}: cannot tell the dataset format from the fields: use --format "
                              f"({', '.join(FORMATS)})")
+    else:
+        check_forced_format(path, records, fmt)
     convert = PROBLEM_READERS[fmt]
     problems, errors = [], []
     for index, record in enumerate(records):
@@ -187,6 +189,19 @@ def load_problems(path: str | Path, fmt: str | None = None) -> tuple[str, Loaded
         except InputError as exc:
             errors.append(f"{path}: problem {index}: {exc}")
     return fmt, Loaded(problems, errors)
+
+
+def check_forced_format(path: str | Path, records: list[Any], fmt: str) -> None:
+    """``--format NAME`` on a file whose records are plainly another format is one usage error,
+    not one error per problem (records no format is detected for are still read as NAME)."""
+    sample = records[:20]
+    found = [f for f in map(detect_format, sample) if f]
+    if not found or fmt in found:
+        return
+    first = next(r for r in sample if detect_format(r))
+    fields = ", ".join(sorted(map(str, first))[:12])
+    raise InputError(f"{path}: the file's records are not {fmt}: first record has fields {fields} "
+                     f"(it looks like {found[0]}: drop --format or pass --format {found[0]})")
 
 
 def _text(value: Any) -> str:

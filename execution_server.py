@@ -455,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output-limit", type=positive_int, metavar="BYTES",
                         help="cap on stdout and stderr per test in bytes (default: the sandbox's)")
     parser.add_argument("--max-timeout", type=positive_float, default=DEFAULT_MAX_TIMEOUT,
-                        help="largest per-test timeout accepted, in seconds (larger: 400)")
+                        help="largest per-test timeout accepted, in seconds (larger: HTTP 400)")
     parser.add_argument("--shutdown-timeout", type=positive_float,
                         help="on SIGTERM, seconds to let admitted requests finish before cancelling them "
                              "(default: wait for all)")

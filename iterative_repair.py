@@ -37,6 +37,7 @@ import dataset_records
 import judges
 import librarybench_common as common
 import problem_limits
+from atomic_io import check_parent_creatable
 from cli import (
     OneLineParser,
     add_executor_flags,
@@ -240,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(
         description="Repair a model's programs with execution feedback, keeping the best program per problem.",
         epilog=(
-            "Models: claude-* -> Anthropic (ANTHROPIC_API_KEY); gpt-*, o1*, o3*, o4* -> OpenAI (OPENAI_API_KEY); "
+            "Models: claude-* -> Anthropic (ANTHROPIC_API_KEY); gpt-*, o1*, o3*, o4*, chatgpt-* -> OpenAI (OPENAI_API_KEY); "
             "or prefix anthropic:/openai:. Other names need --base-url (an OpenAI-compatible server: vLLM, "
             "Ollama, llama.cpp, LM Studio). Base URLs are also read from ANTHROPIC_BASE_URL / OPENAI_BASE_URL. "
             "Keys come from the environment or .env; with a base URL a missing key is allowed (the placeholder "
@@ -283,8 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "resampled_<key> in the output) or repair,resample (both on the same problems; resample "
                         "spends the tokens the repair spent on each problem)")
     p.add_argument("--token-budget", type=positive_int, default=defaults.token_budget,
-                   help="resample's budget per problem in recorded tokens, input + output (default with repair in "
-                        "--strategy: the repair's tokens on that problem; required for --strategy resample alone)")
+                   help="resample's budget per problem in recorded tokens, input + output (default: with repair in "
+                        "--strategy, the repair's tokens on that problem; required for --strategy resample alone)")
     p.add_argument("--recheck-timeouts", type=non_negative_int, default=defaults.recheck_timeouts, metavar="K",
                    help="rerun every timeout, and every pass slower than --recheck-fraction of the limit, K more times; "
                         "results get stable: true/false and the summary a flip_rate")
@@ -328,6 +329,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     spec = route_model(args.model_name, args.base_url)
     solution = Path(args.solution_file or args.problems)
     output, summary, checkpoint = output_paths(args)
+    check_output_paths(output, summary, checkpoint, None if args.no_cache else Path(args.cache_file))
     selection = parse_problem_selection(args.problem_id, args.problem_ids, args.range_spec)
     judge = judges.judge_from_args(args)
     settings = RepairSettings(
@@ -361,6 +363,15 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     if note:
         print(f"warning: {note}", file=sys.stderr, flush=True)
     return config
+
+
+def check_output_paths(output: Path, summary: Path, checkpoint: Path, cache: Path | None) -> None:
+    """Every file the run writes can be written, before any work: their folders must exist (a
+    mistyped ``--output-file`` folder is an error, not a new tree); the cache may add one folder."""
+    for path in (output, summary, checkpoint):
+        common.check_writable(path)
+    if cache is not None:
+        check_parent_creatable(cache)
 
 
 def load_records(config: RunConfig) -> dataset_records.DatasetRecords:
@@ -690,7 +701,8 @@ def load_checkpoint(config: RunConfig, checkpoint: Checkpoint) -> dict[int, Prob
         checkpoint.remove()
         return {}
     if config.resume and not checkpoint.exists():
-        log.warning("--resume: no checkpoint at %s, starting from the beginning", checkpoint.path)
+        print(f"warning: --resume: no checkpoint at {checkpoint.path}, starting from the beginning",
+              file=sys.stderr, flush=True)
     return cast(dict[int, ProblemEntry], checkpoint.load())
 
 
@@ -711,7 +723,8 @@ async def run_repair(config: RunConfig) -> int:
     finished = {pid: e for pid, e in load_checkpoint(config, checkpoint).items() if pid in set(valid)}
     pending = [pid for pid in valid if pid not in finished]
     if finished:
-        log.warning("resuming from %s: %d problem(s) already done, %d to go", checkpoint.path, len(finished), len(pending))
+        print(f"resuming from {checkpoint.path}: {len(finished)} problem(s) already done, {len(pending)} to go",
+              file=sys.stderr, flush=True)  # as model_feedback says it
     set_semaphore_limits(llm=config.llm_concurrency, exec=config.exec_concurrency)
     executor = get_executor(config.executor, memory_mb=config.settings.memory_mb, output_bytes=config.settings.output_limit)
     config = replace(config, executor=executor.name, isolation=executor.isolation)

@@ -669,15 +669,15 @@ def add_judge_arguments(parser: Any, *, audit: bool = True) -> None:
                              "case-insensitive, the presets livecodebench, codecontests, apps, sandboxfusion, "
                              "or checker (--checker FILE). A record's own 'judge' field overrides it")
     parser.add_argument("--abs-tol", type=float, default=None, metavar="X",
-                        help=f"--judge float: absolute tolerance (default {DEFAULT_ABS_TOL:g})")
+                        help=f"--judge float: absolute tolerance (default: {DEFAULT_ABS_TOL:g})")
     parser.add_argument("--rel-tol", type=float, default=None, metavar="X",
-                        help=f"--judge float: tolerance relative to the expected value (default {DEFAULT_REL_TOL:g})")
+                        help=f"--judge float: tolerance relative to the expected value (default: {DEFAULT_REL_TOL:g})")
     parser.add_argument("--checker", metavar="FILE",
                         help="--judge checker: a Python checker run in the sandbox as 'checker.py input output "
                              "answer' (testlib order: the test's input, the program's output, the expected "
                              "output); exit 0 accepts, 1 or 2 rejects, anything else is an error of the run")
     parser.add_argument("--checker-timeout", type=float, default=None, metavar="S",
-                        help=f"--judge checker: seconds per checker run (default {DEFAULT_CHECKER_TIMEOUT:g})")
+                        help=f"--judge checker: seconds per checker run (default: {DEFAULT_CHECKER_TIMEOUT:g})")
     if audit:
         parser.add_argument("--rejudge", metavar="RESULTS.json",
                             help="judge a finished --output file again with --judge, running no program")

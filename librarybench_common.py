@@ -583,9 +583,11 @@ def _describe_test(index: int, test: Test, result: dict[str, Any], field_limit: 
         else:
             parts.append(_field("Actual output", stdout, field_limit))
         if verdict == "wrong_answer":
-            judged = (result.get("judge") or {}).get("name", "exact") != "exact" and result.get("judge_reason")
-            diff = deterministic_text(str(judged)) if judged else first_difference(test["stdout"], stdout)
-            if diff:
+            name = (result.get("judge") or {}).get("name", "exact")
+            judged = name != "exact" and result.get("judge_reason")
+            if judged:  # the judge's own reason, under its own label (it is not a differing line)
+                parts.append(f"Judge ({name}): {deterministic_text(str(judged))}\n")
+            elif diff := first_difference(test["stdout"], stdout):
                 parts.append(f"First difference: {diff}\n")
     if verdict == "timeout":
         parts.append("The program did not finish within the time limit.\n")

@@ -575,6 +575,8 @@ def evaluate(args: argparse.Namespace, guard: InterruptGuard) -> int:
     judge = judges.judge_from_args(args)
     audit_judges = judges.parse_judges(args.judges) if args.judges else None
     specials = special_judges.load(args.special_judges) if args.special_judges else None
+    if specials is not None:
+        check_special_judges(specials, files, jobs, plan, selection)
     assign_judges(jobs, judge, specials)
     executor = make_executor(args)
     limit_settings = assign_limits(jobs, plan, args, executor)
@@ -683,6 +685,21 @@ def flip_rate_line(block: dict[str, Any]) -> str:
     return (f"Timing rechecks: {block['tests_rechecked']} test(s) rerun {block['recheck_times']} more time(s), "
             f"{block['unstable_tests']} unstable; flip rate {block['rate']:.3f} (95% interval {lo:.3f}-{hi:.3f}, "
             f"{block['flips']}/{block['reruns']} reruns) ({where})")
+
+
+def check_special_judges(specials: special_judges.SpecialJudges, files: dict[str, list[Any]], jobs: list[Job],
+                         plan: Any, selection: common.ProblemSelection | None) -> None:
+    """A problem listed twice is a usage error; entries matching no problem are one warning line
+    when the run covers every problem (with samples: every problem has some)."""
+    if plan is None:
+        problems = [(path, i, records[i]) for path, records in files.items()
+                    for i in common.selected_indices(len(records), selection, path)]
+    else:
+        problems = list({(j.solution_file, j.problem_id): (j.solution_file, j.problem_id, j.record)
+                         for j in jobs if j.record is not None}.values())
+    covers_all = selection is None and (plan is None or plan.without_samples == 0)
+    for line in specials.check_problems(problems, covers_all):
+        print(f"warning: {line}", file=sys.stderr, flush=True)
 
 
 def assign_judges(jobs: list[Job], default: Any, specials: special_judges.SpecialJudges | None = None) -> None:

@@ -106,7 +106,8 @@ def format_report(section: dict[str, Any]) -> str:
             parts.append(f"strict {s['strict_accuracy'] * 100:.1f}%")
         if s.get("average_pass_ratio") is not None:
             parts.append(f"tests {s['average_pass_ratio'] * 100:.1f}%")
-        return f"{label}: {s['problems']} problems, {s['samples']} samples; " + ", ".join(parts)
+        head = f"{label}: {s['problems']} problems, {s['samples']} samples"
+        return f"{head}; {', '.join(parts)}" if parts else head
 
     lines = [line("pass@k", section)]
     for group in ("by_difficulty", "by_source"):

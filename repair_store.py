@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 
+from atomic_io import make_parent
 from errors import ConfigError, WriteError
 from llm_clients import Completion
 
@@ -55,7 +56,7 @@ class ResponseCache:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_parent(self.path)
         try:
             self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -130,7 +131,7 @@ class Checkpoint:
         line = canonical_json({"schema": CHECKPOINT_SCHEMA, "fingerprint": self.fingerprint_hash,
                                "problem_id": problem_id, "entry": entry})
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_parent(self.path)
             with open(self.path, "a+b") as fh:
                 fh.seek(0, os.SEEK_END)
                 if fh.tell() > 0:  # a torn last line must not swallow this one

@@ -62,6 +62,32 @@ class SpecialJudges:
     def size(self) -> int:
         return len(self.by_index) + len(self.by_name)
 
+    def slots(self, index: int, record: Any) -> list[tuple[str, int | str]]:
+        """Every entry naming this problem, as ("index", i) or ("name", key)."""
+        found: list[tuple[str, int | str]] = [("index", index)] if index in self.by_index else []
+        if isinstance(record, dict):
+            names = {str(v) for f in NAME_FIELDS if isinstance(v := record.get(f), (str, int))}
+            found += [("name", name) for name in sorted(names) if name in self.by_name]
+        return found
+
+    def check_problems(self, problems: Iterable[tuple[str, int, Any]], covers_all: bool) -> list[str]:
+        """Before the run: a problem named by two entries (by index and by name) is an ``InputError``;
+        returns a warning (without ``warning: ``) naming the entries that match no problem, only when
+        ``problems`` (file, index, record) are every problem of the run's files (``covers_all``)."""
+        used: set[tuple[str, int | str]] = set()
+        for file, index, record in problems:
+            found = self.slots(index, record)
+            if len(found) > 1:
+                named = " and ".join(f"{key}" if kind == "index" else f"{key!r}" for kind, key in found)
+                raise InputError(f"{self.path}: {file}: problem {index} is listed twice ({named})")
+            used.update(found)
+        unused = [str(k) for k in self.by_index if ("index", k) not in used]
+        unused += [repr(k) for k in self.by_name if ("name", k) not in used]
+        if not covers_all or not unused:
+            return []
+        return [f"{self.path}: {len(unused)} entr{'y' if len(unused) == 1 else 'ies'} with no matching problem: "
+                f"{', '.join(unused)}"]
+
     def lookup(self, index: int, record: Any) -> SpecialEntry | None:
         if index in self.by_index:
             return self.by_index[index]

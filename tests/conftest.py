@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-SHARED_DATA = ROOT.parent / "shared" / "data" / "librarybench"
+# the shared real data: ../shared beside the project, or LIBRARYBENCH_SHARED=/path/to/shared
+SHARED_DATA = Path(os.environ.get("LIBRARYBENCH_SHARED") or ROOT.parent / "shared") / "data" / "librarybench"
 SAMPLES = ROOT / "data"
 
 

@@ -5,11 +5,21 @@ Speaks the Anthropic Messages API (``POST /v1/messages``) and OpenAI Chat Comple
 point them at ``server.anthropic_base_url`` / ``server.openai_base_url``. Replies come from a
 handler (a function of the request), may be delayed or fail with any status, and every
 request is logged.
+
+Run as a script it is a keyless stand-in model for trying the README's repair walkthrough:
+``uv run python tests/fake_llm_server.py --port 8765 [--answers FILE --answer-key KEY]`` prints
+its URL and serves until Ctrl-C. With ``--answers`` it is scripted: a request whose prompt holds a
+record's ``problem`` statement gets that record's ``KEY`` answer (e.g. the sample file's
+``human_solution``); otherwise (and without ``--answers``) it echoes the last program of the prompt.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
+import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -109,9 +119,10 @@ def error_body(api: str, status: int) -> dict[str, Any]:
 class FakeLLMServer:
     """A threaded HTTP server; use as a context manager or call ``start``/``stop``."""
 
-    def __init__(self, handler: Handler | None = None, *, delay: float = 0.0) -> None:
+    def __init__(self, handler: Handler | None = None, *, delay: float = 0.0, port: int = 0) -> None:
         self.handler: Handler = handler or (lambda request: FakeReply("I have no code for you."))
         self.delay = delay
+        self.port = port
         self.requests: list[LoggedRequest] = []
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
@@ -181,7 +192,7 @@ class FakeLLMServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client went away (killed or cancelled)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), RequestHandler)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), RequestHandler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-llm-server", daemon=True)
         self._thread.start()
@@ -246,3 +257,72 @@ def write_problems(path: Any, problems: list[dict[str, Any]] | None = None) -> A
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(problems if problems is not None else SAMPLE_PROBLEMS, fh)
     return path
+
+
+# --------------------------------------------------------------------------------------------
+# As a script: a keyless stand-in model for the README's walkthrough
+# --------------------------------------------------------------------------------------------
+
+FENCE = re.compile(r"```[a-zA-Z0-9_+-]*\n(.*?)```", re.S)
+
+
+def echo_handler(request: LoggedRequest) -> FakeReply:
+    """A model that changes nothing: the last fenced program of the prompt, sent back."""
+    programs = FENCE.findall(request.text())
+    return FakeReply(fenced(programs[-1])) if programs else FakeReply("I have no code for you.")
+
+
+def answers_handler(records: list[Any], key: str) -> Handler:
+    """Scripted from a problems file: the ``key`` answer of the record whose statement is in the
+    prompt (the longest such statement), else the echo."""
+    scripted = sorted(((str(r["problem"]).strip(), str(r[key])) for r in records
+                       if isinstance(r, dict) and r.get("problem") and isinstance(r.get(key), str)),
+                      key=lambda pair: -len(pair[0]))
+
+    def handler(request: LoggedRequest) -> FakeReply:
+        text = request.text()
+        answer = next((a for statement, a in scripted if statement in text), None)
+        if answer is None:
+            return echo_handler(request)
+        return FakeReply(answer if "```" in answer else fenced(answer))
+
+    return handler
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="A scripted model server on 127.0.0.1 (OpenAI and Anthropic "
+                                                 "wire formats) for trying the repair loop without a key.")
+    parser.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default: 8765; 0: any free one)")
+    parser.add_argument("--answers", metavar="FILE", help="problems file whose records script the answers "
+                                                          "(default: echo the prompt's last program)")
+    parser.add_argument("--answer-key", default="human_solution",
+                        help="the record key answered with --answers (default: human_solution)")
+    args = parser.parse_args(argv)
+    handler: Handler = echo_handler
+    if args.answers:
+        try:
+            with open(args.answers, encoding="utf-8") as fh:
+                handler = answers_handler(json.load(fh), args.answer_key)
+        except (OSError, ValueError) as exc:
+            print(f"error: {args.answers}: {exc}", file=sys.stderr)
+            return 2
+    try:
+        server = FakeLLMServer(handler, port=args.port).start()
+    except OSError as exc:
+        print(f"error: cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(f"fake model server on {server.url}: pass --base-url {server.openai_base_url} (OpenAI format, any "
+          f"--model-name) or --base-url {server.anthropic_base_url} with a claude-* name; Ctrl-C stops it", flush=True)
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    server.stop()
+    print(f"{server.count()} request(s) served", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -142,6 +142,9 @@ def test_problem_selection_ignores_other_problems_samples(tmp_path: Path) -> Non
     (["--problems", D + "mbpp_problems.jsonl", "--k", "0"], "error: --k needs positive integers separated by "
                                                             "commas, got '0'"),
     (["--problems", D + "nope.jsonl"], f"error: {D}nope.jsonl: file not found"),
+    (["--problems", D + "taco_problems.json", "--format", "mbpp"],  # one line, not one error per problem
+     f"error: {D}taco_problems.json: the file's records are not mbpp: first record has fields difficulty, "
+     "input_output, name, question, solutions, source (it looks like taco: drop --format or pass --format taco)"),
 ])
 def test_usage_errors(args: list[str], message: str) -> None:
     proc = run_cli(*args, "--quiet")

@@ -128,9 +128,20 @@ def test_progress_bar_is_off_when_stderr_is_not_a_terminal(tmp_path: Path, capsy
 
 def test_unwritable_output_is_one_line_and_the_checkpoint_is_kept(tmp_path: Path, capsys) -> None:
     path = write_problems(tmp_path / "problems.json")
-    (tmp_path / "improved_problems.json").mkdir()  # a directory where the output file goes
+    (tmp_path / "improved_problems.json").mkdir()  # a directory where the output file goes: found up front
     with FakeLLMServer(repairing_handler) as server:
         code = iterative_repair.main(args_for(path, "--problem-id", "2", base_url=server.anthropic_base_url))
+        assert code == 2 and server.count() == 0
+    assert capsys.readouterr().err.strip() == "error: improved_problems.json: cannot write: it is a directory"
+    assert not (tmp_path / "improved_problems.json.checkpoint.jsonl").exists()
+    (tmp_path / "improved_problems.json").rmdir()
+
+    def block_output_then_repair(request):  # the output becomes unwritable while the run is under way
+        (tmp_path / "improved_problems.json").mkdir(exist_ok=True)
+        return repairing_handler(request)
+
+    with FakeLLMServer(block_output_then_repair) as server:  # problem 0 needs a model call (2 passes as it is)
+        code = iterative_repair.main(args_for(path, "--problem-id", "0", base_url=server.anthropic_base_url))
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: improved_problems.json: cannot write: ") and "\n" not in err

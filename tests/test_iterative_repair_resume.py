@@ -155,3 +155,15 @@ def test_sigterm_also_writes_partial_results(tmp_path: Path) -> None:
     assert proc.returncode == 130 and "Traceback" not in err
     summary = json.loads((tmp_path / "summary_improved_problems.json").read_text())
     assert summary["pending"] == [2]
+
+
+def test_resume_without_a_checkpoint_is_one_warning_line(tmp_path: Path) -> None:
+    """``--resume`` with nothing to resume: a ``warning: ...`` line like every other warning
+    (not the logging format), and the run goes on from the beginning."""
+    problems = write_problems(tmp_path / "problems.json", PROBLEMS[:1])
+    with FakeLLMServer(lambda r: FakeReply(fenced(REPAIRS["PROBLEM-SUM"]))) as server:
+        proc = subprocess.run(cli(problems, server, "--resume"), cwd=tmp_path, env=child_env(),
+                              capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    checkpoint = "improved_problems.json.checkpoint.jsonl"  # the default output's, in the working directory
+    assert proc.stderr.splitlines() == [f"warning: --resume: no checkpoint at {checkpoint}, starting from the beginning"]

@@ -140,7 +140,8 @@ def test_only_runs_that_ended_normally_are_rejudged() -> None:
 def test_feedback_explains_a_tolerant_judges_decision() -> None:
     judged = judges.rejudge([result("0.33333\n", "0.3333333\n")], judges.get_judge("float"))
     text = common.format_feedback(judged, [judged[0]["test"]], 0, 1)
-    assert "First difference: token 1 differs: expected '0.3333333', got '0.33333', beyond the tolerance" in text
+    assert "Judge (float): token 1 differs: expected '0.3333333', got '0.33333', beyond the tolerance" in text
+    assert "First difference:" not in text  # the judge's reason is not a differing line
     exact = judges.rejudge([result("0.33333\n", "0.3333333\n")], judges.get_judge("exact"))
     assert "First difference: line 1: expected '0.3333333', got '0.33333'" in common.format_feedback(
         exact, [exact[0]["test"]], 0, 1)  # the exact judge's feedback is unchanged

@@ -71,3 +71,8 @@ def test_report_window_and_breakdowns() -> None:
     assert set(whole["by_difficulty"]) == {"easy", "medium"}
     assert whole["by_difficulty"]["easy"]["pass_at_k"]["1"] == pytest.approx(0.25)
     assert whole["by_source"]["atcoder"]["samples"] == 3
+
+
+def test_an_empty_report_line_has_no_dangling_separator() -> None:
+    """Every problem in error (nothing scored): the line ends with the counts, not with "; "."""
+    assert pk.format_report(pk.report([], (1,))) == "pass@k: 0 problems, 0 samples\n"

@@ -138,3 +138,48 @@ def test_compare_applies_the_list_and_the_records_own_judge(tmp_path: Path) -> N
     expected = f"warning: problem 2: multiple special judge ({specials}): needs a checker, judged by exact"
     assert expected in proc.stderr.splitlines() and expected.removeprefix("warning: ") in d["warnings"]
     assert "Special judges from" in proc.stdout
+
+
+def test_a_problem_listed_by_index_and_by_name_is_a_usage_error(tmp_path: Path) -> None:
+    """Problem 1 is "Yes": naming it once by index and once by name is the README's "listed twice"."""
+    problems = write_problems(tmp_path)
+    specials = tmp_path / "twice.json"
+    specials.write_text(json.dumps({"1": "float", "Yes": "case-insensitive"}))
+    proc = run_cli("--solution-file", str(problems), "--model-key", "m_solution", "--special-judges", str(specials))
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0] == f"error: {specials}: {problems}: problem 1 is listed twice (1 and 'Yes')"
+    assert proc.stdout == ""  # nothing ran
+
+
+def test_entries_matching_no_problem_are_one_warning_when_the_run_covers_all(tmp_path: Path) -> None:
+    specials = tmp_path / "spj.json"
+    specials.write_text(json.dumps({"77": "float", "No Such Name": "float", "1": "case-insensitive"}))
+    proc, _, problems = evaluate(tmp_path, specials)
+    assert problems[1]["special_judge"]["kind"] == "case-insensitive"
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: {specials}: 2 entries with no matching problem: 77, 'No Such Name'"]
+    proc, _, _ = evaluate(tmp_path, specials, "--problem-ids", "0,1")  # a narrower selection: nothing said
+    assert "warning:" not in proc.stderr
+
+
+def test_compare_checks_the_list_against_its_problems(tmp_path: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_compare_handmade import run_cli as run_compare
+    from test_compare_judges import write_judge_case
+
+    original, improved = write_judge_case(tmp_path)
+    specials = tmp_path / "spj.json"
+    specials.write_text(json.dumps({"0": "float", "Shout": "case-insensitive", "3": "float"}))  # 3 is "Shout"
+    proc = run_compare("--original-file", original, "--improved-file", improved, "--special-judges", specials)
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        f"error: {specials}: {original}: problem 3 is listed twice (3 and 'Shout')")
+    specials.write_text(json.dumps({"0": "float", "99": "float"}))
+    out = tmp_path / "c.json"
+    proc = run_compare("--original-file", original, "--improved-file", improved, "--special-judges", specials,
+                       "--output-file", out)
+    assert proc.returncode == 0, proc.stderr
+    assert f"warning: {specials}: 1 entry with no matching problem: 99" in proc.stderr.splitlines()
+    assert f"{specials}: 1 entry with no matching problem: 99" in json.loads(out.read_text())["warnings"]
