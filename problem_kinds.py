@@ -437,13 +437,14 @@ def decode_value(payload: str) -> Any:
 
 
 def values_match(actual: Any, expected: Any) -> bool:
-    """Equality of JSON values: lists and tuples alike, floats within a tolerance, bools strict."""
+    """Equality of JSON values: lists and tuples alike, bools strict, an integer expected value
+    exactly (a float that is that integer matches), a float expected value within a tolerance."""
     if isinstance(actual, BigDigits) or isinstance(expected, BigDigits):
         return type(actual) is type(expected) and str(actual) == str(expected)
     if isinstance(actual, bool) or isinstance(expected, bool):
         return isinstance(actual, bool) and isinstance(expected, bool) and actual == expected
     if isinstance(actual, (int, float)) and isinstance(expected, (int, float)):
-        if isinstance(actual, int) and isinstance(expected, int):
+        if isinstance(expected, int):  # an integer answer is exact (3.0 is 3; 1e9 is not 999999937)
             return actual == expected
         if math.isnan(actual) or math.isnan(expected):
             return math.isnan(actual) and math.isnan(expected)

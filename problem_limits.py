@@ -14,6 +14,7 @@ limits apply (one warning line says so), unless the server advertises ``memory``
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Any, Iterable
 
 LIMIT_MODES = ("global", "dataset")
 CAP_FACTOR = 4.0  # default --limit-cap: this many times --timeout
+MIN_TIME_SECONDS = 0.01  # below this a record's time limit is a typo or a unit mix-up, not a limit
 MIN_MEMORY_MB = 16.0  # below this a "memory limit" is not one (TACO's CodeChef "50000 bytes" is a source-size limit)
 LIMIT_FIELDS = ("time_limit", "memory_limit", "memory_limit_bytes")
 
@@ -105,9 +107,14 @@ def settings_from_args(args: argparse.Namespace) -> LimitSettings:
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
+    """A finite number, else None (``NaN`` and ``Infinity`` parse as JSON numbers but limit nothing)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value) if isinstance(value, (int, float)) else None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer too large for a float
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _amount(text: str, units: dict[str, float], what: str) -> float:
@@ -136,6 +143,8 @@ def parse_time_limit(value: Any) -> float | None:
         if number is None or number < 0:
             raise LimitError(f"unreadable time_limit {value!r}")
         total = number
+    if total and total < MIN_TIME_SECONDS:
+        raise LimitError(f"time_limit {value!r} is under {MIN_TIME_SECONDS:g} s: not a time limit")
     return total or None
 
 
@@ -212,7 +221,7 @@ def limits_for(fields: dict[str, Any], settings: LimitSettings, executor: Any, w
         return fallback
     if seconds is None and mb is None:
         return fallback
-    timeout = min(settings.cap, seconds * settings.scale) if seconds is not None else settings.timeout
+    timeout = max(MIN_TIME_SECONDS, min(settings.cap, seconds * settings.scale)) if seconds is not None else settings.timeout
     memory = settings.memory_mb or own
     if per_call:
         memory = int(round(mb)) if mb is not None else memory

@@ -223,7 +223,12 @@ def test_feedback_shows_call_expected_and_returned(lb_local_executor: Any) -> No
 
 
 @pytest.mark.parametrize("actual, expected, same", [
-    ([1, [2.0000000001]], [1, [2]], True),
+    ([1, [2.0000000001]], [1, [2.0]], True),  # a float expected value: within the tolerance
+    ([1, [2.0000000001]], [1, [2]], False),  # an integer expected value is exact, as TACO/APPS/LiveCodeBench
+    (3.0, 3, True),
+    (1e9, 999999937, False),
+    (123456700.0, 123456789, False),
+    (float(2**80), 2**80 + 12345, False),
     ((1, 2), [1, 2], True),
     ({"a": [1]}, {"a": [1]}, True),
     ({"a": 1}, {"b": 1}, False),

@@ -37,7 +37,8 @@ def test_time_limit_shapes(value: Any, seconds: float | None) -> None:
     assert pl.parse_time_limit(value) == (pytest.approx(seconds) if seconds else None)
 
 
-@pytest.mark.parametrize("value", ["about a second", "1 fortnight", [1], True, -1, {"seconds": "x"}])
+@pytest.mark.parametrize("value", ["about a second", "1 fortnight", [1], True, -1, {"seconds": "x"},
+                                   float("nan"), float("inf"), {"seconds": float("nan")}, 4e-7, "0.1 ms", 10**400])
 def test_unreadable_time_limit(value: Any) -> None:
     with pytest.raises(pl.LimitError):
         pl.parse_time_limit(value)
@@ -54,7 +55,8 @@ def test_memory_limit_shapes(value: Any, field: str, mb: float | None) -> None:
     assert pl.parse_memory_limit(value, field) == (pytest.approx(mb) if mb else None)
 
 
-@pytest.mark.parametrize("value", ["50000 bytes", "lots", "256 parsecs", {"mb": 3}])
+@pytest.mark.parametrize("value", ["50000 bytes", "lots", "256 parsecs", {"mb": 3}, float("nan"), float("inf"),
+                                   10**400])
 def test_unreadable_or_implausible_memory_limit(value: Any) -> None:
     with pytest.raises(pl.LimitError):  # "50000 bytes": TACO's CodeChef source-size limit, not memory
         pl.parse_memory_limit(value)
@@ -214,3 +216,16 @@ def test_compare_measures_both_programs_under_the_problems_limits(tmp_path: Path
     assert row["original_verdicts"] == {"timeout": 1} and row["improved_verdicts"] == {"passed": 1}
     assert doc["limits"] == {"mode": "dataset", "scale": 0.5, "cap": 20.0, "memory_mb": None,
                              "problems": {"0": {"timeout": 0.5, "memory_mb": 256, "from": "dataset"}}}
+
+
+def test_non_finite_and_tiny_limits_fall_back_with_a_warning(capsys: pytest.CaptureFixture[str]) -> None:
+    """NaN/Infinity (valid JSON numbers for Python's json) and sub-10 ms limits are warnings, never a crash,
+    a limit of zero (the sandbox's default) or the cap."""
+    settings = pl.LimitSettings("dataset", 1.0, 20.0, 5.0, 512)
+    for fields in ({"time_limit": float("nan")}, {"memory_limit": float("inf")}, {"time_limit": 4e-7},
+                   {"time_limit": 1, "memory_limit": float("nan")}):
+        limits = pl.limits_for(fields, settings, None, "f.json: problem 0")
+        assert limits.timeout == 5.0 and limits.memory_mb == 512, (fields, limits)
+        assert "warning: f.json: problem 0:" in capsys.readouterr().err
+    tiny = pl.LimitSettings("dataset", 1e-9, 20.0, 5.0, 512)  # a scale that would round the limit to 0
+    assert pl.limits_for({"time_limit": 1}, tiny, None, "f.json: problem 0").timeout == pl.MIN_TIME_SECONDS
