@@ -155,6 +155,12 @@ def scores(jobs: list[Any], plan_: Plan, args: argparse.Namespace) -> dict[str, 
             ratios=ratios, difficulty=problem.difficulty, source=problem.source, date=problem.date))
     every = [s for group in per_label.values() for s in group]
     overall = pass_at_k.report(every, args.k_values, args.start_date, args.end_date)
+    unscored = [j for j in jobs if j.status != "ok" and (j.solution_file, j.problem_id) in plan_.problems]
+    if unscored:  # errors of the run are no verdicts, but leaving them out may raise pass@k: say by how much
+        overall["unscored_samples"] = len(unscored)
+        overall["pass_at_k_unscored_as_failures"] = pass_at_k.report(
+            with_unscored_as_failures(per_label, unscored, plan_), args.k_values, args.start_date,
+            args.end_date)["pass_at_k"]
     section = {
         "format": plan_.fmt,
         "pass_at_k": overall["pass_at_k"],
@@ -166,7 +172,32 @@ def scores(jobs: list[Any], plan_: Plan, args: argparse.Namespace) -> dict[str, 
                   "scored_on": "public+private"},
         "scores": overall,
     }
+    if unscored:
+        section["unscored_samples"] = overall["unscored_samples"]
+        section["pass_at_k_unscored_as_failures"] = overall["pass_at_k_unscored_as_failures"]
     if len(per_label) > 1:
         section["scores"]["by_model"] = {label: pass_at_k.report(s, args.k_values, args.start_date, args.end_date)
                                          for label, s in per_label.items()}
     return section
+
+
+def with_unscored_as_failures(per_label: dict[str, list[pass_at_k.ProblemScore]], unscored: list[Any],
+                              plan_: Plan) -> list[pass_at_k.ProblemScore]:
+    """The scores again with every sample that ended in an error of the run counted as failing."""
+    from dataclasses import replace
+
+    extra: dict[tuple[str, str], int] = {}
+    for job in unscored:
+        problem = plan_.problems[(job.solution_file, job.problem_id)]
+        key = (job.model_key or "", problem.task_id)
+        extra[key] = extra.get(key, 0) + 1
+    scores: list[pass_at_k.ProblemScore] = []
+    for label, group in per_label.items():
+        for score in group:
+            more = extra.pop((label, score.key), 0)
+            scores.append(replace(score, n=score.n + more, ratios=score.ratios + (0.0,) * more) if more else score)
+    for (label, task_id), more in extra.items():  # problems none of whose samples could be scored
+        problem = next(p for p in plan_.problems.values() if p.task_id == task_id)
+        scores.append(pass_at_k.ProblemScore(key=task_id, n=more, c=0, ratios=(0.0,) * more,
+                                             difficulty=problem.difficulty, source=problem.source, date=problem.date))
+    return scores

@@ -110,6 +110,10 @@ def format_report(section: dict[str, Any]) -> str:
         return f"{head}; {', '.join(parts)}" if parts else head
 
     lines = [line("pass@k", section)]
+    if section.get("unscored_samples"):
+        worst = ", ".join(f"pass@{k} {v * 100:.1f}%" for k, v in section["pass_at_k_unscored_as_failures"].items())
+        lines.append(f"  {section['unscored_samples']} sample(s) ended in an error of the run and are not scored; "
+                     f"counted as failures: {worst}")
     for group in ("by_difficulty", "by_source"):
         if len(section.get(group, {})) > 1:
             lines.extend(line(f"  {group[3:]} {name}", s) for name, s in section[group].items())

@@ -171,3 +171,24 @@ def test_fail_fast_skips_the_rest_and_keeps_pass_at_k(tmp_path: Path) -> None:
     assert docs["all"]["files"][0]["problems"][1]["verdicts"] == {"wrong_answer": 24}
     assert docs["fail-fast"]["summary"]["pass_at_k"] == docs["all"]["summary"]["pass_at_k"] == \
         pytest.approx({"1": 0.5, "2": 1.0})
+
+
+def test_samples_ending_in_errors_of_the_run_are_reported_next_to_pass_at_k(tmp_path: Path) -> None:
+    """A checker that crashes on a wrong sample's output is an error of the run, not a verdict; the
+    sample is left out of pass@k, and the summary says so with pass@k counting it as a failure."""
+    problem = {"name": "echo", "input_output": {"inputs": ["3\n"], "outputs": ["3\n"]}}
+    (tmp_path / "p.json").write_text(json.dumps([problem]))
+    (tmp_path / "s.json").write_text(json.dumps([{"task_id": 0, "output": ["print(input())\n", "print('x')\n"]}]))
+    checker = tmp_path / "check.py"  # testlib order: input output answer; crashes on non-numbers
+    checker.write_text("import sys\nwant, got = (open(p).read() for p in sys.argv[2:4])\n"
+                       "sys.exit(0 if int(got) == int(want) else 1)\n")
+    out = tmp_path / "out.json"
+    proc = run_cli("--problems", str(tmp_path / "p.json"), "--samples", str(tmp_path / "s.json"), "--output", str(out),
+                   "--k", "1,2", "--judge", "checker", "--checker", str(checker))
+    assert proc.returncode == 1, proc.stderr  # the error of the run is reported
+    summary = json.loads(out.read_text())["summary"]
+    assert summary["pass_at_k"] == pytest.approx({"1": 1.0})  # one scored sample, and it passes
+    assert summary["unscored_samples"] == 1
+    assert summary["pass_at_k_unscored_as_failures"] == pytest.approx({"1": 0.5, "2": 1.0})
+    assert "1 sample(s) ended in an error of the run and are not scored; counted as failures: pass@1 50.0%" \
+        in proc.stdout
