@@ -437,15 +437,16 @@ def decode_value(payload: str) -> Any:
 
 
 def values_match(actual: Any, expected: Any) -> bool:
-    """Equality of JSON values: lists and tuples alike, bools strict, an integer expected value
-    exactly (a float that is that integer matches), a float expected value within a tolerance."""
+    """Equality of JSON values: lists and tuples alike, bools strict, whole numbers exactly (a
+    float that is a whole number against an integer: ``1e9`` is not ``999999937``), other floats
+    within a tolerance (``sum([0.1] * 30)`` is 3)."""
     if isinstance(actual, BigDigits) or isinstance(expected, BigDigits):
         return type(actual) is type(expected) and str(actual) == str(expected)
     if isinstance(actual, bool) or isinstance(expected, bool):
         return isinstance(actual, bool) and isinstance(expected, bool) and actual == expected
     if isinstance(actual, (int, float)) and isinstance(expected, (int, float)):
-        if isinstance(expected, int):  # an integer answer is exact (3.0 is 3; 1e9 is not 999999937)
-            return actual == expected
+        if isinstance(expected, int) and (isinstance(actual, int) or actual.is_integer()):
+            return actual == expected  # a whole number is exact: 3.0 is 3, 1e9 is not 999999937
         if math.isnan(actual) or math.isnan(expected):
             return math.isnan(actual) and math.isnan(expected)
         return math.isclose(actual, expected, rel_tol=FLOAT_REL_TOL, abs_tol=FLOAT_ABS_TOL)
