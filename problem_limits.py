@@ -205,10 +205,11 @@ def warn(line: str) -> None:
 
 def limits_for(fields: dict[str, Any], settings: LimitSettings, executor: Any, where: str) -> ProblemLimits:
     """One problem's limits; ``where`` (``<file>: problem <i>``) locates its warning."""
+    if settings.mode != "dataset":  # a remote executor is not asked (its /health) for what is not used
+        own = None if getattr(executor, "name", "") == "remote" else executor_memory(executor)[1]
+        return ProblemLimits(settings.timeout, settings.memory_mb or own, "global")
     per_call, own = executor_memory(executor)
     fallback = ProblemLimits(settings.timeout, settings.memory_mb or own, "global")
-    if settings.mode != "dataset":
-        return fallback
     try:
         seconds = parse_time_limit(fields.get("time_limit"))
         try:
