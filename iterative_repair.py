@@ -198,6 +198,7 @@ class RunConfig:
     from_dataset: bool = False  # solution_file is a standard problems file (--problems)
     sample_errors: tuple[str, ...] = ()  # filled in by the run: samples that could not be used
     public_split: bool = False  # filled in by the run: the records say which tests are public
+    inputs: Any = field(default=None, compare=False, repr=False)  # check_inputs' result: read (and warned) once
 
 
 def config_default(name: str) -> Any:
@@ -357,7 +358,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         samples_file=Path(args.samples) if args.samples else None, dataset_format=args.dataset_format,
         from_dataset=args.problems is not None,
     )
-    check_inputs(config)
+    config = replace(config, inputs=check_inputs(config))
     check_credentials(spec)
     note = retired_note(spec.model)
     if note:
@@ -442,6 +443,8 @@ def fingerprint_of(config: RunConfig, model_key: str) -> dict[str, Any]:
     data = config.solution_file.read_bytes()
     samples = {"samples_sha256": hashlib.sha256(config.samples_file.read_bytes()).hexdigest(),
                "format": config.dataset_format} if config.samples_file is not None else {}
+    if config.from_dataset:  # --problems builds other tests and prompts than --solution-file from one file
+        samples = {"input": "problems", "format": config.dataset_format, **samples}
     return {
         "solution_file": str(config.solution_file.resolve()),
         "solution_sha256": hashlib.sha256(data).hexdigest(), **samples,
@@ -709,7 +712,7 @@ def load_checkpoint(config: RunConfig, checkpoint: Checkpoint) -> dict[int, Prob
 async def run_repair(config: RunConfig) -> int:
     """Repair the selected problems; returns the exit code."""
     started = time.monotonic()
-    records, valid, missing, model_key, sample_errors = check_inputs(config)
+    records, valid, missing, model_key, sample_errors = config.inputs or check_inputs(config)
     for line in sample_errors:  # an unusable sample: an error of the run; the other samples are used
         common.report_error_line(line)
     for index, message in missing:  # an id out of range or an unusable record: an error of that problem

@@ -292,3 +292,25 @@ def test_dataset_records_keep_their_limits_for_limits_dataset(tmp_path: Path) ->
     assert record["time_limit"] == {"seconds": 2, "nanos": 0} and record["memory_limit_bytes"] == 268435456
     entry = json.loads((output.parent / "summary_improved.json").read_text())["problems"][0]
     assert entry["limits"]["timeout"] == 2 and entry["final"]["passed"] == 2
+
+
+def test_a_problems_run_does_not_resume_a_solution_file_checkpoint_and_warns_once(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The same file read by --solution-file and by --problems gives other tests and prompts: the
+    second run refuses the first run's checkpoint (as for any other change of settings) rather than
+    taking its problems as done. Inputs are read
+    once: a clamped --range warns once."""
+    problems = tmp_path / "taco.json"
+    problems.write_text(json.dumps([{
+        "problem": "TWO-SUM as a function", "question": "TWO-SUM: return the indices.",
+        "input_output": json.dumps({"fn_name": "twoSum", "inputs": [[[2, 7, 11, 15], 9]], "outputs": [[[0, 1]]]}),
+        "model_solution": "def twoSum(nums, target):\n    return [0, 1]\n"}]))
+    with FakeLLMServer(lambda r: FakeReply("no")) as server:
+        code, _ = run_repair(server, tmp_path, "--solution-file", str(problems), "--range", "0-5")
+        assert code == 0
+        first = capsys.readouterr().err
+        assert first.count("goes past the end of the file") == 1, first
+        code, _ = run_repair(server, tmp_path, "--problems", str(problems), "--format", "taco")
+        second = capsys.readouterr().err
+    assert code == 2 and "was written by a run with other settings" in second, second
+    assert "already done" not in second
