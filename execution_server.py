@@ -136,7 +136,7 @@ def parse_memory(params: dict[str, list[str]], max_memory_mb: int) -> int | None
     if not values:
         return None
     text = values[-1].strip()
-    if not text.isdigit() or int(text) <= 0:
+    if not (text.isascii() and text.isdigit()) or int(text) <= 0:  # '²' is a digit to isdigit, not to int
         raise BadRequest(f"memory_mb must be a positive integer of megabytes, got {values[-1]!r}")
     return min(int(text), max_memory_mb)
 

@@ -99,7 +99,7 @@ def test_records_asking_more_than_the_server_cap_run_with_the_cap(capped: Server
                     "256 MB (raise it with the server's --memory-mb)")
 
 
-@pytest.mark.parametrize("value", ["abc", "0", "-5", "1.5", "", "128MB"])
+@pytest.mark.parametrize("value", ["abc", "0", "-5", "1.5", "", "128MB", "²", "１２８"])
 def test_memory_mb_that_is_not_a_positive_integer_is_400(capped: Server, value: str) -> None:
     for body in ({"code": "print(1)", "test": ECHO[0]}, {"code": "print(1)", "tests": TWO}):
         answer = post(capped, body, memory_mb=value)
