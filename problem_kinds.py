@@ -135,8 +135,6 @@ def _lb_take_stdin():
 
 def _lb_namespace(name, seed):
     import linecache, types
-    if "_LB_TEST" in globals():
-        linecache.cache["test.py"] = (len(_LB_TEST), None, _LB_TEST.splitlines(True), "test.py")
     module = types.ModuleType(name)
     module.__dict__.update({k: v for k, v in seed.items() if not k.startswith("_")})
     module.__file__ = "solution.py"
@@ -218,14 +216,14 @@ _LB_LEFT = "\\x1eLB-LEFT"
 _LB_LIAR = "\\x1eLB-LIAR"
 
 
-def _lb_test_code():
+def _lb_test_code(test, ast):
     """The test code compiled so that a failing ``assert L == R`` (no message of its own) carries
-    the value of L: the feedback can then say what the answer returned."""
-    import ast
+    the value of L: the feedback can then say what the answer returned. Called before the answer
+    runs, so a patched ``compile`` or ``sys.modules["ast"]`` cannot change it."""
     try:
-        tree = ast.parse(_LB_TEST, "test.py")
+        tree = ast.parse(test, "test.py")
     except SyntaxError:
-        return compile(_LB_TEST, "test.py", "exec")  # raises the SyntaxError, as before
+        return compile(test, "test.py", "exec")  # raises the SyntaxError, as before
 
     class Explain(ast.NodeTransformer):
         def visit_Assert(self, node):
@@ -240,7 +238,7 @@ def _lb_test_code():
     try:
         return compile(ast.fix_missing_locations(Explain().visit(tree)), "test.py", "exec")
     except SyntaxError:  # a scope where the name cannot be bound: the test as written
-        return compile(_LB_TEST, "test.py", "exec")
+        return compile(test, "test.py", "exec")
 
 
 def _lb_other(value):
@@ -321,30 +319,53 @@ def _lb_left_of(exc):
     return " returned " + (text if len(text) <= 2000 else text[:1000] + " ... " + text[-1000:])
 
 
+def _lb_show_test(linecache, lines):
+    """Put the test code in linecache for a traceback: only now, after the answer's last chance
+    to read it."""
+    try:
+        linecache.cache["test.py"] = (sum(map(len, lines)), None, lines, "test.py")
+    except BaseException:
+        pass
+
+
 def _lb_assert(seed):
-    import hashlib, os, sys
-    sha256, write = hashlib.sha256, os.write
-    state = sha256(_lb_take_stdin().strip() + b":")  # the secret is only inside this hash object
+    import ast, hashlib, linecache, os, sys
+    # bound before the answer runs: it may replace builtins, sys.modules or sys hooks afterwards
+    sha256, write, run, settrace, setprofile = hashlib.sha256, os.write, exec, sys.settrace, sys.setprofile
+    secret, _, test = _lb_take_stdin().partition(b"\\n")  # the test code comes on stdin, after the secret
+    test = test.decode("utf-8")
+    state = sha256(secret.strip() + b":")  # the secret is only inside this hash object
+    state.update(sha256(test.encode("utf-8")).hexdigest().encode("ascii"))
+    lines = test.splitlines(True)
+    try:
+        code, error = _lb_test_code(test, ast), None
+    except SyntaxError as exc:  # reported after the answer ran, as before
+        code, error = None, exc
+    del test
     module = _lb_namespace("__main__", seed)
     sys.modules["__main__"] = module  # the answer runs as __main__, as in the benchmarks
     try:
-        exec(compile(_LB_ANSWER, "solution.py", "exec"), module.__dict__)
+        run(compile(_LB_ANSWER, "solution.py", "exec"), module.__dict__)
     except Exception as exc:  # SystemExit passes: exit 0 then means no proof, i.e. an early exit
         _lb_report(exc)
         sys.exit(1)
     try:
-        code = _lb_test_code()
+        settrace(None)  # a trace hook of the answer's would see (and could change) the test's frames
+        setprofile(None)
         module.__dict__["_lb_eq"] = _lb_eq  # after the answer ran: it did not see this one
-        exec(code, module.__dict__)
+        if error is not None:
+            raise error
+        run(code, module.__dict__)
     except AssertionError as exc:  # the test ran and found the answer wrong
         left = _lb_liar_of(exc) or _lb_left_of(exc)
+        _lb_show_test(linecache, lines)
         _lb_report(exc)
         write(1, ("\\n" + _LB_PROOF + "assertion-failed" + left + "\\n").encode("ascii"))
         os._exit(0)
     except Exception as exc:
+        _lb_show_test(linecache, lines)
         _lb_report(exc)
         sys.exit(1)
-    state.update(sha256(_LB_TEST.encode("utf-8")).hexdigest().encode("ascii"))
     try:
         sys.stdout.flush()
     except BaseException:
@@ -412,11 +433,10 @@ def _lower_assert(code: str, test: AssertTest) -> Lowered:
     proof = hashlib.sha256(f"{secret}:{digest}".encode("ascii")).hexdigest()
     program = "\n".join([
         f"_LB_ANSWER = {code!r}",
-        f"_LB_TEST = {test['code']!r}",
         f"_LB_PROOF = {PROOF_PREFIX!r}",
         _PRELUDE, _ASSERT_MAIN,
-    ])
-    return Lowered(program, {"stdin": secret + "\n", "stdout": ""}, proof=proof)
+    ])  # the test code is not in the program (the answer could read it): it comes on stdin
+    return Lowered(program, {"stdin": secret + "\n" + test["code"], "stdout": ""}, proof=proof)
 
 
 # --------------------------------------------------------------------------------------------
