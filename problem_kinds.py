@@ -504,6 +504,7 @@ class Lowered:
     proof: str | None = None  # the value the assert harness must print
     expected: tuple[Any, ...] | None = None  # literal-form assert test: the right sides, in order
     messages: tuple[str | None, ...] = ()  # and the asserts' own messages
+    places: tuple[tuple[int, str], ...] = ()  # and their (line, function) in the test code
 
 
 def lower(code: str, test: Any) -> Lowered:
@@ -623,8 +624,8 @@ def _check_asserts(tree: ast.Module) -> list[ast.Assert] | None:
     return inner
 
 
-def literal_form(code: str) -> tuple[str, tuple[Any, ...], tuple[str | None, ...]] | None:
-    """(the probe code, the literals, the asserts' own messages) when every assert of ``code`` is ``assert L == <literal>``
+def literal_form(code: str) -> tuple[str, tuple[Any, ...], tuple[str | None, ...], tuple[tuple[int, str], ...]] | None:
+    """(the probe code, the literals, the asserts' own messages, their places) when every assert of ``code`` is ``assert L == <literal>``
     run once in order, else None. The probe code is ``code`` with each assert spliced to
     ``_lb_put(L)``, line numbers kept; the literals are not in it."""
     try:
@@ -642,7 +643,7 @@ def literal_form(code: str) -> tuple[str, tuple[Any, ...], tuple[str | None, ...
     def offset(line: int, col: int) -> int:
         return starts[line - 1] + col
 
-    pieces, at, expected, messages = [], 0, [], []
+    pieces, at, expected, messages, places = [], 0, [], [], []
     for node in asserts:
         probed, literal = _literal_assert(node)  # type: ignore[misc]
         a, b = offset(node.lineno, node.col_offset), offset(node.end_lineno or 0, node.end_col_offset or 0)
@@ -652,16 +653,18 @@ def literal_form(code: str) -> tuple[str, tuple[Any, ...], tuple[str | None, ...
         at = b
         expected.append(literal)
         messages.append(None if node.msg is None else str(ast.literal_eval(node.msg)))
+        places.append((node.lineno, "<module>" if node in tree.body else "check"))
     pieces.append(raw[at:])
     probe = b"".join(pieces).decode("utf-8")
     try:
         ast.parse(probe, "test.py")
     except (SyntaxError, ValueError):
         return None
-    return probe, tuple(expected), tuple(messages)
+    return probe, tuple(expected), tuple(messages), tuple(places)
 
 
-def _lower_values(code: str, probe: str, expected: tuple[Any, ...], messages: tuple[str | None, ...]) -> Lowered:
+def _lower_values(code: str, probe: str, expected: tuple[Any, ...], messages: tuple[str | None, ...],
+                  places: tuple[tuple[int, str], ...]) -> Lowered:
     token = secrets.token_hex(8)  # on stdin, not in the program: a frame cannot be made in advance
     program = "\n".join([
         f"_LB_ANSWER = {code!r}",
@@ -669,7 +672,7 @@ def _lower_values(code: str, probe: str, expected: tuple[Any, ...], messages: tu
         _PRELUDE, _VALUES_MAIN,
     ])
     return Lowered(program, {"stdin": token + "\n" + probe, "stdout": ""}, token=token, expected=expected,
-                   messages=messages)
+                   messages=messages, places=places)
 
 
 # --------------------------------------------------------------------------------------------
@@ -759,6 +762,9 @@ def judge(code: str, test: Any, lowered: Lowered, raw: dict[str, Any]) -> TestRe
             verdict, reason = failure, None
         elif verdict is None:
             verdict, reason = "runtime_error", EARLY_EXIT
+        elif reason and reason.startswith(ASSERTION_FAILED + " "):  # as Python would have reported it
+            run["stderr"] = str(run["stderr"]) + _assertion_traceback(test, lowered, int(reason.split()[-1]))
+            reason = "an assertion of the test failed"
     elif failure is not None:
         verdict = failure
     elif lowered.proof is not None:
@@ -780,6 +786,17 @@ def judge(code: str, test: Any, lowered: Lowered, raw: dict[str, Any]) -> TestRe
         # the left side of the failing ``assert L == R``, as Python's ascii() shows it (not JSON)
         result["returned"] = payloads[0][len(ASSERTION_FAILED + " returned "):]
     return result  # type: ignore[return-value]
+
+
+def _assertion_traceback(test: Any, lowered: Lowered, index: int) -> str:
+    """The traceback Python prints for the failing assert of a literal-form test (it ran outside)."""
+    code = test if isinstance(test, str) else test["code"]
+    line, scope = lowered.places[index]
+    lines = code.splitlines()
+    text = lines[line - 1].strip() if 0 < line <= len(lines) else ""
+    message = lowered.messages[index]
+    return (f'Traceback (most recent call last):\n  File "test.py", line {line}, in {scope}\n    {text}\n'
+            f"AssertionError{': ' + message if message is not None else ''}\n")
 
 
 def _judge_assert(payloads: list[str], proof: str) -> tuple[Verdict, str | None]:
@@ -863,8 +880,7 @@ def _judge_values(payloads: list[str], token: str, expected: tuple[Any, ...], me
         except (KeyError, TypeError, ValueError, RecursionError, ArithmeticError):
             return "wrong_answer", foreign, None, True
         if not same:
-            own = f": {messages[index]}" if index < len(messages) and messages[index] is not None else ""
-            return "wrong_answer", f"an assertion of the test failed ({where}){own}", _shown(value), True
+            return "wrong_answer", f"{ASSERTION_FAILED} {index}", _shown(value), True
     return None, None, None, False
 
 

@@ -144,7 +144,7 @@ ASSERT_CASES = {
     "equal to every int": ("class E(int):\n    def __eq__(self, other):\n        return isinstance(other, int)\n"
                            "    __hash__ = int.__hash__\n"
                            "def add(a, b):\n    return E(0)\n", "assert add(1, 2) == 3\n", "wrong_answer",
-                           "assertion of the test failed (assert 1 of 1)"),
+                           "assertion of the test failed"),
     "always-equal on the right": ("class E:\n    def __eq__(self, other):\n        return True\n"
                                   "def add(a, b):\n    return E()\n", "assert 3 == add(1, 2)\n", "wrong_answer",
                                   "cannot be compared outside the program"),
@@ -291,7 +291,5 @@ def test_failing_assert_reports_the_left_value(lb_local_executor: Any, code: str
     if returned is not None:
         assert f"Returned (left side of the failing ==):\n{returned}\n" in text
     assert "LB-LEFT" not in text
-    if "own message" in test and "int(" in test:  # the test's own message is still in the traceback
+    if "own message" in test:  # the test's own message is still in the traceback (made outside for literals)
         assert "AssertionError: own message" in text
-    elif "own message" in test:  # compared outside: the message is in the reason
-        assert "Reason: an assertion of the test failed (assert 1 of 1): own message" in text
