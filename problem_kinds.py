@@ -20,35 +20,49 @@ harness frame removed). A program could print a frame of its own; it still never
 expected value, so a forged frame is no better than returning that value, and two frames are a
 ``wrong_answer``.
 
-Assert tests (HumanEval ``check(candidate)``, MBPP ``test_list``). The answer runs as
-``__main__`` (as the benchmarks do), then the test code in the same namespace, then the harness
-proves that the test code ran to its end: it prints ``sha256(secret + ":" + sha256(test code))``.
-The secret is made by the toolkit per run (``secrets.token_hex``) and is *not* in the source: it
-arrives on stdin, which the harness reads to the end first and then replaces by ``/dev/null``
-(stdin is a seekable memory file in the sandbox, hence the replacement, not just the read), so
-the answer's own ``input()`` sees an empty stdin as before. Only the harness's local variables
-hold it, never a global of the answer's namespace. A program that exits early (``sys.exit(0)``,
-``os._exit(0)``, ``exit()`` at the end of a ``__main__`` block) never prints the proof and gets
-``runtime_error`` "the program exited before its tests ran".
+Assert tests (HumanEval ``check(candidate)``, MBPP ``test_list``), two ways (``literal_form``).
+A test made only of ``assert <expr> == <literal>`` (``ast.literal_eval``; optionally in one
+``def check(x)`` called once at the end, next to docstrings, ``pass``, imports, ``NAME = <literal>``)
+is *compared outside*: the toolkit splices each assert to ``_lb_put(<expr>)`` (line numbers kept)
+and sends that probe code on stdin after a run token; the harness runs the answer as ``__main__``,
+then the probe in its namespace, and writes each value type-tagged (``_lb_encoder``: builtin types
+read through their own methods, so a subclass is its builtin value; ``Fraction``, ``Decimal``, numpy
+scalars) in token frames, then a ``done`` frame. The toolkit decodes the values and compares them
+with the literals by Python's ``==`` (``literal_asserts.judge_values``): the first that differs decides, as in
+Python, even if a later left side crashes or times out. The literals never enter the process, so
+nothing there (a forked spy, a stateful ``__eq__``, patched builtins, a frame walk) can learn them;
+an object the encoder does not know is ``wrong_answer`` with the reason.
+
+Any other assert test runs *in process*. The answer runs as ``__main__``, then the test code in the
+same namespace, then the harness proves that the test code ran to its end: it prints
+``sha256(secret + ":" + sha256(test code))``. The secret is made by the toolkit per run
+(``secrets.token_hex``); it and the test code arrive on stdin (not in the source, which the answer
+can read as ``main.py``), which the harness reads to the end first and then replaces by
+``/dev/null`` (stdin is a seekable memory file in the sandbox, hence the replacement, not just the
+read), so the answer's own ``input()`` sees an empty stdin as before. Only the harness's local
+variables hold them; the test code goes to ``linecache`` only when a traceback is printed. The test
+is parsed and compiled, and ``exec`` bound, before the answer runs (it may replace builtins or
+``sys.modules["ast"]``); trace and profile hooks are cleared before the test runs. A program that
+exits early (``sys.exit(0)``, ``os._exit(0)``, ``exit()`` at the end of a ``__main__`` block) never
+prints the proof and gets ``runtime_error`` "the program exited before its tests ran".
 A failing ``assert L == R`` reports L: the harness compiles the test code with L bound to a name
 (``_lb_left := L``, line numbers kept) and that value in the assertion's message next to the
 test's own, which it puts back before printing the traceback; it sends L, as ``ascii()`` shows
 it, after the ``assertion-failed`` payload (result key ``returned``). The proof is unchanged; a
-forged payload gains nothing. The same rewrite judges that ``==`` with ``_lb_eq``: a side that
-also equals a fresh ``object()`` or a different value of the other side's builtin type (R + 1,
-R + "\\0", R + [object()]...) is no value at all (an object whose ``__eq__`` says yes to
+forged payload gains nothing. The same rewrite judges that ``==`` with ``_lb_eq``, a heuristic: a
+side that also equals a fresh ``object()`` or a different value of the other side's builtin type
+(R + 1, R + "\\0", R + [object()]...) is no value at all (an object whose ``__eq__`` says yes to
 everything, or to every int), and the assertion fails with that reason. The helper is put in the
-namespace after the answer ran. Other comparisons (``abs(L - R) < eps``, ``math.isclose``, a
-bare ``assert L``) are the answer's own operators and are not checked. What this does not stop: a program
-that deliberately walks the interpreter (``sys._getframe(1).f_locals``, ``gc``) to the secret.
-That is the same class of attack as replacing the functions a test calls; an assert test runs
-inside the answer's process and cannot be defended against a hostile answer (use call tests,
-which compare outside, when that matters).
+namespace after the answer ran. What the in-process way does not stop (the README lists it): a
+forked child whose object receives R in ``__eq__`` and pipes it to the parent, an ``__eq__`` true
+only on its first call, one that raises on the probes when R is None or not a builtin, ``==`` below
+the top of the assert, tolerance checks (the answer's own operators), a frame walk to the secret.
+An assert test in process cannot be defended against a hostile answer: compare with literals, or
+use call tests, when that matters.
 """
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import math
@@ -58,6 +72,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
 
+from literal_asserts import VALUES_MAIN, judge_values, literal_form
 from records import StdioTest, TestResult, Verdict
 
 FRAME_PREFIX = "\x1eLB-RESULT "  # a record-separator byte: no ordinary program prints it
@@ -380,103 +395,6 @@ _lb_assert(dict(globals()))
 '''
 
 
-_VALUES_MAIN = '''
-def _lb_encoder():
-    """``encode(value)``: the value as type-tagged JSON data, read through the builtin types'
-    own methods (bound now, before the answer runs), so a subclass is encoded as what it is."""
-    kind, is_a, ident, fmt, length = type, isinstance, id, format, len
-    int_text, float_text, str_text = int.__format__, float.__repr__, str.__str__
-    list_iter, tuple_iter, set_iter, frozenset_iter, dict_items = (
-        list.__iter__, tuple.__iter__, set.__iter__, frozenset.__iter__, dict.items)
-    bytes_hex, bytearray_hex = bytes.hex, bytearray.hex
-    attr, text = getattr, str
-
-    def encode(value, path=()):
-        if length(path) > 200:
-            raise ValueError("nested too deeply")
-        t = kind(value)
-        if value is None:
-            return ["none"]
-        if t is bool:
-            return ["bool", value is True]
-        if is_a(value, int):
-            return ["int", int_text(value, "x")]
-        if is_a(value, float):
-            return ["float", float_text(value)]
-        if is_a(value, complex):
-            return ["complex", float_text(complex.real.__get__(value)), float_text(complex.imag.__get__(value))]
-        if is_a(value, str):
-            return ["str", str_text(value)]
-        if is_a(value, bytes):
-            return ["bytes", bytes_hex(value)]
-        if is_a(value, bytearray):
-            return ["bytearray", bytearray_hex(value)]
-        if t.__module__ == "numpy" and attr(value, "ndim", None) == 0:
-            return encode(value.item(), path)  # a numpy scalar: its Python value
-        if t.__module__ == "fractions" and t.__qualname__ == "Fraction":
-            return ["fraction", int_text(value.numerator, "x"), int_text(value.denominator, "x")]
-        if t.__module__ == "decimal" and t.__qualname__ == "Decimal":
-            return ["decimal", text(value)]
-        if ident(value) in path:
-            raise ValueError("it contains itself")
-        inner = path + (ident(value),)
-        for base, tag, items in ((list, "list", list_iter), (tuple, "tuple", tuple_iter), (set, "set", set_iter),
-                                 (frozenset, "frozenset", frozenset_iter)):
-            if is_a(value, base):
-                return [tag, [encode(item, inner) for item in items(value)]]
-        if is_a(value, dict):
-            return ["dict", [[encode(k, inner), encode(v, inner)] for k, v in dict_items(value)]]
-        raise TypeError("not a builtin value the toolkit can compare")
-
-    return encode
-
-
-def _lb_values(seed):
-    import json, linecache, os, sys
-    dumps, write, run, name_of = json.dumps, os.write, exec, type
-    token, _, probe = _lb_take_stdin().partition(b"\\n")
-    frame = _LB_FRAME + token.decode("ascii").strip() + " "
-    probe = probe.decode("utf-8")
-    lines = probe.splitlines(True)
-    code = compile(probe, "test.py", "exec")  # the left sides only: the expected values never come here
-    del probe
-    encode = _lb_encoder()
-
-    def emit(payload):
-        try:
-            sys.stdout.flush()
-        except BaseException:
-            pass
-        data = ("\\n" + frame + payload + "\\n").encode("ascii")
-        while data:
-            data = data[write(1, data):]
-
-    def put(value):
-        try:
-            payload = dumps({"value": encode(value)})
-        except BaseException as exc:
-            payload = dumps({"unencodable": f"{name_of(value).__name__}: {exc}"[:500]})
-        emit(payload)
-
-    module = _lb_namespace("__main__", seed)
-    sys.modules["__main__"] = module
-    try:
-        run(compile(_LB_ANSWER, "solution.py", "exec"), module.__dict__)
-    except Exception as exc:  # SystemExit passes: no "done" frame, i.e. an early exit
-        _lb_report(exc)
-        sys.exit(1)
-    module.__dict__["_lb_put"] = put
-    try:
-        run(code, module.__dict__)
-    except Exception as exc:
-        _lb_show_test(linecache, lines)
-        _lb_report(exc)
-        sys.exit(1)
-    emit(dumps({"done": True}))
-
-
-_lb_values(dict(globals()))
-'''
 
 
 def dumps(value: Any) -> str:
@@ -545,131 +463,13 @@ def _lower_assert(code: str, test: AssertTest) -> Lowered:
     return Lowered(program, {"stdin": secret + "\n" + test["code"], "stdout": ""}, proof=proof)
 
 
-# An assert test made only of ``assert <expr> == <literal>`` (MBPP ``test_list`` lines, most
-# HumanEval ``check`` functions) is judged outside: the harness runs the test code with each assert
-# replaced by ``_lb_put(<expr>)``, which sends the value framed on stdout; the literal never enters
-# the program, so nothing in its process (a spy, a stateful ``__eq__``, a patched builtin) can learn
-# or fake the comparison. Other assert tests keep the in-process harness above.
-
-_PLAIN = (ast.Pass, ast.Import, ast.ImportFrom)
-
-
-def _is_literal(node: ast.AST) -> bool:
-    try:
-        ast.literal_eval(node)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return False
-    return True
-
-
-def _literal_assert(node: ast.stmt) -> tuple[ast.expr, Any] | None:
-    """(the probed side, the literal) of ``assert L == <literal>`` (or ``<literal> == L``)."""
-    test = node.test if isinstance(node, ast.Assert) else None
-    if isinstance(node, ast.Assert) and node.msg is not None and not _is_literal(node.msg):
-        return None  # a message the harness would have to evaluate
-    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
-        return None
-    left, right = test.left, test.comparators[0]
-    if _is_literal(right):
-        return left, ast.literal_eval(right)
-    if _is_literal(left):
-        return right, ast.literal_eval(left)
-    return None
-
-
-def _plain_statement(node: ast.stmt) -> bool:
-    """A statement that runs once and cannot see the expected values: pass, an import, a docstring,
-    ``NAME = <literal>`` (HumanEval's ``METADATA``)."""
-    if isinstance(node, _PLAIN):
-        return True
-    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
-        return True
-    return (isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) for t in node.targets)
-            and _is_literal(node.value))
-
-
-def _asserts_of(body: list[ast.stmt]) -> list[ast.Assert] | None:
-    asserts = []
-    for node in body:
-        if _literal_assert(node) is not None:
-            asserts.append(node)
-        elif not _plain_statement(node):
-            return None
-    return asserts
-
-
-def _check_asserts(tree: ast.Module) -> list[ast.Assert] | None:
-    """The asserts of a test made of literal-form asserts, optionally inside one ``def check(x)``
-    (plain statements only) called exactly once at the end as ``check(name)``."""
-    body = tree.body
-    defs = [n for n in body if isinstance(n, ast.FunctionDef)]
-    if not defs:
-        return _asserts_of(body)
-    [check] = defs if len(defs) == 1 else [None]
-    if check is None or check.decorator_list or check.returns or len(check.args.args) != 1 \
-            or check.args.vararg or check.args.kwarg or check.args.kwonlyargs or check.args.posonlyargs \
-            or check.args.defaults or check.args.args[0].annotation:
-        return None
-    last = body[-1]
-    if not (isinstance(last, ast.Expr) and isinstance(last.value, ast.Call) and not last.value.keywords
-            and isinstance(last.value.func, ast.Name) and last.value.func.id == check.name
-            and len(last.value.args) == 1 and isinstance(last.value.args[0], ast.Name)):
-        return None
-    outer = [n for n in body[:-1] if n is not check]
-    inner, around = _asserts_of(check.body), _asserts_of(outer)
-    if inner is None or around is None or any(isinstance(n, ast.Assert) for n in outer) or not inner:
-        return None
-    if any(isinstance(n, (ast.Assign)) and any(t.id == check.name for t in n.targets) for n in outer):
-        return None
-    return inner
-
-
-def literal_form(code: str) -> tuple[str, tuple[Any, ...], tuple[str | None, ...], tuple[tuple[int, str], ...]] | None:
-    """(the probe code, the literals, the asserts' own messages, their places) when every assert of ``code`` is ``assert L == <literal>``
-    run once in order, else None. The probe code is ``code`` with each assert spliced to
-    ``_lb_put(L)``, line numbers kept; the literals are not in it."""
-    try:
-        tree = ast.parse(code, "test.py")
-        asserts = _check_asserts(tree)
-    except (SyntaxError, ValueError, MemoryError, RecursionError):
-        return None
-    if not asserts:
-        return None
-    raw = code.encode("utf-8")
-    starts = [0]
-    for line in raw.splitlines(True):
-        starts.append(starts[-1] + len(line))
-
-    def offset(line: int, col: int) -> int:
-        return starts[line - 1] + col
-
-    pieces, at, expected, messages, places = [], 0, [], [], []
-    for node in asserts:
-        probed, literal = _literal_assert(node)  # type: ignore[misc]
-        a, b = offset(node.lineno, node.col_offset), offset(node.end_lineno or 0, node.end_col_offset or 0)
-        c, d = offset(probed.lineno, probed.col_offset), offset(probed.end_lineno or 0, probed.end_col_offset or 0)
-        pieces += [raw[at:a], b"_lb_put(" + b"\n" * raw[a:c].count(b"\n"), raw[c:d],
-                   b"\n" * raw[d:b].count(b"\n") + b")"]
-        at = b
-        expected.append(literal)
-        messages.append(None if node.msg is None else str(ast.literal_eval(node.msg)))
-        places.append((node.lineno, "<module>" if node in tree.body else "check"))
-    pieces.append(raw[at:])
-    probe = b"".join(pieces).decode("utf-8")
-    try:
-        ast.parse(probe, "test.py")
-    except (SyntaxError, ValueError):
-        return None
-    return probe, tuple(expected), tuple(messages), tuple(places)
-
-
 def _lower_values(code: str, probe: str, expected: tuple[Any, ...], messages: tuple[str | None, ...],
                   places: tuple[tuple[int, str], ...]) -> Lowered:
     token = secrets.token_hex(8)  # on stdin, not in the program: a frame cannot be made in advance
     program = "\n".join([
         f"_LB_ANSWER = {code!r}",
         f"_LB_FRAME = {FRAME_PREFIX!r}",
-        _PRELUDE, _VALUES_MAIN,
+        _PRELUDE, VALUES_MAIN,
     ])
     return Lowered(program, {"stdin": token + "\n" + probe, "stdout": ""}, token=token, expected=expected,
                    messages=messages, places=places)
@@ -756,15 +556,14 @@ def judge(code: str, test: Any, lowered: Lowered, raw: dict[str, Any]) -> TestRe
     returned: str | None = None
     reason: str | None = None
     if lowered.expected is not None:
-        verdict, reason, returned, decided = _judge_values(payloads, lowered.token, lowered.expected,
-                                                                 lowered.messages)
-        if failure is not None and not decided:
+        told = judge_values(payloads, lowered.token, lowered.expected)
+        verdict, reason, returned = told.verdict or "runtime_error", told.reason, told.returned
+        if failure is not None and not told.decided:
             verdict, reason = failure, None
-        elif verdict is None:
-            verdict, reason = "runtime_error", EARLY_EXIT
-        elif reason and reason.startswith(ASSERTION_FAILED + " "):  # as Python would have reported it
-            run["stderr"] = str(run["stderr"]) + _assertion_traceback(test, lowered, int(reason.split()[-1]))
-            reason = "an assertion of the test failed"
+        elif told.verdict is None:
+            reason = EARLY_EXIT
+        if told.failed is not None:  # the traceback Python would have printed
+            run["stderr"] = str(run["stderr"]) + _assertion_traceback(test, lowered, told.failed)
     elif failure is not None:
         verdict = failure
     elif lowered.proof is not None:
@@ -812,76 +611,6 @@ def _judge_assert(payloads: list[str], proof: str) -> tuple[Verdict, str | None]
     return "runtime_error", EARLY_EXIT
 
 
-_SCALARS: dict[str, Any] = {
-    "bool": lambda v: v is True, "float": float, "str": str,
-    "int": lambda v: int(v, 16), "bytes": bytes.fromhex, "bytearray": bytearray.fromhex,
-}
-_SEQUENCES: dict[str, Any] = {"list": list, "tuple": tuple, "set": set, "frozenset": frozenset}
-
-
-def decode_tagged(data: Any) -> Any:
-    """The Python value of the literal-form harness's type-tagged encoding (subclasses arrive as
-    their builtin type: a ``Counter`` as a dict, a namedtuple as a tuple, numpy scalars as Python
-    numbers), compared with the test's literal by Python's own ``==``."""
-    tag, *rest = data
-    if tag == "none" and not rest:
-        return None
-    if tag in _SCALARS:
-        return _SCALARS[tag](*rest)
-    if tag == "complex":
-        return complex(float(rest[0]), float(rest[1]))
-    if tag in _SEQUENCES:
-        [items] = rest
-        return _SEQUENCES[tag](decode_tagged(item) for item in items)
-    if tag == "dict":
-        [items] = rest
-        return {decode_tagged(k): decode_tagged(v) for k, v in items}
-    if tag == "fraction":
-        from fractions import Fraction
-        return Fraction(int(rest[0], 16), int(rest[1], 16))
-    if tag == "decimal":
-        from decimal import Decimal
-        return Decimal(rest[0])
-    raise ValueError(f"unknown tag {tag!r}")
-
-
-def _shown(value: Any) -> str:
-    text = ascii(value)
-    return text if len(text) <= 2000 else text[:1000] + " ... " + text[-1000:]
-
-
-def _judge_values(payloads: list[str], token: str, expected: tuple[Any, ...], messages: tuple[str | None, ...]
-                  ) -> tuple[Verdict | None, str | None, str | None, bool]:
-    """(verdict, reason, returned, decided) of a literal-form run. The first assert whose value
-    differs decides, as in Python, even if a later left side then crashed or ran out of time
-    (``decided``); None when every value so far matched and the run did not finish."""
-    foreign = "the result line is not the harness's (the program wrote its own)"
-    for index, payload in enumerate(payloads):
-        head, _, body = payload.partition(" ")
-        try:
-            message = json.loads(body)
-        except (ValueError, RecursionError):
-            message = None
-        if head != token or not isinstance(message, dict) or len(message) != 1:
-            return "wrong_answer", foreign, None, True
-        if "done" in message:
-            if index != len(expected) or index != len(payloads) - 1:
-                return "wrong_answer", foreign, None, True
-            return "passed", None, None, False
-        if index >= len(expected):
-            return "wrong_answer", foreign, None, True
-        where = f"assert {index + 1} of {len(expected)}"
-        if "unencodable" in message:
-            return ("wrong_answer", f"{where}: its left side cannot be compared outside the program "
-                    f"({message['unencodable']})", None, True)
-        try:
-            value = decode_tagged(message["value"])
-            same = bool(value == expected[index])
-        except (KeyError, TypeError, ValueError, RecursionError, ArithmeticError):
-            return "wrong_answer", foreign, None, True
-        if not same:
-            return "wrong_answer", f"{ASSERTION_FAILED} {index}", _shown(value), True
-    return None, None, None, False
 
 
 def _judge_call(payloads: list[str], token: str, test: CallTest) -> tuple[Verdict, str | None, str | None]:
