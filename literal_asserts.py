@@ -150,11 +150,14 @@ def _literal_assert(node: ast.stmt) -> tuple[ast.expr, Any] | None:
 
 def _plain_statement(node: ast.stmt) -> bool:
     """A statement that runs once and cannot see the expected values: pass, an import, a docstring,
-    ``NAME = <literal>`` (HumanEval's ``METADATA``)."""
+    ``NAME = <literal>`` (HumanEval's ``METADATA``), ``assert True``."""
     if isinstance(node, _PLAIN):
         return True
     if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
         return True
+    if isinstance(node, ast.Assert) and isinstance(node.test, ast.Constant) and node.test.value \
+            and (node.msg is None or isinstance(node.msg, ast.Constant)):
+        return True  # HumanEval's ``assert True, "This prints if this assert fails..."``
     return (isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) for t in node.targets)
             and _is_literal(node.value))
 
@@ -188,7 +191,7 @@ def _check_asserts(tree: ast.Module) -> list[ast.Assert] | None:
         return None
     outer = [n for n in body[:-1] if n is not check]
     inner, around = _asserts_of(check.body), _asserts_of(outer)
-    if inner is None or around is None or any(isinstance(n, ast.Assert) for n in outer) or not inner:
+    if inner is None or around is None or any(_literal_assert(n) is not None for n in outer) or not inner:
         return None
     if any(isinstance(n, (ast.Assign)) and any(t.id == check.name for t in n.targets) for n in outer):
         return None

@@ -249,6 +249,9 @@ def test_humaneval_check_of_the_literal_form_reports_the_returned_value(lb_local
     ("import math\nassert f(1) == 2, 'message'\n", True),
     ("assert 2 == f(1)\n", True),
     ("def check(candidate):\n    assert candidate(1) == [2,\n        3]\n    pass\n\ncheck(f)\n", True),
+    ("def check(candidate):\n    assert True, 'This prints if this assert fails 1'\n"
+     "    assert candidate(1) == True, 'message'\n\ncheck(f)\n", True),
+    ("assert f(1) == 2\ndef check(candidate):\n    assert candidate(1) == 2\n\ncheck(f)\n", False),
     ("assert f(1) == 2 and f(2) == 3\n", False),
     ("assert f(1) == f(2) == 3\n", False),
     ("assert f(1) == int('2')\n", False),
