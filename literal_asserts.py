@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -316,3 +317,21 @@ def judge_values(payloads: list[str], token: str, expected: tuple[Any, ...]) -> 
         if not same:
             return ValuesVerdict("wrong_answer", "an assertion of the test failed", _shown(value), True, index)
     return ValuesVerdict(None)
+
+
+_TEST_FRAME = re.compile(r'(  File "test\.py", line (\d+), in [^\n]*\n)([ \t]*)([^\n]*)\n(?:[ \t]*[~^]+[ \t]*\n)?')
+
+
+def original_lines(stderr: str, probe: str, code: str) -> str:
+    """A traceback through the probe code, showing the test's own lines (``assert f(x) == 3``, not
+    ``_lb_put(f(x))``): the literals are shown only now, outside the program."""
+    probe_lines, lines = probe.splitlines(), code.splitlines()
+
+    def restore(match: re.Match[str]) -> str:
+        number = int(match.group(2))
+        if not (0 < number <= min(len(lines), len(probe_lines))) or probe_lines[number - 1] == lines[number - 1] \
+                or match.group(4).strip() != probe_lines[number - 1].strip():
+            return match.group(0)
+        return f"{match.group(1)}{match.group(3)}{lines[number - 1].strip()}\n"
+
+    return _TEST_FRAME.sub(restore, stderr)

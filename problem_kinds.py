@@ -72,7 +72,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
 
-from literal_asserts import VALUES_MAIN, judge_values, literal_form
+from literal_asserts import VALUES_MAIN, judge_values, literal_form, original_lines
 from records import StdioTest, TestResult, Verdict
 
 FRAME_PREFIX = "\x1eLB-RESULT "  # a record-separator byte: no ordinary program prints it
@@ -562,6 +562,8 @@ def judge(code: str, test: Any, lowered: Lowered, raw: dict[str, Any]) -> TestRe
             verdict, reason = failure, None
         elif told.verdict is None:
             reason = EARLY_EXIT
+        probe = lowered.stdio["stdin"].partition("\n")[2]
+        run["stderr"] = original_lines(str(run["stderr"]), probe, test if isinstance(test, str) else test["code"])
         if told.failed is not None:  # the traceback Python would have printed
             run["stderr"] = str(run["stderr"]) + _assertion_traceback(test, lowered, told.failed)
     elif failure is not None:

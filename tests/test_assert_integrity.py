@@ -241,7 +241,9 @@ def test_humaneval_check_of_the_literal_form_reports_the_returned_value(lb_local
     assert "Returned (left side of the failing ==):\n[-1, 1]\n" in text
     crashed = run(lb_local_executor, "def add(x, y):\n    return x + y + None\n", test)
     assert crashed["verdict"] == "runtime_error"
-    assert 'File "test.py", line 6' in crashed["exec_output"]["run_output"]["stderr"]  # the line kept
+    stderr = crashed["exec_output"]["run_output"]["stderr"]
+    assert 'File "test.py", line 6, in check\n    assert candidate(2, 3) == 5\n' in stderr  # the test's own line
+    assert "_lb_put" not in stderr
 
 
 @pytest.mark.parametrize("test, literal", [
