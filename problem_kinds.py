@@ -544,7 +544,8 @@ def judge(code: str, test: Any, lowered: Lowered, raw: dict[str, Any]) -> TestRe
     """The verdict of one harness run, in the remote API's result shape.
 
     Extra keys: ``reason`` (why it failed, when the output alone does not say) and, for call
-    tests, ``returned`` (the returned value as JSON text, or None).
+    tests, ``returned`` (the returned value as JSON text, or None); for a failing ``assert L == R``,
+    ``returned`` is L as ``ascii()`` shows it.
     """
     run = dict((raw.get("exec_output") or {}).get("run_output") or {})
     run.setdefault("stdout", "")

@@ -169,12 +169,15 @@ def test_attacks_fail_on_in_process_asserts(lb_local_executor: Any, code: str) -
 
 # Holes that remain for tests NOT of the literal form (documented in the README): the answer runs in
 # the same process as the comparison, so a forked spy learns the expected value (H1) and a stateful
-# __eq__ tells the first comparison apart (H3); H4's probe gap stays for non-builtin expected types.
+# __eq__ tells the first comparison apart (H3); H4's probe gap stays for non-builtin expected types;
+# an == below the top of the assert is not checked (H5), nor are the answer's own operators.
 @pytest.mark.parametrize("code, test", [
     (FORK_SPY, TOLERANCE),
     (ONE_SHOT_LIAR, NOT_LITERAL),
     (RAISE_ON_OBJECT, "from fractions import Fraction\nassert f(1) == Fraction(1, 3)\n"),
-], ids=["H1 fork-spy, tolerance", "H3 one-shot liar", "H4 Fraction"])
+    (RAISE_ON_OBJECT, "assert f(1) == 10 and f(2) == 17\n"),
+    ("class A(float):\n    def __sub__(self, other):\n        return 0.0\ndef f(n):\n    return A(0)\n", TOLERANCE),
+], ids=["H1 fork-spy, tolerance", "H3 one-shot liar", "H4 Fraction", "H5 == under and", "own operators"])
 def test_documented_holes_of_in_process_asserts(lb_local_executor: Any, code: str, test: str) -> None:
     assert kinds.literal_form(test) is None
     assert run(lb_local_executor, code, test)["verdict"] == "passed"  # if this fails, update the README
