@@ -206,7 +206,9 @@ def test_remote_path_gives_the_same_verdicts(lb_execution_server: str, lb_local_
         call("def f(a, b):\n    return (a + b,)\n", [3]),
         call("def f(a, b):\n    return {a}\n", [1]),
         (ASSERT_ANSWER + "import sys\nsys.exit(0)\n", kinds.assert_test("assert add(1, 2) == 4\n")),
-        (ASSERT_ANSWER, kinds.assert_test("assert add(1, 2) == 3\n")),
+        (ASSERT_ANSWER, kinds.assert_test("assert add(1, 2) == 3\n")),  # compared outside
+        (ASSERT_ANSWER, kinds.assert_test("assert add(1, 2) == int('3')\n")),  # in process: test code on stdin
+        (ASSERT_ANSWER, kinds.assert_test("assert add(1, 2) == 4\n")),
     ]
 
     async def both() -> list[tuple[str, str]]:
@@ -220,7 +222,7 @@ def test_remote_path_gives_the_same_verdicts(lb_execution_server: str, lb_local_
 
     pairs = asyncio.run(both())
     assert [p[0] for p in pairs] == [p[1] for p in pairs]
-    assert [p[0][0] for p in pairs] == ["passed", "wrong_answer", "runtime_error", "passed"]
+    assert [p[0][0] for p in pairs] == ["passed", "wrong_answer", "runtime_error", "passed", "passed", "wrong_answer"]
     assert pairs[2][0][1] == kinds.EARLY_EXIT
 
 
