@@ -20,30 +20,45 @@ harness frame removed). A program could print a frame of its own; it still never
 expected value, so a forged frame is no better than returning that value, and two frames are a
 ``wrong_answer``.
 
-Assert tests (HumanEval ``check(candidate)``, MBPP ``test_list``). The answer runs as
-``__main__`` (as the benchmarks do), then the test code in the same namespace, then the harness
-proves that the test code ran to its end: it prints ``sha256(secret + ":" + sha256(test code))``.
-The secret is made by the toolkit per run (``secrets.token_hex``) and is *not* in the source: it
-arrives on stdin, which the harness reads to the end first and then replaces by ``/dev/null``
-(stdin is a seekable memory file in the sandbox, hence the replacement, not just the read), so
-the answer's own ``input()`` sees an empty stdin as before. Only the harness's local variables
-hold it, never a global of the answer's namespace. A program that exits early (``sys.exit(0)``,
-``os._exit(0)``, ``exit()`` at the end of a ``__main__`` block) never prints the proof and gets
-``runtime_error`` "the program exited before its tests ran".
+Assert tests (HumanEval ``check(candidate)``, MBPP ``test_list``), two ways (``literal_form``).
+A test made only of ``assert <expr> == <literal>`` (``ast.literal_eval``; optionally in one
+``def check(x)`` called once at the end, next to docstrings, ``pass``, imports, ``NAME = <literal>``)
+is *compared outside*: the toolkit splices each assert to ``_lb_put(<expr>)`` (line numbers kept)
+and sends that probe code on stdin after a run token; the harness runs the answer as ``__main__``,
+then the probe in its namespace, and writes each value type-tagged (``_lb_encoder``: builtin types
+read through their own methods, so a subclass is its builtin value; ``Fraction``, ``Decimal``, numpy
+scalars) in token frames, then a ``done`` frame. The toolkit decodes the values and compares them
+with the literals by Python's ``==`` (``literal_asserts.judge_values``): the first that differs decides, as in
+Python, even if a later left side crashes or times out. The literals never enter the process, so
+nothing there (a forked spy, a stateful ``__eq__``, patched builtins, a frame walk) can learn them;
+an object the encoder does not know is ``wrong_answer`` with the reason.
+
+Any other assert test runs *in process*. The answer runs as ``__main__``, then the test code in the
+same namespace, then the harness proves that the test code ran to its end: it prints
+``sha256(secret + ":" + sha256(test code))``. The secret is made by the toolkit per run
+(``secrets.token_hex``); it and the test code arrive on stdin (not in the source, which the answer
+can read as ``main.py``), which the harness reads to the end first and then replaces by
+``/dev/null`` (stdin is a seekable memory file in the sandbox, hence the replacement, not just the
+read), so the answer's own ``input()`` sees an empty stdin as before. Only the harness's local
+variables hold them; the test code goes to ``linecache`` only when a traceback is printed. The test
+is parsed and compiled, and ``exec`` bound, before the answer runs (it may replace builtins or
+``sys.modules["ast"]``); trace and profile hooks are cleared before the test runs. A program that
+exits early (``sys.exit(0)``, ``os._exit(0)``, ``exit()`` at the end of a ``__main__`` block) never
+prints the proof and gets ``runtime_error`` "the program exited before its tests ran".
 A failing ``assert L == R`` reports L: the harness compiles the test code with L bound to a name
 (``_lb_left := L``, line numbers kept) and that value in the assertion's message next to the
 test's own, which it puts back before printing the traceback; it sends L, as ``ascii()`` shows
 it, after the ``assertion-failed`` payload (result key ``returned``). The proof is unchanged; a
-forged payload gains nothing. The same rewrite judges that ``==`` with ``_lb_eq``: a side that
-also equals a fresh ``object()`` or a different value of the other side's builtin type (R + 1,
-R + "\\0", R + [object()]...) is no value at all (an object whose ``__eq__`` says yes to
+forged payload gains nothing. The same rewrite judges that ``==`` with ``_lb_eq``, a heuristic: a
+side that also equals a fresh ``object()`` or a different value of the other side's builtin type
+(R + 1, R + "\\0", R + [object()]...) is no value at all (an object whose ``__eq__`` says yes to
 everything, or to every int), and the assertion fails with that reason. The helper is put in the
-namespace after the answer ran. Other comparisons (``abs(L - R) < eps``, ``math.isclose``, a
-bare ``assert L``) are the answer's own operators and are not checked. What this does not stop: a program
-that deliberately walks the interpreter (``sys._getframe(1).f_locals``, ``gc``) to the secret.
-That is the same class of attack as replacing the functions a test calls; an assert test runs
-inside the answer's process and cannot be defended against a hostile answer (use call tests,
-which compare outside, when that matters).
+namespace after the answer ran. What the in-process way does not stop (the README lists it): a
+forked child whose object receives R in ``__eq__`` and pipes it to the parent, an ``__eq__`` true
+only on its first call, one that raises on the probes when R is None or not a builtin, ``==`` below
+the top of the assert, tolerance checks (the answer's own operators), a frame walk to the secret.
+An assert test in process cannot be defended against a hostile answer: compare with literals, or
+use call tests, when that matters.
 """
 
 from __future__ import annotations
@@ -57,6 +72,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
 
+from literal_asserts import VALUES_MAIN, judge_values, literal_form, original_lines
 from records import StdioTest, TestResult, Verdict
 
 FRAME_PREFIX = "\x1eLB-RESULT "  # a record-separator byte: no ordinary program prints it
@@ -135,8 +151,6 @@ def _lb_take_stdin():
 
 def _lb_namespace(name, seed):
     import linecache, types
-    if "_LB_TEST" in globals():
-        linecache.cache["test.py"] = (len(_LB_TEST), None, _LB_TEST.splitlines(True), "test.py")
     module = types.ModuleType(name)
     module.__dict__.update({k: v for k, v in seed.items() if not k.startswith("_")})
     module.__file__ = "solution.py"
@@ -150,6 +164,15 @@ def _lb_report(exc):
     sys.stdout.flush()
     traceback.print_exception(type(exc), exc, tb, file=sys.stderr)
     sys.stderr.flush()
+
+
+def _lb_show_test(linecache, lines):
+    """Put the test code in linecache for a traceback: only now, after the answer's last chance
+    to read it."""
+    try:
+        linecache.cache["test.py"] = (sum(map(len, lines)), None, lines, "test.py")
+    except BaseException:
+        pass
 '''
 
 _CALL_MAIN = '''
@@ -218,14 +241,14 @@ _LB_LEFT = "\\x1eLB-LEFT"
 _LB_LIAR = "\\x1eLB-LIAR"
 
 
-def _lb_test_code():
+def _lb_test_code(test, ast):
     """The test code compiled so that a failing ``assert L == R`` (no message of its own) carries
-    the value of L: the feedback can then say what the answer returned."""
-    import ast
+    the value of L: the feedback can then say what the answer returned. Called before the answer
+    runs, so a patched ``compile`` or ``sys.modules["ast"]`` cannot change it."""
     try:
-        tree = ast.parse(_LB_TEST, "test.py")
+        tree = ast.parse(test, "test.py")
     except SyntaxError:
-        return compile(_LB_TEST, "test.py", "exec")  # raises the SyntaxError, as before
+        return compile(test, "test.py", "exec")  # raises the SyntaxError, as before
 
     class Explain(ast.NodeTransformer):
         def visit_Assert(self, node):
@@ -240,7 +263,7 @@ def _lb_test_code():
     try:
         return compile(ast.fix_missing_locations(Explain().visit(tree)), "test.py", "exec")
     except SyntaxError:  # a scope where the name cannot be bound: the test as written
-        return compile(_LB_TEST, "test.py", "exec")
+        return compile(test, "test.py", "exec")
 
 
 def _lb_other(value):
@@ -322,29 +345,43 @@ def _lb_left_of(exc):
 
 
 def _lb_assert(seed):
-    import hashlib, os, sys
-    sha256, write = hashlib.sha256, os.write
-    state = sha256(_lb_take_stdin().strip() + b":")  # the secret is only inside this hash object
+    import ast, hashlib, linecache, os, sys
+    # bound before the answer runs: it may replace builtins, sys.modules or sys hooks afterwards
+    sha256, write, run, settrace, setprofile = hashlib.sha256, os.write, exec, sys.settrace, sys.setprofile
+    secret, _, test = _lb_take_stdin().partition(b"\\n")  # the test code comes on stdin, after the secret
+    test = test.decode("utf-8")
+    state = sha256(secret.strip() + b":")  # the secret is only inside this hash object
+    state.update(sha256(test.encode("utf-8")).hexdigest().encode("ascii"))
+    lines = test.splitlines(True)
+    try:
+        code, error = _lb_test_code(test, ast), None
+    except SyntaxError as exc:  # reported after the answer ran, as before
+        code, error = None, exc
+    del test
     module = _lb_namespace("__main__", seed)
     sys.modules["__main__"] = module  # the answer runs as __main__, as in the benchmarks
     try:
-        exec(compile(_LB_ANSWER, "solution.py", "exec"), module.__dict__)
+        run(compile(_LB_ANSWER, "solution.py", "exec"), module.__dict__)
     except Exception as exc:  # SystemExit passes: exit 0 then means no proof, i.e. an early exit
         _lb_report(exc)
         sys.exit(1)
     try:
-        code = _lb_test_code()
+        settrace(None)  # a trace hook of the answer's would see (and could change) the test's frames
+        setprofile(None)
         module.__dict__["_lb_eq"] = _lb_eq  # after the answer ran: it did not see this one
-        exec(code, module.__dict__)
+        if error is not None:
+            raise error
+        run(code, module.__dict__)
     except AssertionError as exc:  # the test ran and found the answer wrong
         left = _lb_liar_of(exc) or _lb_left_of(exc)
+        _lb_show_test(linecache, lines)
         _lb_report(exc)
         write(1, ("\\n" + _LB_PROOF + "assertion-failed" + left + "\\n").encode("ascii"))
         os._exit(0)
     except Exception as exc:
+        _lb_show_test(linecache, lines)
         _lb_report(exc)
         sys.exit(1)
-    state.update(sha256(_LB_TEST.encode("utf-8")).hexdigest().encode("ascii"))
     try:
         sys.stdout.flush()
     except BaseException:
@@ -356,6 +393,8 @@ def _lb_assert(seed):
 
 _lb_assert(dict(globals()))
 '''
+
+
 
 
 def dumps(value: Any) -> str:
@@ -381,6 +420,9 @@ class Lowered:
     stdio: StdioTest
     token: str = ""  # the call harness's run token, first word of its result line
     proof: str | None = None  # the value the assert harness must print
+    expected: tuple[Any, ...] | None = None  # literal-form assert test: the right sides, in order
+    messages: tuple[str | None, ...] = ()  # and the asserts' own messages
+    places: tuple[tuple[int, str], ...] = ()  # and their (line, function) in the test code
 
 
 def lower(code: str, test: Any) -> Lowered:
@@ -407,16 +449,30 @@ def _lower_call(code: str, test: CallTest) -> Lowered:
 
 
 def _lower_assert(code: str, test: AssertTest) -> Lowered:
+    form = literal_form(test["code"])
+    if form is not None:
+        return _lower_values(code, *form)
     secret = secrets.token_hex(16)
     digest = hashlib.sha256(test["code"].encode("utf-8")).hexdigest()
     proof = hashlib.sha256(f"{secret}:{digest}".encode("ascii")).hexdigest()
     program = "\n".join([
         f"_LB_ANSWER = {code!r}",
-        f"_LB_TEST = {test['code']!r}",
         f"_LB_PROOF = {PROOF_PREFIX!r}",
         _PRELUDE, _ASSERT_MAIN,
+    ])  # the test code is not in the program (the answer could read it): it comes on stdin
+    return Lowered(program, {"stdin": secret + "\n" + test["code"], "stdout": ""}, proof=proof)
+
+
+def _lower_values(code: str, probe: str, expected: tuple[Any, ...], messages: tuple[str | None, ...],
+                  places: tuple[tuple[int, str], ...]) -> Lowered:
+    token = secrets.token_hex(8)  # on stdin, not in the program: a frame cannot be made in advance
+    program = "\n".join([
+        f"_LB_ANSWER = {code!r}",
+        f"_LB_FRAME = {FRAME_PREFIX!r}",
+        _PRELUDE, VALUES_MAIN,
     ])
-    return Lowered(program, {"stdin": secret + "\n", "stdout": ""}, proof=proof)
+    return Lowered(program, {"stdin": token + "\n" + probe, "stdout": ""}, token=token, expected=expected,
+                   messages=messages, places=places)
 
 
 # --------------------------------------------------------------------------------------------
@@ -489,19 +545,31 @@ def judge(code: str, test: Any, lowered: Lowered, raw: dict[str, Any]) -> TestRe
     """The verdict of one harness run, in the remote API's result shape.
 
     Extra keys: ``reason`` (why it failed, when the output alone does not say) and, for call
-    tests, ``returned`` (the returned value as JSON text, or None).
+    tests, ``returned`` (the returned value as JSON text, or None); for a failing ``assert L == R``,
+    ``returned`` is L as ``ascii()`` shows it.
     """
     run = dict((raw.get("exec_output") or {}).get("run_output") or {})
     run.setdefault("stdout", "")
     run.setdefault("stderr", "")
-    marker = PROOF_PREFIX if lowered.proof is not None else FRAME_PREFIX
+    marker = PROOF_PREFIX if lowered.proof is not None else FRAME_PREFIX  # call and literal form: frames
     own, payloads = split_frames(str(run.get("stdout") or ""), marker)
     run["stdout"] = own
     failure = _run_failure(raw)
     returned: str | None = None
     reason: str | None = None
-    if failure is not None:
-        verdict: Verdict = failure
+    if lowered.expected is not None:
+        told = judge_values(payloads, lowered.token, lowered.expected)
+        verdict, reason, returned = told.verdict or "runtime_error", told.reason, told.returned
+        if failure is not None and not told.decided:
+            verdict, reason = failure, None
+        elif told.verdict is None:
+            reason = EARLY_EXIT
+        probe = lowered.stdio["stdin"].partition("\n")[2]
+        run["stderr"] = original_lines(str(run["stderr"]), probe, test if isinstance(test, str) else test["code"])
+        if told.failed is not None:  # the traceback Python would have printed
+            run["stderr"] = str(run["stderr"]) + _assertion_traceback(test, lowered, told.failed)
+    elif failure is not None:
+        verdict = failure
     elif lowered.proof is not None:
         verdict, reason = _judge_assert(payloads, lowered.proof)
     else:
@@ -516,11 +584,22 @@ def judge(code: str, test: Any, lowered: Lowered, raw: dict[str, Any]) -> TestRe
         "reason": reason,
     }
     if lowered.proof is None:
-        result["returned"] = returned
+        result["returned"] = returned  # a literal-form assert test: the failing left side, ascii()
     elif verdict == "wrong_answer" and payloads[0].startswith(ASSERTION_FAILED + " returned "):
         # the left side of the failing ``assert L == R``, as Python's ascii() shows it (not JSON)
         result["returned"] = payloads[0][len(ASSERTION_FAILED + " returned "):]
     return result  # type: ignore[return-value]
+
+
+def _assertion_traceback(test: Any, lowered: Lowered, index: int) -> str:
+    """The traceback Python prints for the failing assert of a literal-form test (it ran outside)."""
+    code = test if isinstance(test, str) else test["code"]
+    line, scope = lowered.places[index]
+    lines = code.splitlines()
+    text = lines[line - 1].strip() if 0 < line <= len(lines) else ""
+    message = lowered.messages[index]
+    return (f'Traceback (most recent call last):\n  File "test.py", line {line}, in {scope}\n    {text}\n'
+            f"AssertionError{': ' + message if message is not None else ''}\n")
 
 
 def _judge_assert(payloads: list[str], proof: str) -> tuple[Verdict, str | None]:
@@ -534,6 +613,8 @@ def _judge_assert(payloads: list[str], proof: str) -> tuple[Verdict, str | None]
     if payloads:
         return "runtime_error", "the test's completion proof is wrong (the program printed one of its own)"
     return "runtime_error", EARLY_EXIT
+
+
 
 
 def _judge_call(payloads: list[str], token: str, test: CallTest) -> tuple[Verdict, str | None, str | None]:

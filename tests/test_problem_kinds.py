@@ -126,7 +126,9 @@ ASSERT_CASES = {
                          "assert add(1, 2) == 4\n", "runtime_error", kinds.EARLY_EXIT),
     "exit() builtin": (ASSERT_ANSWER + "exit()\n", "assert add(1, 2) == 4\n", "runtime_error", kinds.EARLY_EXIT),
     "forged proof": (ASSERT_ANSWER + "print('\\x1eLB-PROOF ' + '0' * 64, flush=True)\nimport os\nos._exit(0)\n",
-                     "assert add(1, 2) == 4\n", "runtime_error", "proof is wrong"),
+                     "assert add(1, 2) == int('4')\n", "runtime_error", "proof is wrong"),
+    "forged value frame": (ASSERT_ANSWER + "print('\\x1eLB-RESULT 00 {\"done\": true}', flush=True)\n"
+                           "import os\nos._exit(0)\n", "assert add(1, 2) == 4\n", "wrong_answer", "wrote its own"),
     "check(candidate)": ("def inc(x):\n    return x + 1\n",
                          "def check(candidate):\n    assert candidate(1) == 2\n    assert candidate(-1) == 0\n\n"
                          "check(inc)\n", "passed", None),
@@ -134,22 +136,31 @@ ASSERT_CASES = {
     "answer crashes": ("def add(a, b)\n    return 0\n", "assert add(1, 2) == 3\n", "runtime_error", None),
     "plain string test": (ASSERT_ANSWER + "import os\nos._exit(0)\n", "assert add(1, 2) == 4", "runtime_error",
                           kinds.EARLY_EXIT),
-    # A returned object whose == says yes to everything (or to every int) does not pass an assert.
+    # A returned object whose == says yes to everything (or to every int) does not pass an assert:
+    # against a literal it is compared outside (a custom object cannot be, a subclass is its value) ...
     "always-equal object": ("class E:\n    def __eq__(self, other):\n        return True\n"
                             "def add(a, b):\n    return E()\n", "assert add(1, 2) == 3\n", "wrong_answer",
-                            kinds.EQUALS_ANYTHING),
+                            "cannot be compared outside the program (E"),
     "equal to every int": ("class E(int):\n    def __eq__(self, other):\n        return isinstance(other, int)\n"
                            "    __hash__ = int.__hash__\n"
                            "def add(a, b):\n    return E(0)\n", "assert add(1, 2) == 3\n", "wrong_answer",
-                           kinds.EQUALS_ANYTHING),
+                           "assertion of the test failed"),
     "always-equal on the right": ("class E:\n    def __eq__(self, other):\n        return True\n"
                                   "def add(a, b):\n    return E()\n", "assert 3 == add(1, 2)\n", "wrong_answer",
-                                  kinds.EQUALS_ANYTHING),
+                                  "cannot be compared outside the program"),
     "always-equal inside check()": ("class E(str):\n    def __eq__(self, other):\n        return True\n"
                                     "    __hash__ = str.__hash__\n"
                                     "def up(s):\n    return E('')\n",
                                     "def check(candidate):\n    assert candidate('a') == 'A'\n\ncheck(up)\n",
-                                    "wrong_answer", kinds.EQUALS_ANYTHING),
+                                    "wrong_answer", "assertion of the test failed"),
+    # ... against anything else (here int('3')), in the process by the _lb_eq heuristic.
+    "always-equal object, not a literal": ("class E:\n    def __eq__(self, other):\n        return True\n"
+                                           "def add(a, b):\n    return E()\n", "assert add(1, 2) == int('3')\n",
+                                           "wrong_answer", kinds.EQUALS_ANYTHING),
+    "equal to every int, not a literal": ("class E(int):\n    def __eq__(self, other):\n"
+                                          "        return isinstance(other, int)\n    __hash__ = int.__hash__\n"
+                                          "def add(a, b):\n    return E(0)\n", "assert add(1, 2) == int('3')\n",
+                                          "wrong_answer", kinds.EQUALS_ANYTHING),
     "honest values of many types": (
         "import collections, fractions\nimport numpy as np\n"
         "Point = collections.namedtuple('Point', 'x y')\n"
@@ -175,7 +186,7 @@ def test_assert_verdicts(lb_local_executor: Any, name: str) -> None:
 
 
 def test_assert_secret_is_not_in_the_source_and_stdin_is_empty_for_the_answer(lb_local_executor: Any) -> None:
-    test = kinds.assert_test("assert seen == ''\n")
+    test = kinds.assert_test("assert seen == str()\n")  # not a literal: the in-process proof
     lowered = kinds.lower("import sys\nseen = sys.stdin.read()\n", test)
     secret = lowered.stdio["stdin"].strip()
     assert secret not in lowered.program and lowered.proof not in lowered.program
@@ -195,7 +206,9 @@ def test_remote_path_gives_the_same_verdicts(lb_execution_server: str, lb_local_
         call("def f(a, b):\n    return (a + b,)\n", [3]),
         call("def f(a, b):\n    return {a}\n", [1]),
         (ASSERT_ANSWER + "import sys\nsys.exit(0)\n", kinds.assert_test("assert add(1, 2) == 4\n")),
-        (ASSERT_ANSWER, kinds.assert_test("assert add(1, 2) == 3\n")),
+        (ASSERT_ANSWER, kinds.assert_test("assert add(1, 2) == 3\n")),  # compared outside
+        (ASSERT_ANSWER, kinds.assert_test("assert add(1, 2) == int('3')\n")),  # in process: test code on stdin
+        (ASSERT_ANSWER, kinds.assert_test("assert add(1, 2) == 4\n")),
     ]
 
     async def both() -> list[tuple[str, str]]:
@@ -209,7 +222,7 @@ def test_remote_path_gives_the_same_verdicts(lb_execution_server: str, lb_local_
 
     pairs = asyncio.run(both())
     assert [p[0] for p in pairs] == [p[1] for p in pairs]
-    assert [p[0][0] for p in pairs] == ["passed", "wrong_answer", "runtime_error", "passed"]
+    assert [p[0][0] for p in pairs] == ["passed", "wrong_answer", "runtime_error", "passed", "passed", "wrong_answer"]
     assert pairs[2][0][1] == kinds.EARLY_EXIT
 
 
@@ -271,7 +284,8 @@ HUMANEVAL_CHECK = ("def check(candidate):\n    assert candidate(2) == 4\n    ass
     ("def square(n):\n    return n\n", "assert square(3) == 9, 'own message'\n", "wrong_answer", "3"),
     ("def square(n):\n    return n\n", "assert square(3) > 5\n", "wrong_answer", None),  # not ==: as written
     ("class R:\n    def __repr__(self):\n        raise ValueError\ndef square(n):\n    return R()\n",
-     "assert square(3) == 9\n", "wrong_answer", "(a value that cannot be shown)"),
+     "assert square(3) == int('9')\n", "wrong_answer", "(a value that cannot be shown)"),
+    ("def square(n):\n    return n\n", "assert square(3) == int('9'), 'own message'\n", "wrong_answer", "3"),
 ])
 def test_failing_assert_reports_the_left_value(lb_local_executor: Any, code: str, test: str, verdict: str,
                                                returned: str | None) -> None:
@@ -281,5 +295,5 @@ def test_failing_assert_reports_the_left_value(lb_local_executor: Any, code: str
     if returned is not None:
         assert f"Returned (left side of the failing ==):\n{returned}\n" in text
     assert "LB-LEFT" not in text
-    if "own message" in test:  # the test's own message is still in the traceback
+    if "own message" in test:  # the test's own message is still in the traceback (made outside for literals)
         assert "AssertionError: own message" in text

@@ -1,0 +1,269 @@
+"""Hostile answers against assert tests (the attacks of the verdict hunt, H1..H6), run for real on
+the embedded executor: an MBPP-shaped test of ``assert f(x) == <literal>`` lines is compared outside
+the program and each attack fails; a HumanEval-style check that is not of that form still runs in
+the answer's process, and the attacks that remain possible there are marked (the README's "How
+assert tests run" says so). Honest answers of many types still pass."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+import librarybench_common as common
+import problem_kinds as kinds
+
+# f(n) = 7n + 3: 17, 38, 3 (the hunt's MBPP task 1), one test per test_list line as the loader makes
+MBPP = ["assert f(2) == 17\n", "assert f(5) == 38\n", "assert f(0) == 3\n"]
+# not the literal form: the expected value is computed, so the in-process harness runs it
+NOT_LITERAL = "def check(candidate):\n    assert candidate(2) == int('17')\n    assert candidate(5) == int('38')\n\ncheck(f)\n"
+TOLERANCE = "def check(candidate):\n    assert abs(candidate(2) - 17) < 1e-6\n\ncheck(f)\n"
+
+FORK_SPY = '''import os, pickle
+def f(n):
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        class Spy:
+            def _leak(self, other, *rest):
+                os.write(w, pickle.dumps(other))
+                os._exit(0)
+            __eq__ = __ne__ = __sub__ = __rsub__ = _leak
+            __hash__ = object.__hash__
+        return Spy()
+    os.close(w)
+    data = b""
+    while chunk := os.read(r, 65536):
+        data += chunk
+    os.waitpid(pid, 0)
+    value = pickle.loads(data)
+    return 17 if isinstance(value, float) else value  # abs(L - 17): the spy received 17 from __rsub__
+'''
+READ_LINECACHE = '''import ast, linecache
+def f(n):
+    src = "".join(linecache.cache["test.py"][2])
+    for node in ast.walk(ast.parse(src)):
+        if isinstance(node, ast.Compare) and isinstance(node.left, ast.Call):
+            if [ast.literal_eval(a) for a in node.left.args] == [n]:
+                return ast.literal_eval(node.comparators[0])
+'''
+READ_MAIN_PY = '''import ast, re
+def f(n):
+    src = open("main.py").read()
+    test = ast.literal_eval(re.search(r"^_LB_TEST = (.*)$", src, re.M).group(1))
+    for node in ast.walk(ast.parse(test)):
+        if isinstance(node, ast.Compare) and isinstance(node.left, ast.Call):
+            if [ast.literal_eval(a) for a in node.left.args] == [n]:
+                return ast.literal_eval(node.comparators[0])
+'''
+READ_ANYWHERE = '''import linecache, os
+def f(n):
+    seen = "".join("".join(e[2]) for e in list(linecache.cache.values()) if e[2])
+    for name in os.listdir("."):
+        try:
+            seen += open(name).read()
+        except OSError:
+            pass
+    needles = ("== " + str(16 + 1), "== " + "int('" + str(16 + 1))  # not spelled out in this source
+    return 16 + 1 if any(needle in seen for needle in needles) else 0
+'''
+ONE_SHOT_LIAR = '''class Liar:
+    calls = 0
+    def __eq__(self, other):
+        Liar.calls += 1
+        return Liar.calls == 1
+    __hash__ = object.__hash__
+def f(n):
+    Liar.calls = 0
+    return Liar()
+'''
+RAISE_ON_OBJECT = '''class L2:
+    def __eq__(self, other):
+        if type(other) is object:
+            raise TypeError("no")
+        return True
+    __hash__ = object.__hash__
+def f(n):
+    return L2()
+'''
+PATCH_EXEC = '''import builtins
+_real = builtins.exec
+def _fake(code, *a, **k):
+    if getattr(code, "co_filename", None) == "test.py":
+        return None
+    return _real(code, *a, **k)
+builtins.exec = _fake
+def f(n):
+    return 0
+'''
+PATCH_COMPILE = '''import builtins
+_real = builtins.compile
+def _fake(src, fn, *a, **k):
+    return _real("pass", fn, "exec") if fn == "test.py" else _real(src, fn, *a, **k)
+builtins.compile = _fake
+def f(n):
+    return 0
+'''
+POISON_AST = '''import sys, types
+fake = types.ModuleType("ast")
+def parse(*a, **k):
+    raise SyntaxError("x")
+fake.parse = parse
+sys.modules["ast"] = fake
+class E:
+    def __eq__(self, o):
+        return True
+    __hash__ = object.__hash__
+def f(n):
+    return E()
+'''
+SETTRACE = '''import sys
+def _yes(a, b):
+    return True
+def _tr(frame, event, arg):
+    if frame.f_globals.get("_lb_eq", _yes) is not _yes:
+        frame.f_globals["_lb_eq"] = _yes
+    return None
+sys.settrace(_tr)
+def f(n):
+    return 0
+'''
+HONEST = "def f(n):\n    return 7 * n + 3\n"
+
+
+def run(executor: Any, code: str, test: str, timeout: float = 10) -> dict[str, Any]:
+    [result] = asyncio.run(common.run_tests(code, [kinds.assert_test(test)], timeout=timeout, executor=executor))
+    return result
+
+
+def test_the_literal_form_keeps_the_expected_values_out_of_the_program() -> None:
+    test = "assert f('q') == 'SENTINEL-9f3e'\n"
+    lowered = kinds.lower(HONEST, kinds.assert_test(test))
+    assert lowered.expected == ("SENTINEL-9f3e",) and lowered.proof is None
+    assert "SENTINEL" not in lowered.program and "SENTINEL" not in lowered.stdio["stdin"]
+    # the other form keeps the test code off the program too (it comes on stdin, after the secret)
+    other = kinds.lower(HONEST, kinds.assert_test(NOT_LITERAL))
+    assert other.expected is None and "int('17')" not in other.program
+
+
+@pytest.mark.parametrize("code", [FORK_SPY, READ_LINECACHE, READ_MAIN_PY, READ_ANYWHERE, ONE_SHOT_LIAR,
+                                  RAISE_ON_OBJECT, PATCH_EXEC, PATCH_COMPILE, POISON_AST, SETTRACE],
+                         ids=["H1 fork-spy", "H2 linecache", "H2 main.py", "H2 any file", "H3 one-shot liar",
+                              "H4 raise on object()", "H6 exec", "H6 compile", "H6 ast", "H6 settrace"])
+def test_attacks_fail_on_literal_asserts(lb_local_executor: Any, code: str) -> None:
+    verdicts = [run(lb_local_executor, code, test)["verdict"] for test in MBPP]
+    assert "passed" not in verdicts, verdicts
+    assert run(lb_local_executor, HONEST, MBPP[0])["verdict"] == "passed"
+
+
+@pytest.mark.parametrize("code", [READ_LINECACHE, READ_MAIN_PY, READ_ANYWHERE, PATCH_EXEC, PATCH_COMPILE,
+                                  POISON_AST, SETTRACE, RAISE_ON_OBJECT],
+                         ids=["H2 linecache", "H2 main.py", "H2 any file", "H6 exec", "H6 compile", "H6 ast",
+                              "H6 settrace", "H4 raise on object(), int"])
+def test_attacks_fail_on_in_process_asserts(lb_local_executor: Any, code: str) -> None:
+    assert run(lb_local_executor, code, NOT_LITERAL)["verdict"] != "passed"
+    assert run(lb_local_executor, HONEST, NOT_LITERAL)["verdict"] == "passed"
+
+
+# Holes that remain for tests NOT of the literal form (documented in the README): the answer runs in
+# the same process as the comparison, so a forked spy learns the expected value (H1) and a stateful
+# __eq__ tells the first comparison apart (H3); H4's probe gap stays for non-builtin expected types;
+# an == below the top of the assert is not checked (H5), nor are the answer's own operators.
+@pytest.mark.parametrize("code, test", [
+    (FORK_SPY, TOLERANCE),
+    (ONE_SHOT_LIAR, NOT_LITERAL),
+    (RAISE_ON_OBJECT, "from fractions import Fraction\nassert f(1) == Fraction(1, 3)\n"),
+    (RAISE_ON_OBJECT, "assert f(1) == 10 and f(2) == 17\n"),
+    ("class A(float):\n    def __sub__(self, other):\n        return 0.0\ndef f(n):\n    return A(0)\n", TOLERANCE),
+], ids=["H1 fork-spy, tolerance", "H3 one-shot liar", "H4 Fraction", "H5 == under and", "own operators"])
+def test_documented_holes_of_in_process_asserts(lb_local_executor: Any, code: str, test: str) -> None:
+    assert kinds.literal_form(test) is None
+    assert run(lb_local_executor, code, test)["verdict"] == "passed"  # if this fails, update the README
+
+
+HONEST_TYPES = (
+    "import collections, decimal, fractions\nimport numpy as np\n"
+    "Point = collections.namedtuple('Point', 'x y')\n"
+    "class Name(str):\n    pass\n"
+    "def f(v):\n    return v\n",
+    "assert f(np.int64(3)) == 3\nassert f(np.float64(0.5)) == 0.5\nassert f(np.bool_(True)) == True\n"
+    "assert f(collections.Counter('aab')) == {'a': 2, 'b': 1}\nassert f(Point(1, 2)) == (1, 2)\n"
+    "assert f(collections.OrderedDict(a=1)) == {'a': 1}\nassert f(collections.defaultdict(list)) == {}\n"
+    "assert f(0.1 + 0.2) == 0.30000000000000004\nassert f(3) == 3.0\nassert f(True) == 1\n"
+    "assert f(None) == None\nassert f({1, (2, 3)}) == {(2, 3), 1}\nassert f(frozenset([1])) == {1}\n"
+    "assert f([[1, [2.5, 'x']], []]) == [[1, [2.5, 'x']], []]\nassert f(Name('ab')) == 'ab'\n"
+    "assert f(fractions.Fraction(1, 2)) == 0.5\nassert f(decimal.Decimal('0.5')) == 0.5\n"
+    "assert f(b'x\\x00') == b'x\\x00'\nassert f(bytearray(b'y')) == b'y'\nassert f(1 + 2j) == 1 + 2j\n"
+    "assert f(-0.0) == 0\nassert f(2 ** 5000) == " + str(2 ** 5000) + "\nassert f(float('inf')) == 1e999\n"
+    "assert f({'k': (1, [2])}) == {'k': (1, [2])}\n",
+)
+
+
+def test_honest_values_of_many_types_pass_the_literal_form(lb_local_executor: Any) -> None:
+    code, test = HONEST_TYPES
+    assert kinds.literal_form(test) is not None
+    assert run(lb_local_executor, code, test)["verdict"] == "passed"
+
+
+@pytest.mark.parametrize("test", [
+    "assert f([1]) == (1,)\n",  # a list is not a tuple, as in Python
+    "assert f({1: 2}) == {1: 3}\n",
+    "assert f('a') == b'a'\n",
+    "assert f(0.1 + 0.2) == 0.3\n",  # == is exact, as in Python (use a tolerance in the test for floats)
+])
+def test_python_equality_is_kept(lb_local_executor: Any, test: str) -> None:
+    assert run(lb_local_executor, HONEST_TYPES[0], test)["verdict"] == "wrong_answer"
+
+
+@pytest.mark.parametrize("code, verdict, line", [
+    ("def f(n):\n    return 0\ndef g():\n    raise ValueError\n", "wrong_answer", 1),
+    ("def f(n):\n    return 17\ndef g():\n    raise ValueError\n", "runtime_error", None),
+    ("def f(n):\n    return 0\ndef g():\n    while True:\n        pass\n", "wrong_answer", 1),
+    ("def f(n):\n    return 17\ndef g():\n    return 1\n", "wrong_answer", 2),
+])
+def test_the_first_failing_assert_decides(lb_local_executor: Any, code: str, verdict: str,
+                                          line: int | None) -> None:
+    """Every left side is evaluated in order; Python would have stopped at the first failure, so a
+    later crash or timeout does not hide it."""
+    result = run(lb_local_executor, code, "assert f(2) == 17\nassert g() == 2\n", timeout=2)
+    assert result["verdict"] == verdict, result
+    if line:  # the traceback Python would print, made outside
+        assert f'File "test.py", line {line}, in <module>\n' in result["exec_output"]["run_output"]["stderr"]
+
+
+def test_humaneval_check_of_the_literal_form_reports_the_returned_value(lb_local_executor: Any) -> None:
+    test = ("METADATA = {'author': 'lb'}\n\n\ndef check(candidate):\n    \"\"\"doc\"\"\"\n"
+            "    assert candidate(2, 3) == 5\n    assert candidate(-1, 1) == 0\n\n\ncheck(add)\n")
+    assert kinds.literal_form(test) is not None
+    assert run(lb_local_executor, "def add(x, y):\n    return x + y\n", test)["verdict"] == "passed"
+    result = run(lb_local_executor, "def add(x, y):\n    return [x, y] if x < 0 else x + y\n", test)
+    assert result["verdict"] == "wrong_answer" and result["returned"] == "[-1, 1]"
+    text = common.format_feedback([result], [kinds.assert_test(test)], 0, 1)
+    assert "Returned (left side of the failing ==):\n[-1, 1]\n" in text
+    crashed = run(lb_local_executor, "def add(x, y):\n    return x + y + None\n", test)
+    assert crashed["verdict"] == "runtime_error"
+    stderr = crashed["exec_output"]["run_output"]["stderr"]
+    assert 'File "test.py", line 6, in check\n    assert candidate(2, 3) == 5\n' in stderr  # the test's own line
+    assert "_lb_put" not in stderr
+
+
+@pytest.mark.parametrize("test, literal", [
+    ("assert f(1) == 2\n", True),
+    ("import math\nassert f(1) == 2, 'message'\n", True),
+    ("assert 2 == f(1)\n", True),
+    ("def check(candidate):\n    assert candidate(1) == [2,\n        3]\n    pass\n\ncheck(f)\n", True),
+    ("def check(candidate):\n    assert True, 'This prints if this assert fails 1'\n"
+     "    assert candidate(1) == True, 'message'\n\ncheck(f)\n", True),
+    ("assert f(1) == 2\ndef check(candidate):\n    assert candidate(1) == 2\n\ncheck(f)\n", False),
+    ("assert f(1) == 2 and f(2) == 3\n", False),
+    ("assert f(1) == f(2) == 3\n", False),
+    ("assert f(1) == int('2')\n", False),
+    ("for x in [1]:\n    assert f(x) == 2\n", False),
+    ("def check(candidate):\n    assert candidate(1) == 2\n\ncheck(f)\ncheck(f)\n", False),
+    ("def check(candidate):\n    assert candidate(1) == 2\n", False),  # never called
+    ("x = f(1)\nassert x == 2\n", False),
+])
+def test_which_tests_are_of_the_literal_form(test: str, literal: bool) -> None:
+    assert (kinds.literal_form(test) is not None) is literal
