@@ -577,7 +577,7 @@ def evaluate(args: argparse.Namespace, guard: InterruptGuard) -> int:
     specials = special_judges.load(args.special_judges) if args.special_judges else None
     if specials is not None:
         check_special_judges(specials, files, jobs, plan, selection)
-    assign_judges(jobs, judge, specials)
+    assign_judges(jobs, judge, specials, plan)
     executor = make_executor(args)
     limit_settings = assign_limits(jobs, plan, args, executor)
     executor_info = (executor.name, executor.isolation)
@@ -695,22 +695,29 @@ def check_special_judges(specials: special_judges.SpecialJudges, files: dict[str
         problems = [(path, i, records[i]) for path, records in files.items()
                     for i in common.selected_indices(len(records), selection, path)]
     else:
-        problems = list({(j.solution_file, j.problem_id): (j.solution_file, j.problem_id, j.record)
-                         for j in jobs if j.record is not None}.values())
+        problems = [(path, index, identity_record(problem)) for (path, index), problem in plan.problems.items()]
     covers_all = selection is None and (plan is None or plan.without_samples == 0)
     for line in specials.check_problems(problems, covers_all):
         print(f"warning: {line}", file=sys.stderr, flush=True)
 
 
-def assign_judges(jobs: list[Job], default: Any, specials: special_judges.SpecialJudges | None = None) -> None:
+def identity_record(problem: Any) -> dict[str, Any]:
+    """What a special-judge list matches a dataset problem on (``--problems`` jobs carry no record)."""
+    return {"name": problem.name, "id": problem.task_id}
+
+
+def assign_judges(jobs: list[Job], default: Any, specials: special_judges.SpecialJudges | None = None,
+                  plan: Any = None) -> None:
     """Each job's judge: the record's own ``judge`` field, else its ``--special-judges`` entry, else the
     run's; a bad one is that problem's error."""
     for job in jobs:
         record = job.record
+        problem = plan.problems.get((job.solution_file, job.problem_id)) if plan is not None else None
         try:
             job.judge, job.judge_from_record = judges.judge_from_record(
                 record, default, str(Path(job.solution_file).resolve().parent))
-            entry = specials.lookup(job.problem_id, record) if specials and not job.judge_from_record else None
+            listed = identity_record(problem) if problem is not None else record
+            entry = specials.lookup(job.problem_id, listed) if specials and not job.judge_from_record else None
             if entry is not None:
                 job.judge, job.special_judge = special_judges.apply(entry, default, specials.path)
         except LibraryBenchError as exc:

@@ -183,3 +183,30 @@ def test_compare_checks_the_list_against_its_problems(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert f"warning: {specials}: 1 entry with no matching problem: 99" in proc.stderr.splitlines()
     assert f"{specials}: 1 entry with no matching problem: 99" in json.loads(out.read_text())["warnings"]
+
+
+TACO_DATA = Path(__file__).resolve().parent.parent / "data" / "formats"
+
+
+def test_a_problems_run_applies_entries_by_index_and_by_name(tmp_path: Path) -> None:
+    """``--problems``: problem 0 of taco_problems.json listed by index, problem 1 by its ``name``;
+    both apply and no entry is called unmatched."""
+    specials = tmp_path / "spj.json"
+    specials.write_text(json.dumps({"0": "case-insensitive", "Min Max": "tokens"}))
+    out = tmp_path / "r.json"
+    proc = run_cli("--problems", str(TACO_DATA / "taco_problems.json"), "--samples",
+                   str(TACO_DATA / "taco_generation.json"), "--quiet", "--special-judges", str(specials),
+                   "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "no matching problem" not in proc.stderr
+    rows = [p for f in json.loads(out.read_text())["files"] for p in f["problems"]]
+    judged = {(p["problem_id"], p["judge"]["name"], (p.get("special_judge") or {}).get("key")) for p in rows}
+    assert judged == {(0, "case-insensitive", "0"), (1, "tokens", "Min Max"), (2, "exact", None)}
+    block = json.loads(out.read_text())["summary"]["special_judges"]
+    assert block["applied"] == sum(p["problem_id"] in (0, 1) for p in rows) and block["applied"] >= 2
+    specials.write_text(json.dumps({"Add Two": "float", "No Such": "float"}))
+    proc = run_cli("--problems", str(TACO_DATA / "taco_problems.json"), "--samples",
+                   str(TACO_DATA / "taco_generation.json"), "--quiet", "--special-judges", str(specials))
+    assert proc.returncode == 0, proc.stderr
+    assert [line for line in proc.stderr.splitlines() if "no matching problem" in line] == [
+        f"warning: {specials}: 1 entry with no matching problem: 'No Such'"]
