@@ -22,6 +22,7 @@ a case without a kind is reported as a special judge of unknown kind (needs a ch
 
 from __future__ import annotations
 
+import gzip
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,17 +106,21 @@ class SpecialJudges:
 
 
 def read_documents(path: str) -> Any:
-    """The file as one JSON document, else as JSON lines."""
+    """A ``.jsonl``/``.jsonl.gz`` file as JSON lines (even one line: it is an entry, not the
+    ``{key: kind}`` mapping); any other file as one JSON document, else as JSON lines."""
+    name = path.lower()
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        raw = Path(path).read_bytes()
+        text = (gzip.decompress(raw) if name.endswith(".gz") else raw).decode("utf-8")
     except FileNotFoundError:
         raise InputError(f"{path}: --special-judges file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, EOFError, gzip.BadGzipFile) as exc:
         raise InputError(f"{path}: cannot read the special-judge list: {exc}") from None
-    try:
-        return json.loads(text)
-    except ValueError:
-        pass
+    if not name.endswith((".jsonl", ".jsonl.gz")):
+        try:
+            return json.loads(text)
+        except ValueError:
+            pass
     lines = []
     for number, line in enumerate(text.splitlines(), 1):
         if line.strip():
@@ -145,7 +150,7 @@ def kind_judge(kind: str, entry: dict[str, Any]) -> tuple[str, judges.Judge | No
 def parse_entry(key: Any, value: Any, cases: dict[str, Any], base_dir: str) -> SpecialEntry | None:
     """One entry, or None for a TACO line that needs no special judge."""
     entry = value if isinstance(value, dict) else {"kind": value}
-    if "judge" in entry:
+    if entry.get("judge") is not None:
         judge, _ = judges.judge_from_record({"judge": entry["judge"]}, judges.get_judge("exact"), base_dir)
         return SpecialEntry(str(key), "judge", judge)
     if "special_judge" in entry and "kind" not in entry:
@@ -167,7 +172,11 @@ def parse_entry(key: Any, value: Any, cases: dict[str, Any], base_dir: str) -> S
 def raw_entries(data: Any) -> tuple[list[tuple[Any, Any]], dict[str, Any]]:
     """(key, value) pairs and the TACO case kinds, from any of the accepted shapes."""
     cases: dict[str, Any] = {}
-    if isinstance(data, dict) and isinstance(data.get("problems"), list):
+    if isinstance(data, dict) and (isinstance(data.get("problems"), list) or {"cases", "problems"} <= data.keys()):
+        if not isinstance(data["problems"], list):
+            raise ConfigError("'problems' must be a list of entries")
+        if not isinstance(data.get("cases") or {}, dict):
+            raise ConfigError("'cases' must be an object {case: kind}")
         cases = {str(k): v for k, v in (data.get("cases") or {}).items()}
         data = data["problems"]
     if isinstance(data, dict):
@@ -181,7 +190,10 @@ def raw_entries(data: Any) -> tuple[list[tuple[Any, Any]], dict[str, Any]]:
         field = next((f for f in KEY_FIELDS if f in item), None)
         if field is None:
             raise ConfigError(f"an entry names no problem (one of {', '.join(KEY_FIELDS)}): {item!r}")
-        pairs.append((item[field], {k: v for k, v in item.items() if k != field}))
+        key = item[field]
+        if isinstance(key, bool) or not isinstance(key, (int, str)) or (isinstance(key, int) and key < 0):
+            raise ConfigError(f"an entry's {field!r} must be a problem index (0 or more) or a name: {item!r}")
+        pairs.append((key, {k: v for k, v in item.items() if k != field}))
     return pairs, cases
 
 

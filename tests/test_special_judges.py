@@ -210,3 +210,46 @@ def test_a_problems_run_applies_entries_by_index_and_by_name(tmp_path: Path) -> 
     assert proc.returncode == 0, proc.stderr
     assert [line for line in proc.stderr.splitlines() if "no matching problem" in line] == [
         f"warning: {specials}: 1 entry with no matching problem: 'No Such'"]
+
+
+def test_a_one_line_jsonl_list_is_one_entry(tmp_path: Path) -> None:
+    """A ``.jsonl`` file is read as lines even when its one line is a whole JSON object."""
+    import gzip
+
+    line = json.dumps({"idx": 0, "kind": "float"}) + "\n"
+    plain = tmp_path / "spj.jsonl"
+    plain.write_text(line)
+    packed = tmp_path / "spj.jsonl.gz"
+    packed.write_bytes(gzip.compress(line.encode()))
+    for specials in (plain, packed):
+        _, document, problems = evaluate(tmp_path, specials)
+        assert (problems[0]["passed"], problems[0]["judge"]["name"], problems[0]["special_judge"]["key"]) == (
+            1, "float", "0"), specials
+        assert document["summary"]["special_judges"]["entries"] == 1
+
+
+def test_every_wrong_shape_is_one_usage_error_naming_the_file(tmp_path: Path) -> None:
+    problems = write_problems(tmp_path)
+    taco = [{"idx": 0, "special_judge": True, "case": 1}]
+    for content, fragment in (
+            ([1], "an entry is not an object: 1"), (3, "expected an object or a list"),
+            (None, "expected an object or a list"), ([None], "an entry is not an object: None"),
+            ({"cases": [1], "problems": taco}, "'cases' must be an object {case: kind}"),
+            ({"cases": 5, "problems": []}, "'cases' must be an object"),
+            ({"cases": {"1": "float"}, "problems": {"0": "float"}}, "'problems' must be a list of entries"),
+            ({"cases": {"1": [1]}, "problems": taco}, "unknown special-judge kind '[1]'"),
+            ([{"idx": [1], "kind": "float"}], "'idx' must be a problem index (0 or more) or a name"),
+            ([{"name": None, "kind": "float"}], "'name' must be a problem index"),
+            ([{"idx": True, "kind": "float"}], "'idx' must be a problem index"),
+            ([{"idx": -1, "kind": "float"}], "'idx' must be a problem index"),
+            ({"0": [1]}, "entry '0' needs a 'kind'"), ({"0": {"kind": ["float"]}}, "entry '0' needs a 'kind'"),
+            ({"0": {"judge": None}}, "entry '0' needs a 'kind'"),
+            ({"0": {"kind": "float", "abs_tol": "x"}}, "abs_tol must be a number"),
+            ({"0": {"judge": [1]}}, "'judge' must be a name or an object")):
+        specials = tmp_path / "bad.json"
+        specials.write_text(json.dumps(content))
+        proc = run_cli("--solution-file", str(problems), "--special-judges", str(specials))
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: {specials}: "), (
+            content, proc.stderr)
+        assert fragment in lines[0], (content, lines[0])
