@@ -89,6 +89,13 @@ class SpecialJudges:
         return [f"{self.path}: {len(unused)} entr{'y' if len(unused) == 1 else 'ies'} with no matching problem: "
                 f"{', '.join(unused)}"]
 
+    def checker_specs(self) -> list[list[Any]]:
+        """[key, spec] of every entry judged by a checker: the spec holds the checker's
+        ``source_sha256``, so an edited checker changes a results log's fingerprint."""
+        entries = [*self.by_index.values(), *self.by_name.values()]
+        return sorted(([e.key, e.judge.spec.as_dict()] for e in entries
+                       if e.judge is not None and e.judge.spec.name == "checker"), key=lambda pair: pair[0])
+
     def lookup(self, index: int, record: Any) -> SpecialEntry | None:
         if index in self.by_index:
             return self.by_index[index]

@@ -253,3 +253,44 @@ def test_every_wrong_shape_is_one_usage_error_naming_the_file(tmp_path: Path) ->
         assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: {specials}: "), (
             content, proc.stderr)
         assert fragment in lines[0], (content, lines[0])
+
+
+def test_an_edited_checker_named_by_the_list_changes_the_results_log_fingerprint(tmp_path: Path) -> None:
+    """The list names ``chk.py``; editing it (not the list) must refuse the old log, as an edited
+    ``--checker`` does. A list naming no checker keeps the fingerprint of earlier runs."""
+    import sys
+
+    import pytest
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import model_feedback
+    import special_judges
+    from errors import ConfigError
+    from results_log import ResultsLog
+
+    problems = write_problems(tmp_path)
+    checker = tmp_path / "chk.py"
+    checker.write_text("import sys\nsys.exit(0)\n")
+    specials_path = tmp_path / "spj.json"
+    specials_path.write_text(json.dumps({"2": {"judge": {"name": "checker", "path": "chk.py"}}, "1": "float"}))
+    args = model_feedback.build_parser().parse_args(
+        ["--solution-file", str(problems), "--special-judges", str(specials_path)])
+    judge = model_feedback.judges.judge_from_args(args)
+
+    def fingerprint() -> dict:
+        specials = special_judges.load(str(specials_path))
+        return model_feedback.run_fingerprint(args, [str(problems)], None, judge, specials)
+
+    before = fingerprint()
+    assert [key for key, _ in before["special_judge_checkers"]] == ["2"]
+    log = ResultsLog(tmp_path / "r.json.checkpoint.jsonl", before)
+    log.append((str(problems), 2, "m_solution"), {"passed": 1, "total": 1, "verdicts": {"passed": 1}})
+    log.close()
+    assert len(ResultsLog(log.path, before).scan()) == 1  # same inputs: resumed
+    checker.write_text("import sys\nsys.exit(1)\n")
+    after = fingerprint()
+    assert after != before
+    with pytest.raises(ConfigError, match="other inputs or limits"):
+        ResultsLog(log.path, after).scan()
+    specials_path.write_text(json.dumps({"1": "float"}))
+    assert "special_judge_checkers" not in fingerprint()
