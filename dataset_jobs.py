@@ -140,27 +140,35 @@ def _own_answer_jobs(make_job: Callable[..., Any], path: str, problem: formats.P
     return [job]
 
 
-def scores(jobs: list[Any], plan_: Plan, args: argparse.Namespace) -> dict[str, Any]:
-    """The summary's pass@k section: overall, per model label when there are several."""
+def problem_scores(jobs: list[Any], plan_: Plan, unscored_fail: bool = False) -> dict[str, list[pass_at_k.ProblemScore]]:
+    """Per model label, one score per problem from its samples that ran (``unscored_fail``: the
+    samples that ended in an error of the run count too, as failing every test)."""
     groups: dict[tuple[str, int, str], list[Any]] = {}
     for job in jobs:
-        if job.status == "ok" and (job.solution_file, job.problem_id) in plan_.problems:
+        if (job.status == "ok" or unscored_fail) and (job.solution_file, job.problem_id) in plan_.problems:
             groups.setdefault((job.solution_file, job.problem_id, job.model_key or ""), []).append(job)
     per_label: dict[str, list[pass_at_k.ProblemScore]] = {}
     for (path, index, label), members in groups.items():
         problem = plan_.problems[(path, index)]
-        ratios = tuple(j.passed / j.total if j.total else 0.0 for j in members)
+        scored = [j for j in members if j.status == "ok"]
+        ratios = tuple(j.passed / j.total if j.total else 0.0 for j in scored) + (0.0,) * (len(members) - len(scored))
         per_label.setdefault(label, []).append(pass_at_k.ProblemScore(
-            key=problem.task_id, n=len(members), c=sum(1 for j in members if j.total and j.passed == j.total),
+            key=problem.task_id, n=len(members), c=sum(1 for j in scored if j.total and j.passed == j.total),
             ratios=ratios, difficulty=problem.difficulty, source=problem.source, date=problem.date))
+    return per_label
+
+
+def scores(jobs: list[Any], plan_: Plan, args: argparse.Namespace) -> dict[str, Any]:
+    """The summary's pass@k section: overall, per model label when there are several."""
+    per_label = problem_scores(jobs, plan_)
     every = [s for group in per_label.values() for s in group]
     overall = pass_at_k.report(every, args.k_values, args.start_date, args.end_date)
     unscored = [j for j in jobs if j.status != "ok" and (j.solution_file, j.problem_id) in plan_.problems]
     if unscored:  # errors of the run are no verdicts, but leaving them out may raise pass@k: say by how much
         overall["unscored_samples"] = len(unscored)
+        as_failures = [s for group in problem_scores(jobs, plan_, unscored_fail=True).values() for s in group]
         overall["pass_at_k_unscored_as_failures"] = pass_at_k.report(
-            with_unscored_as_failures(per_label, unscored, plan_), args.k_values, args.start_date,
-            args.end_date)["pass_at_k"]
+            as_failures, args.k_values, args.start_date, args.end_date)["pass_at_k"]
     section = {
         "format": plan_.fmt,
         "pass_at_k": overall["pass_at_k"],
@@ -180,24 +188,3 @@ def scores(jobs: list[Any], plan_: Plan, args: argparse.Namespace) -> dict[str, 
                                          for label, s in per_label.items()}
     return section
 
-
-def with_unscored_as_failures(per_label: dict[str, list[pass_at_k.ProblemScore]], unscored: list[Any],
-                              plan_: Plan) -> list[pass_at_k.ProblemScore]:
-    """The scores again with every sample that ended in an error of the run counted as failing."""
-    from dataclasses import replace
-
-    extra: dict[tuple[str, str], int] = {}
-    for job in unscored:
-        problem = plan_.problems[(job.solution_file, job.problem_id)]
-        key = (job.model_key or "", problem.task_id)
-        extra[key] = extra.get(key, 0) + 1
-    scores: list[pass_at_k.ProblemScore] = []
-    for label, group in per_label.items():
-        for score in group:
-            more = extra.pop((label, score.key), 0)
-            scores.append(replace(score, n=score.n + more, ratios=score.ratios + (0.0,) * more) if more else score)
-    for (label, task_id), more in extra.items():  # problems none of whose samples could be scored
-        problem = next(p for p in plan_.problems.values() if p.task_id == task_id)
-        scores.append(pass_at_k.ProblemScore(key=task_id, n=more, c=0, ratios=(0.0,) * more,
-                                             difficulty=problem.difficulty, source=problem.source, date=problem.date))
-    return scores

@@ -76,3 +76,22 @@ def test_report_window_and_breakdowns() -> None:
 def test_an_empty_report_line_has_no_dangling_separator() -> None:
     """Every problem in error (nothing scored): the line ends with the counts, not with "; "."""
     assert pk.format_report(pk.report([], (1,))) == "pass@k: 0 problems, 0 samples\n"
+
+
+def test_unscored_samples_count_per_problem_even_when_task_ids_repeat() -> None:
+    """Two problems sharing a task id stay two problems when unscored samples are counted as failures."""
+    from types import SimpleNamespace
+
+    import dataset_formats
+    import dataset_jobs
+
+    problems = {("f.json", i): dataset_formats.Problem(index=i, task_id="same", name=f"p{i}", kind="stdio",
+                                                       public_tests=()) for i in (0, 1)}
+    plan = dataset_jobs.Plan(jobs=[], files=["f.json"], problems=problems, without_samples=0, fmt="taco")
+    job = lambda i, status, passed: SimpleNamespace(solution_file="f.json", problem_id=i, model_key="s",  # noqa: E731
+                                                    status=status, passed=passed, total=1)
+    jobs = [job(0, "ok", 1), job(0, "error", None), job(1, "ok", 0)]
+    scored = dataset_jobs.problem_scores(jobs, plan)["s"]
+    assert [(s.n, s.c) for s in scored] == [(1, 1), (1, 0)]
+    as_failures = dataset_jobs.problem_scores(jobs, plan, unscored_fail=True)["s"]
+    assert [(s.n, s.c, s.ratios) for s in as_failures] == [(2, 1, (1.0, 0.0)), (1, 0, (0.0,))]
