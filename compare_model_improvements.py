@@ -785,7 +785,7 @@ def use_warning_format() -> None:
 def print_warnings(warnings: Sequence[str]) -> None:
     """Every warning of the comparison as one ``warning: ...`` line on stderr, with or without --quiet."""
     for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr, flush=True)
+        common.report_warning_line(warning)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -362,7 +362,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     check_credentials(spec)
     note = retired_note(spec.model)
     if note:
-        print(f"warning: {note}", file=sys.stderr, flush=True)
+        common.report_warning_line(note)
     return config
 
 
@@ -704,8 +704,7 @@ def load_checkpoint(config: RunConfig, checkpoint: Checkpoint) -> dict[int, Prob
         checkpoint.remove()
         return {}
     if config.resume and not checkpoint.exists():
-        print(f"warning: --resume: no checkpoint at {checkpoint.path}, starting from the beginning",
-              file=sys.stderr, flush=True)
+        common.report_warning_line(f"--resume: no checkpoint at {checkpoint.path}, starting from the beginning")
     return cast(dict[int, ProblemEntry], checkpoint.load())
 
 

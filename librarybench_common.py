@@ -777,6 +777,13 @@ def report_error_line(line: str) -> None:
     print(f"error: {line}", file=sys.stderr, flush=True)
 
 
+def report_warning_line(line: str) -> None:
+    """Print ``warning: <line>`` on stderr: the one format of every script's warnings."""
+    import sys
+
+    print(f"warning: {line}", file=sys.stderr, flush=True)
+
+
 def average(values: Iterable[float | None]) -> float | None:
     """Mean of the values that are not None; None when there are none (never a made-up 0.0)."""
     present = [v for v in values if v is not None]

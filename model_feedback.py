@@ -701,7 +701,7 @@ def check_special_judges(specials: special_judges.SpecialJudges, files: dict[str
         problems = [(path, index, identity_record(problem)) for (path, index), problem in plan.problems.items()]
     covers_all = selection is None and (plan is None or plan.without_samples == 0)
     for line in specials.check_problems(problems, covers_all):
-        print(f"warning: {line}", file=sys.stderr, flush=True)
+        common.report_warning_line(line)
 
 
 def identity_record(problem: Any) -> dict[str, Any]:
