@@ -162,9 +162,9 @@ def detect_format(record: Any) -> str | None:
     return None
 
 
-def load_problems(path: str | Path, fmt: str | None = None) -> tuple[str, Loaded]:
-    """(format, problems and per-record errors) of a problems file."""
-    records = read_records(path)
+def load_problems(path: str | Path, fmt: str | None = None, records: list[Any] | None = None) -> tuple[str, Loaded]:
+    """(format, problems and per-record errors) of a problems file (``records``: its records, already read)."""
+    records = read_records(path) if records is None else records
     if not records:
         raise InputError(f"{path}: the file has no problems")
     if fmt is None:

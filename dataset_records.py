@@ -83,8 +83,8 @@ def own_answer(answer: Any, kind: str) -> Any:
 
 def load(problems_path: str | Path, samples_path: str | Path | None, fmt: str | None) -> DatasetRecords:
     """The repair-loop records of a problems file (and its samples file)."""
-    fmt, loaded = formats.load_problems(problems_path, fmt)
     raw = formats.read_records(problems_path)
+    fmt, loaded = formats.load_problems(problems_path, fmt, raw)
     total = len(loaded.items) + len(loaded.errors)
     good = {p.index for p in loaded.items}
     errors = list(zip([i for i in range(total) if i not in good], loaded.errors))
