@@ -228,7 +228,10 @@ def limits_for(fields: dict[str, Any], settings: LimitSettings, executor: Any, w
         memory = int(round(mb)) if mb is not None else memory
         if own is not None and memory is not None:
             memory = min(memory, own)  # the worker's cgroup holds the executor's own limit
-    return ProblemLimits(round(timeout, 6), memory, "dataset", per_call_memory=per_call)
+    # "dataset" only when a value of the record is applied: a memory limit alone, on an executor
+    # that takes none per call, leaves the problem under the global limits and says so
+    applied = seconds is not None or (per_call and mb is not None)
+    return ProblemLimits(round(timeout, 6), memory, "dataset" if applied else "global", per_call_memory=per_call)
 
 
 def resolve_records(path: Any, records: list[Any], indices: Iterable[int], settings: LimitSettings | None,

@@ -88,6 +88,17 @@ def test_remote_executor_warns_that_memory_limits_are_not_applied(capsys: pytest
     assert line.startswith("warning: --limits dataset: the remote executor takes no memory limit per request")
 
 
+
+def test_a_memory_limit_the_executor_cannot_apply_leaves_the_problem_global() -> None:
+    """Only the record's memory limit, and an executor without memory per call (the remote API):
+    nothing of the record applies, so the problem's limits say ``global``, not ``dataset``."""
+    remote = RemoteExecutor("http://127.0.0.1:9/")
+    settings = pl.LimitSettings("dataset", 1.0, 40.0, 10.0, None)
+    limits = pl.limits_for({"memory_limit": "256 megabytes"}, settings, remote, "f.json: problem 0")
+    assert limits.as_dict() == {"timeout": 10.0, "memory_mb": None, "from": "global"}
+    both = pl.limits_for({"memory_limit": "256 megabytes", "time_limit": 2}, settings, remote, "f.json: problem 1")
+    assert both.as_dict() == {"timeout": 2.0, "memory_mb": None, "from": "dataset"}
+
 # --------------------------------------------------------------------------------------------
 # The CLI, real programs
 # --------------------------------------------------------------------------------------------
