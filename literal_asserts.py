@@ -1,7 +1,8 @@
 """Assert tests of the literal form, compared outside the program's process.
 
-Owns: recognising a test made only of ``assert <expr> == <literal>`` (``literal_form``: MBPP
-``test_list`` lines, most HumanEval ``check`` functions) and splicing it into probe code without the
+Owns: recognising a test made only of ``assert <expr> == <literal>`` and the other checks of
+``Check`` (``literal_form``: MBPP ``test_list`` lines, most HumanEval ``check`` functions, where
+``<expr>`` is the answer's own result) and splicing it into probe code without the
 literals, the harness part that runs the probe and writes each value type-tagged
 (``VALUES_MAIN``, appended to ``problem_kinds``' prelude), and decoding and judging those values
 (``decode_tagged``, ``judge_values``). ``problem_kinds`` lowers and judges through these; see its
@@ -134,18 +135,157 @@ def _is_literal(node: ast.AST) -> bool:
     return True
 
 
-def _literal_assert(node: ast.stmt) -> tuple[ast.expr, Any] | None:
-    """(the probed side, the literal) of ``assert L == <literal>`` (or ``<literal> == L``)."""
-    test = node.test if isinstance(node, ast.Assert) else None
-    if isinstance(node, ast.Assert) and node.msg is not None and not _is_literal(node.msg):
-        return None  # a message the harness would have to evaluate
-    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+# Builtins a test applies to its literal (``set(f(x)) == set([1, 2])``): computed by the toolkit.
+_HOST_CALLS: dict[str, Any] = {"set": set, "frozenset": frozenset, "tuple": tuple, "list": list, "sorted": sorted}
+_BUILTIN_NAMES = frozenset(dir(__import__("builtins")))
+# Builtins a probed side may apply to the answer's result (the answer could patch them, but gains
+# nothing: it already decides the value they are given).
+_WRAPPERS = frozenset({"set", "frozenset", "sorted", "list", "tuple", "dict", "len", "str", "int", "float",
+                       "round", "abs", "bool", "sum", "min", "max"})
+# Nodes a probed side must not contain: a comparison, boolean logic or a comprehension there would
+# bring an expected value into the program's process (``assert all(f(x) == 2 for ...)``).
+_NOT_PROBED = (ast.Compare, ast.BoolOp, ast.Lambda, ast.GeneratorExp, ast.ListComp, ast.SetComp, ast.DictComp,
+               ast.IfExp, ast.NamedExpr, ast.Await, ast.Yield, ast.YieldFrom)
+
+
+@dataclass(frozen=True)
+class Check:
+    """A check other than ``== <literal>`` that the toolkit makes on a probed value, with Python's own
+    semantics: ``math.isclose(L, x, rel_tol, abs_tol)``, ``abs(L - x) < tol`` (or ``<=``), ``L``,
+    ``not L``, ``L is x`` / ``L is not x`` (x None, True or False), ``L != x``. An ``==`` literal is
+    kept as the bare literal."""
+
+    op: str  # "isclose", "abs_lt", "abs_le", "truthy", "falsy", "is", "is_not", "ne"
+    literal: Any = None
+    rel_tol: float = 1e-09
+    abs_tol: float = 0.0
+
+    def holds(self, value: Any) -> bool:
+        """The check on the decoded value; Python's ``TypeError`` (``abs([1] - 2)``) propagates."""
+        import math
+        if self.op == "isclose":
+            return math.isclose(value, self.literal, rel_tol=self.rel_tol, abs_tol=self.abs_tol)
+        if self.op in ("abs_lt", "abs_le"):
+            distance = abs(value - self.literal)
+            return bool(distance < self.abs_tol if self.op == "abs_lt" else distance <= self.abs_tol)
+        if self.op in ("truthy", "falsy"):
+            return bool(value) is (self.op == "truthy")
+        if self.op in ("is", "is_not"):
+            return (value is self.literal) is (self.op == "is")
+        if self.op == "ne":
+            return bool(value != self.literal)
+        raise ValueError(f"unknown check {self.op!r}")
+
+
+def _host_value(node: ast.AST) -> tuple[bool, Any]:
+    """(True, value) for a literal, or a ``_HOST_CALLS`` builtin of one literal (``set([1, 2])``)."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _HOST_CALLS \
+            and len(node.args) == 1 and not node.keywords and _is_literal(node.args[0]):
+        try:
+            return True, _HOST_CALLS[node.func.id](ast.literal_eval(node.args[0]))
+        except TypeError:  # sorted() of mixed types: left to the program's own process
+            return False, None
+    return (True, ast.literal_eval(node)) if _is_literal(node) else (False, None)
+
+
+def _probeable(node: ast.expr) -> bool:
+    """A side the program's process may evaluate: the answer's own result (``f(x)``, ``candidate(x)``,
+    ``Solution().m(x)``), maybe under a builtin wrapper (``sorted(f(x))``), a subscript or
+    arithmetic with literals, and nothing that could hold an expected value the test computed
+    (``math.isclose(f(1), math.sqrt(2))``, ``all(f(x) == 2 for ...)``): those run in process."""
+    return not any(isinstance(n, _NOT_PROBED) for n in ast.walk(node)) and _answer_side(node)
+
+
+def _answer_side(node: ast.expr) -> bool:
+    if isinstance(node, ast.Call):
+        func = node.func
+        if isinstance(func, ast.Name) and func.id not in _BUILTIN_NAMES:
+            return True  # the answer's function
+        if isinstance(func, ast.Name):  # a builtin around the answer's result, other arguments literals
+            arguments = [*node.args, *(k.value for k in node.keywords)]
+            return func.id in _WRAPPERS and any(_answer_side(a) for a in arguments) \
+                and all(_answer_side(a) or _is_literal(a) for a in arguments)
+        # a method of something the answer made (``Solution().m(x)``), never of a module (``math.sqrt``)
+        return isinstance(func, ast.Attribute) and not isinstance(func.value, ast.Name) and _answer_side(func.value)
+    if isinstance(node, ast.Subscript):
+        return _answer_side(node.value) and _is_literal(node.slice)
+    if isinstance(node, ast.Attribute):
+        return _answer_side(node.value)
+    if isinstance(node, ast.BinOp):
+        sides = (node.left, node.right)
+        return any(_answer_side(s) for s in sides) and all(_answer_side(s) or _is_literal(s) for s in sides)
+    if isinstance(node, ast.UnaryOp) and not isinstance(node.op, ast.Not):
+        return _answer_side(node.operand)
+    return False
+
+
+def _number_literal(node: ast.AST) -> tuple[bool, Any]:
+    found, value = _host_value(node)
+    ok = found and isinstance(value, (int, float)) and not isinstance(value, bool)
+    return ok, value if ok else None
+
+
+def _compare_check(test: ast.Compare) -> tuple[ast.expr, Any] | None:
+    """``L == x``, ``x == L``, ``L != x``, ``L is [not] None/True/False``, ``abs(L - x) < tol``."""
+    if len(test.ops) != 1:
         return None
-    left, right = test.left, test.comparators[0]
-    if _is_literal(right):
-        return left, ast.literal_eval(right)
-    if _is_literal(left):
-        return right, ast.literal_eval(left)
+    op, left, right = test.ops[0], test.left, test.comparators[0]
+    if isinstance(op, (ast.Eq, ast.NotEq)):
+        for probed, other in ((left, right), (right, left)):
+            found, value = _host_value(other)
+            if found and _probeable(probed):
+                return probed, value if isinstance(op, ast.Eq) else Check("ne", value)
+        return None
+    if isinstance(op, (ast.Is, ast.IsNot)) and isinstance(right, ast.Constant) \
+            and right.value in (None, True, False) and _probeable(left):
+        return left, Check("is" if isinstance(op, ast.Is) else "is_not", right.value)
+    if isinstance(op, (ast.Lt, ast.LtE)) and isinstance(left, ast.Call) and isinstance(left.func, ast.Name) \
+            and left.func.id == "abs" and len(left.args) == 1 and not left.keywords \
+            and isinstance(left.args[0], ast.BinOp) and isinstance(left.args[0].op, ast.Sub):
+        tolerance_ok, tolerance = _number_literal(right)
+        inner = left.args[0]
+        for probed, other in ((inner.left, inner.right), (inner.right, inner.left)):
+            found, value = _number_literal(other)
+            if found and tolerance_ok and _probeable(probed):
+                return probed, Check("abs_lt" if isinstance(op, ast.Lt) else "abs_le", value, abs_tol=tolerance)
+    return None
+
+
+def _isclose_check(test: ast.Call) -> tuple[ast.expr, Any] | None:
+    """``math.isclose(L, x[, rel_tol=r][, abs_tol=a])`` (or ``x, L``), all but L literals."""
+    func = test.func
+    if not (isinstance(func, ast.Attribute) and func.attr == "isclose" and isinstance(func.value, ast.Name)
+            and func.value.id == "math" and len(test.args) == 2):
+        return None
+    tolerances: dict[str, float] = {}
+    for keyword in test.keywords:
+        ok, value = _number_literal(keyword.value)
+        if keyword.arg not in ("rel_tol", "abs_tol") or not ok:
+            return None
+        tolerances[keyword.arg] = value
+    for probed, other in ((test.args[0], test.args[1]), (test.args[1], test.args[0])):
+        found, value = _number_literal(other)
+        if found and _probeable(probed):
+            return probed, Check("isclose", value, **tolerances)
+    return None
+
+
+def _literal_assert(node: ast.stmt) -> tuple[ast.expr, Any] | None:
+    """(the probed side, the literal or ``Check``) of an assert the toolkit can judge outside: see
+    ``Check`` for the forms; anything else (a computed expected value) is None."""
+    if not isinstance(node, ast.Assert) or (node.msg is not None and not _is_literal(node.msg)):
+        return None  # a message the harness would have to evaluate
+    test = node.test
+    if isinstance(test, ast.Compare):
+        return _compare_check(test)
+    if isinstance(test, ast.Call):
+        found = _isclose_check(test)
+        if found is not None:
+            return found
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not) and _probeable(test.operand):
+        return test.operand, Check("falsy")
+    if isinstance(test, (ast.Call, ast.Subscript)) and _probeable(test):
+        return test, Check("truthy")  # ``assert is_prime(7)``
     return None
 
 
@@ -311,9 +451,14 @@ def judge_values(payloads: list[str], token: str, expected: tuple[Any, ...]) -> 
                                  f"be compared outside the program ({message['unencodable']})", decided=True)
         try:
             value = decode_tagged(message["value"])
-            same = bool(value == expected[index])
         except (KeyError, TypeError, ValueError, RecursionError, ArithmeticError):
             return foreign
+        check = expected[index]
+        try:
+            same = check.holds(value) if isinstance(check, Check) else bool(value == check)
+        except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:  # Python raises here too
+            return ValuesVerdict("runtime_error", f"assert {index + 1} of {len(expected)}: {type(exc).__name__}: "
+                                 f"{exc}"[:500], _shown(value), True)
         if not same:
             return ValuesVerdict("wrong_answer", "an assertion of the test failed", _shown(value), True, index)
     return ValuesVerdict(None)

@@ -21,14 +21,15 @@ expected value, so a forged frame is no better than returning that value, and tw
 ``wrong_answer``.
 
 Assert tests (HumanEval ``check(candidate)``, MBPP ``test_list``), two ways (``literal_form``).
-A test made only of ``assert <expr> == <literal>`` (``ast.literal_eval``; optionally in one
+A test made only of ``assert <expr> == <literal>`` (``ast.literal_eval``) and the other forms of
+``literal_asserts.Check`` (``math.isclose``, ``abs(L - x) < tol``, truth, ``is None``; optionally in one
 ``def check(x)`` called once at the end, next to docstrings, ``pass``, imports, ``NAME = <literal>``)
 is *compared outside*: the toolkit splices each assert to ``_lb_put(<expr>)`` (line numbers kept)
 and sends that probe code on stdin after a run token; the harness runs the answer as ``__main__``,
 then the probe in its namespace, and writes each value type-tagged (``_lb_encoder``: builtin types
 read through their own methods, so a subclass is its builtin value; ``Fraction``, ``Decimal``, numpy
 scalars) in token frames, then a ``done`` frame. The toolkit decodes the values and compares them
-with the literals by Python's ``==`` (``literal_asserts.judge_values``): the first that differs decides, as in
+with the literals by Python's ``==`` or the check (``literal_asserts.judge_values``): the first that differs decides, as in
 Python, even if a later left side crashes or times out. The literals never enter the process, so
 nothing there (a forked spy, a stateful ``__eq__``, patched builtins, a frame walk) can learn them;
 an object the encoder does not know is ``wrong_answer`` with the reason.

@@ -19,6 +19,9 @@ MBPP = ["assert f(2) == 17\n", "assert f(5) == 38\n", "assert f(0) == 3\n"]
 # not the literal form: the expected value is computed, so the in-process harness runs it
 NOT_LITERAL = "def check(candidate):\n    assert candidate(2) == int('17')\n    assert candidate(5) == int('38')\n\ncheck(f)\n"
 TOLERANCE = "def check(candidate):\n    assert abs(candidate(2) - 17) < 1e-6\n\ncheck(f)\n"
+# the same check in a loop: not a form the toolkit judges outside, so the in-process harness runs it
+LOOP_TOLERANCE = "def check(candidate):\n    for _ in [0]:\n        assert abs(candidate(2) - 17) < 1e-6\n\ncheck(f)\n"
+OWN_SUB = "class A(float):\n    def __sub__(self, other):\n        return 0.0\ndef f(n):\n    return A(0)\n"
 
 FORK_SPY = '''import os, pickle
 def f(n):
@@ -172,15 +175,60 @@ def test_attacks_fail_on_in_process_asserts(lb_local_executor: Any, code: str) -
 # __eq__ tells the first comparison apart (H3); H4's probe gap stays for non-builtin expected types;
 # an == below the top of the assert is not checked (H5), nor are the answer's own operators.
 @pytest.mark.parametrize("code, test", [
-    (FORK_SPY, TOLERANCE),
+    (FORK_SPY, LOOP_TOLERANCE),
     (ONE_SHOT_LIAR, NOT_LITERAL),
     (RAISE_ON_OBJECT, "from fractions import Fraction\nassert f(1) == Fraction(1, 3)\n"),
     (RAISE_ON_OBJECT, "assert f(1) == 10 and f(2) == 17\n"),
-    ("class A(float):\n    def __sub__(self, other):\n        return 0.0\ndef f(n):\n    return A(0)\n", TOLERANCE),
+    (OWN_SUB, LOOP_TOLERANCE),
 ], ids=["H1 fork-spy, tolerance", "H3 one-shot liar", "H4 Fraction", "H5 == under and", "own operators"])
 def test_documented_holes_of_in_process_asserts(lb_local_executor: Any, code: str, test: str) -> None:
     assert kinds.literal_form(test) is None
     assert run(lb_local_executor, code, test)["verdict"] == "passed"  # if this fails, update the README
+
+
+# Forms other than ``== <literal>`` that are judged outside too: the probed value is computed in the
+# program's process, the check (with the literal) by the toolkit, with Python's own semantics.
+OUTSIDE_FORMS = (
+    "import math\n"
+    "assert math.isclose(f(0.5), 0.5, rel_tol=0.001)\nassert math.isclose(0.25, f(0.25))\n"
+    "assert abs(f(2.0) - 2.0000001) < 1e-6\nassert abs(3 - f(3)) <= 0\n"
+    "assert set(f([2, 1, 2])) == set([1, 2])\nassert sorted(f([3, 1])) == sorted([1, 3])\n"
+    "assert f([1]) == list((1,))\nassert f(7)\nassert not f(0)\nassert f([0])[0] == 0\n"
+    "assert f(None) is None\nassert f(True) is True\nassert f(False) is not True\nassert f(4) != 5\n"
+)
+
+
+def test_forms_judged_outside_hold_the_expected_values_off_the_program() -> None:
+    lowered = kinds.lower("def f(v):\n    return v\n", kinds.assert_test(OUTSIDE_FORMS))
+    assert lowered.expected is not None and len(lowered.expected) == 14
+    probe = lowered.stdio["stdin"]
+    for literal in ("0.001", "2.0000001", "1e-6", "set([1, 2])", "is None", "!= 5", "not f"):
+        assert literal not in probe, literal
+    assert "2.0000001" not in lowered.program and "rel_tol=0.001" not in lowered.program
+
+
+def test_forms_judged_outside_pass_an_honest_program(lb_local_executor: Any) -> None:
+    assert run(lb_local_executor, "def f(v):\n    return v\n", OUTSIDE_FORMS)["verdict"] == "passed"
+
+
+@pytest.mark.parametrize("code, test, verdict", [
+    (FORK_SPY, TOLERANCE, "wrong_answer"),  # the spy is not a value the toolkit can compare
+    (OWN_SUB, TOLERANCE, "wrong_answer"),  # a float subclass is its float: its own __sub__ never runs
+    ("def f(n):\n    return 17.1\n", TOLERANCE, "wrong_answer"),
+    ("def f(n):\n    return 17.0000000001\n", TOLERANCE, "passed"),
+    ("def f(n):\n    return [17]\n", TOLERANCE, "runtime_error"),  # abs([17] - 17): a TypeError, as in Python
+    ("def f(n):\n    return 0\n", "assert f(1)\n", "wrong_answer"),
+    ("def f(n):\n    return 1\n", "assert not f(1)\n", "wrong_answer"),
+    ("def f(n):\n    return 0\n", "assert f(1) is False\n", "wrong_answer"),  # 0 is not False
+    ("def f(n):\n    return [1, 3]\n", "assert set(f(1)) == set([1, 2])\n", "wrong_answer"),
+    ("import math\nmath.isclose = lambda *a, **k: True\ndef f(n):\n    return 9\n",
+     "import math\nassert math.isclose(f(1), 2)\n", "wrong_answer"),  # the toolkit's isclose decides
+    ("abs = lambda x: 0\ndef f(n):\n    return 9\n", TOLERANCE, "wrong_answer"),  # and its abs
+])
+def test_forms_judged_outside_decide_as_python(lb_local_executor: Any, code: str, test: str, verdict: str) -> None:
+    assert kinds.literal_form(test) is not None
+    result = run(lb_local_executor, code, test)
+    assert result["verdict"] == verdict, result
 
 
 HONEST_TYPES = (
@@ -264,6 +312,20 @@ def test_humaneval_check_of_the_literal_form_reports_the_returned_value(lb_local
     ("def check(candidate):\n    assert candidate(1) == 2\n\ncheck(f)\ncheck(f)\n", False),
     ("def check(candidate):\n    assert candidate(1) == 2\n", False),  # never called
     ("x = f(1)\nassert x == 2\n", False),
+    ("assert (f(1) == 2) == True\n", False),  # a comparison inside the probed side
+    ("assert all(f(x) == 2 for x in [1])\n", False),  # an expected value inside a comprehension
+    ("assert f(1) in [2, 3]\n", False),
+    ("assert math.isclose(f(1), g(2))\n", False),
+    ("assert abs(f(1) - g(1)) < 1e-6\n", False),
+    ("assert f\n", False),  # a name: Python tests a function's truth, the toolkit cannot compare one
+    ("assert f(1) == set([[1]])\n", False),  # unhashable: Python raises, in the program's process
+    ("assert abs(f(1) - 2) < 1e-6\nassert math.isclose(f(2), 3, abs_tol=0.5)\n", True),
+    ("assert math.isclose(f(1), math.sqrt(2)) == True\n", False),  # the expected value is computed in the probe
+    ("assert math.sqrt(f(2)) == 3\n", False),  # a module's function, not the answer's
+    ("assert Solution().m(1) == 2\nassert sorted(f(1))[0] == 1\nassert -f(1) + 2 * f(2) == 3\n", True),
+    ("assert round(f(1), 2) == 0.5\nassert len(f(1)) == 3\nassert f(1).real == 2\n", True),
+    ("assert max(f(1), g(2)) == 2\n", True),  # g is the answer's too
+    ("assert max(f(1), math.pi) == 2\n", False),
 ])
 def test_which_tests_are_of_the_literal_form(test: str, literal: bool) -> None:
     assert (kinds.literal_form(test) is not None) is literal
