@@ -253,10 +253,14 @@ def plan_problem(path: str, records: list[Any], index: int, keys: list[str], rul
 
 
 def run_fingerprint(args: argparse.Namespace, paths: list[str], executor: Any, judge: Any,
-                    specials: special_judges.SpecialJudges | None = None) -> dict[str, Any]:
+                    specials: special_judges.SpecialJudges | None = None,
+                    files: dict[str, list[Any]] | None = None) -> dict[str, Any]:
     """What decides the results: a log written under anything else is refused, never mixed in.
-    The selection is not part of it: a wider selection reuses the evaluations already done."""
+    The selection is not part of it: a wider selection reuses the evaluations already done (so
+    the checkers that ``files``' records name are taken from every record, selected or not)."""
     checkers = specials.checker_specs() if specials is not None else []
+    record_checkers = [[path, *spec] for path, records in (files or {}).items()
+                       for spec in judges.record_checker_specs(records, str(Path(path).resolve().parent))]
     return {
         "files": [[path, file_digest(path)] for path in paths],
         "model_key": args.model_key, "include_human": args.include_human, "extract": args.extract,
@@ -269,6 +273,7 @@ def run_fingerprint(args: argparse.Namespace, paths: list[str], executor: Any, j
         **({"limits": problem_limits.settings_from_args(args).as_dict()} if args.limits != "global" else {}),
         **({"special_judges": file_digest(args.special_judges)} if getattr(args, "special_judges", None) else {}),
         **({"special_judge_checkers": checkers} if checkers else {}),
+        **({"record_checkers": record_checkers} if record_checkers else {}),
     }
 
 
@@ -587,7 +592,7 @@ def evaluate(args: argparse.Namespace, guard: InterruptGuard) -> int:
     head = {"schema": OUTPUT_SCHEMA, "executor": executor_info[0], "isolation": executor_info[1],
             "timeout": args.timeout, "extract": args.extract, "results": "full" if args.full_results else "compact",
             "judge": judge.spec.as_dict(), "limits": limit_settings.as_dict()}
-    with open_results_log(args, run_fingerprint(args, paths, executor, judge, specials)) as results_log:
+    with open_results_log(args, run_fingerprint(args, paths, executor, judge, specials, files)) as results_log:
         resumed = resume_from(jobs, results_log)
         if not args.quiet:
             limits_note = "" if args.limits == "global" else \
