@@ -697,7 +697,8 @@ def add_judge_arguments(parser: Any, *, audit: bool = True) -> None:
                         help=f"--judge checker: seconds per checker run (default: {DEFAULT_CHECKER_TIMEOUT:g})")
     if audit:
         parser.add_argument("--rejudge", metavar="RESULTS.json",
-                            help="judge a finished --output file again with --judge, running no program")
+                            help="judge a finished --output file again with --judge (and --special-judges), "
+                                 "running no program")
         add_audit_flag(parser)
 
 
