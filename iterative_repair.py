@@ -438,9 +438,10 @@ def split_tests(total: int, spec: str | None, seed: int, problem_id: int) -> tup
     return shown, held
 
 
-def fingerprint_of(config: RunConfig, model_key: str) -> dict[str, Any]:
-    """What a checkpoint must match to be reused."""
+def fingerprint_of(config: RunConfig, model_key: str, records: list[Any] | None = None) -> dict[str, Any]:
+    """What a checkpoint must match to be reused (``records``: the checker programs they name)."""
     data = config.solution_file.read_bytes()
+    checkers = judges.record_checker_specs(records or [], str(config.solution_file.resolve().parent))
     samples = {"samples_sha256": hashlib.sha256(config.samples_file.read_bytes()).hexdigest(),
                "format": config.dataset_format} if config.samples_file is not None else {}
     if config.from_dataset:  # --problems builds other tests and prompts than --solution-file from one file
@@ -453,6 +454,7 @@ def fingerprint_of(config: RunConfig, model_key: str) -> dict[str, Any]:
         # the exact judge is left out, so checkpoints written before judges existed still match
         "settings": {k: v for k, v in asdict(config.settings).items()
                      if k not in LATER_SETTINGS or v != LATER_SETTINGS[k]},
+        **({"record_checkers": checkers} if checkers else {}),  # added later: only when used
     }
 
 
@@ -721,7 +723,7 @@ async def run_repair(config: RunConfig) -> int:
     config = replace(config, sample_errors=sample_errors, public_split=config.from_dataset or any(
         isinstance(records[i], dict) and dataset_records.SPLIT_KEY in records[i] for i in valid))
     selected = valid + [index for index, _ in missing]
-    checkpoint = Checkpoint(config.checkpoint_file, fingerprint_of(config, model_key))
+    checkpoint = Checkpoint(config.checkpoint_file, fingerprint_of(config, model_key, records))
     finished = {pid: e for pid, e in load_checkpoint(config, checkpoint).items() if pid in set(valid)}
     pending = [pid for pid in valid if pid not in finished]
     if finished:

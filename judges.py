@@ -423,6 +423,23 @@ def judge_from_record(record: Any, default: Judge, base_dir: str | None = None) 
     return get_judge(name, **params), True
 
 
+def record_checker_specs(records: Iterable[Any], base_dir: str | None = None) -> list[list[Any]]:
+    """[index, spec] of every record whose own ``judge`` names a checker program by path: the spec
+    holds the checker's ``source_sha256``. The file's digest does not cover that program, so a
+    results log's (or checkpoint's) fingerprint needs this to notice an edited checker. A record
+    whose judge cannot be made is left out: that problem is an error, never a logged result."""
+    specs = []
+    for index, record in enumerate(records):
+        value = record.get("judge") if isinstance(record, dict) else None
+        if not (isinstance(value, dict) and value.get("name") == "checker" and value.get("path") is not None):
+            continue
+        try:
+            specs.append([index, judge_from_record(record, get_judge(DEFAULT_JUDGE), base_dir)[0].spec.as_dict()])
+        except ConfigError:
+            continue
+    return specs
+
+
 # --------------------------------------------------------------------------------------------
 # Applying a judge to executor results
 # --------------------------------------------------------------------------------------------
@@ -680,7 +697,8 @@ def add_judge_arguments(parser: Any, *, audit: bool = True) -> None:
                         help=f"--judge checker: seconds per checker run (default: {DEFAULT_CHECKER_TIMEOUT:g})")
     if audit:
         parser.add_argument("--rejudge", metavar="RESULTS.json",
-                            help="judge a finished --output file again with --judge, running no program")
+                            help="judge a finished --output file again with --judge (and --special-judges), "
+                                 "running no program")
         add_audit_flag(parser)
 
 

@@ -6,7 +6,8 @@
 
 Each evaluation (file, problem, model key) is recorded as it finishes in ``<output>.checkpoint.jsonl``
 (``results_log.py``); the same command run again resumes from it, and ``--output`` is streamed
-from it at the end, so memory does not grow with the results.
+from it at the end, so memory does not grow with the results. ``--rejudge`` (a finished results
+file judged again, no program run) is ``rejudge.py``'s.
 
 Exit status: 0 when every selected problem was evaluated, 1 when a problem had an input error
 (bad record) or an execution error (executor failure), each printed as one line
@@ -40,7 +41,7 @@ import problem_limits
 import special_judges
 from cli import (OneLineParser, add_executor_flags, add_extract_flag, add_logging_flag, add_selection_flags, fraction,
                  non_negative_int, positive_float, positive_int, run_main)
-from errors import ConfigError, ExecutionError, InputError, LibraryBenchError
+from errors import ExecutionError, InputError, LibraryBenchError
 from executors import Executor
 from results_log import Recorded, ResultsLog, file_digest, log_path_for
 from timing_recheck import DEFAULT_RECHECK_FRACTION, FlipTally, recheck_results
@@ -80,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--special-judges", metavar="FILE",
                         help="per-problem judges from a special-judge list (JSON/JSONL, e.g. TACO's, by problem "
                              "index or name): case-insensitive, float, or multiple valid outputs (needs a checker: "
-                             "judged by --judge and reported); a record's own 'judge' field wins")
+                             "judged by --judge and reported); a record's own 'judge' field wins. With --rejudge: "
+                             "the listed problems of the results file are judged again by their entries")
     parser.add_argument("--output", metavar="PATH",
                         help="write the results as JSON (atomically; its directory must exist). Finished "
                              "evaluations are logged in PATH.checkpoint.jsonl as they end, and the same "
@@ -253,10 +255,14 @@ def plan_problem(path: str, records: list[Any], index: int, keys: list[str], rul
 
 
 def run_fingerprint(args: argparse.Namespace, paths: list[str], executor: Any, judge: Any,
-                    specials: special_judges.SpecialJudges | None = None) -> dict[str, Any]:
+                    specials: special_judges.SpecialJudges | None = None,
+                    files: dict[str, list[Any]] | None = None) -> dict[str, Any]:
     """What decides the results: a log written under anything else is refused, never mixed in.
-    The selection is not part of it: a wider selection reuses the evaluations already done."""
+    The selection is not part of it: a wider selection reuses the evaluations already done (so
+    the checkers that ``files``' records name are taken from every record, selected or not)."""
     checkers = specials.checker_specs() if specials is not None else []
+    record_checkers = [[path, *spec] for path, records in (files or {}).items()
+                       for spec in judges.record_checker_specs(records, str(Path(path).resolve().parent))]
     return {
         "files": [[path, file_digest(path)] for path in paths],
         "model_key": args.model_key, "include_human": args.include_human, "extract": args.extract,
@@ -269,6 +275,7 @@ def run_fingerprint(args: argparse.Namespace, paths: list[str], executor: Any, j
         **({"limits": problem_limits.settings_from_args(args).as_dict()} if args.limits != "global" else {}),
         **({"special_judges": file_digest(args.special_judges)} if getattr(args, "special_judges", None) else {}),
         **({"special_judge_checkers": checkers} if checkers else {}),
+        **({"record_checkers": record_checkers} if record_checkers else {}),
     }
 
 
@@ -587,7 +594,7 @@ def evaluate(args: argparse.Namespace, guard: InterruptGuard) -> int:
     head = {"schema": OUTPUT_SCHEMA, "executor": executor_info[0], "isolation": executor_info[1],
             "timeout": args.timeout, "extract": args.extract, "results": "full" if args.full_results else "compact",
             "judge": judge.spec.as_dict(), "limits": limit_settings.as_dict()}
-    with open_results_log(args, run_fingerprint(args, paths, executor, judge, specials)) as results_log:
+    with open_results_log(args, run_fingerprint(args, paths, executor, judge, specials, files)) as results_log:
         resumed = resume_from(jobs, results_log)
         if not args.quiet:
             limits_note = "" if args.limits == "global" else \
@@ -734,126 +741,12 @@ def audit_items(jobs: list[Job]) -> list[judges.AuditItem]:
             for j in jobs if j.status == "ok"]
 
 
-def jobs_from_document(document: Any, path: str) -> tuple[list[Job], list[str]]:
-    """The jobs of a finished ``--output`` file (results kept as they were), and its solution files."""
-    try:
-        file_docs = document["files"]
-        jobs = [Job(f["solution_file"], int(p["problem_id"]), p.get("model_key"), p.get("name") or "",
-                    code=p.get("code") or "", status=p.get("status", "ok"), error=p.get("error"),
-                    results=with_tests(list(p.get("results") or []), p.get("code") or "", f["solution_file"],
-                                       int(p["problem_id"])) if p.get("status", "ok") == "ok" else [],
-                    judge_from_record=bool(p.get("judge_from_record")),
-                    judge=recorded_judge(p, f["solution_file"]))
-                for f in file_docs for p in f["problems"]]
-        for job in jobs:
-            job.tests = [r["test"] for r in job.results or []]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"{path}: not a results file of model_feedback.py --output ({type(exc).__name__}: {exc})") from None
-    return jobs, [f["solution_file"] for f in file_docs]
-
-
-def with_tests(results: list[dict[str, Any]], code: str, solution_file: str, index: int) -> list[dict[str, Any]]:
-    """Results in the remote API's full shape: a compact ``--output`` keeps the program once per
-    problem and the tests in the solution file, so they are put back from there."""
-    if all("test" in r for r in results):
-        return results
-    tests = common.problem_tests(common.load_problems(solution_file)[index], index, solution_file)
-    if len(tests) != len(results):
-        raise InputError(f"{solution_file}: problem {index}: {len(tests)} tests, but the results file has "
-                         f"{len(results)} results for it (was the file changed?)")
-    return [{"code": code, "test": test, **r} for r, test in zip(results, tests)]
-
-
-def recorded_judge(problem: dict[str, Any], solution_file: str) -> Any:
-    """A judge the record itself chose keeps deciding that problem when it is re-judged."""
-    if not problem.get("judge_from_record") or problem.get("status", "ok") != "ok":
-        return None
-    return judges.judge_from_record({"judge": problem.get("judge")}, None,
-                                    str(Path(solution_file).resolve().parent))[0]
-
-
-def rejudge_file(args: argparse.Namespace) -> int:
-    """``--rejudge FILE``: judge a finished results file again; no program runs (a checker does)."""
-    path = args.rejudge
-    if args.special_judges:
-        raise ConfigError("--special-judges applies to a run, not to --rejudge (the run's judges are kept)")
-    document = read_results(path)
-    judge = judges.judge_from_args(args)
-    audit_judges = judges.parse_judges(args.judges) if args.judges else None
-    jobs, files = jobs_from_document(document, path)
-    executor = make_executor(args) if judge.needs_execution or any(j.judge and j.judge.needs_execution for j in jobs) else None
-    if not args.quiet:
-        print(f"Re-judging {path} (executor of the run: {document.get('executor')}); judge: {judge.spec}\n", flush=True)
-
-    async def rejudge_job(job: Job) -> None:
-        job.judge = job.judge if job.judge_from_record and job.judge is not None else judge
-        try:
-            job.results = await judges.rejudge_async(job.results, job.judge, executor=executor,
-                                                     semaphore=common.exec_semaphore())
-        except ExecutionError as exc:  # a checker failed: an error of the run
-            job.fail(common.problem_message(job.solution_file, job.problem_id, f"{job.model_key}: {exc}"))
-            report_error(job.error or "")
-
-    async def rejudge_all() -> None:
-        try:
-            await asyncio.gather(*(rejudge_job(j) for j in jobs if j.status == "ok"))
-        finally:
-            if executor is not None:
-                await common.close_executor(executor)
-
-    asyncio.run(rejudge_all())
-    entries = {}
-    for job in jobs:
-        if job.status == "ok":
-            results = job.results or []
-            job.passed, job.verdicts = common.count_passed(results), common.count_verdicts(results)
-            feedback = common.format_feedback(results, job.tests or [], job.passed, job.total,
-                                              budget=args.feedback_budget)
-            entries[job.key] = {"problem_id": job.problem_id, "name": job.name, "model_key": job.model_key,
-                                "status": "ok", "error": None, "passed": job.passed, "total": job.total,
-                                "verdicts": job.verdicts, "code": job.code, "feedback": feedback,
-                                "judge": job.judge.spec.as_dict() if job.judge is not None else None,
-                                "judge_from_record": job.judge_from_record, "results": results}
-        if not args.quiet:
-            print(describe_job(job, entries.get(job.key)))
-    summary = summarize(jobs)
-    summary["judge"] = judge.spec.as_dict()
-    print(format_table(jobs, summary), end="", flush=True)
-    document = {key: value for key, value in document.items() if key not in ("files", "summary", "audit")}
-    document["judge"] = judge.spec.as_dict()
-    if audit_judges:
-        report = judges.audit(audit_items(jobs), audit_judges)
-        print("\n" + judges.format_audit(report), end="", flush=True)
-        document["audit"] = report.as_dict()
-    if args.output:
-        document["files"] = [{"solution_file": f, "problems": [entries.get(j.key) or error_entry(j)
-                                                             for j in jobs if j.solution_file == f]}
-                             for f in files]
-        document["summary"] = summary
-        document["results"] = "full"
-        common.write_atomic_json(args.output, document)
-        if not args.quiet:
-            print(f"Results written to {args.output}")
-    return 1 if summary["errors"] else 0
-
-
-def read_results(path: str) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            document = json.load(handle)
-    except OSError as exc:
-        raise InputError(f"cannot read results file {path}: {exc.strerror}") from None
-    except ValueError as exc:
-        raise InputError(f"{path}: not JSON ({exc})") from None
-    if not isinstance(document, dict):
-        raise InputError(f"{path}: not a results file of model_feedback.py --output (not a JSON object)")
-    return document
-
-
 def main(argv: list[str] | None = None) -> int:
     guard = InterruptGuard()
     guard.install()
-    return run_main(build_parser(), argv, lambda args: rejudge_file(args) if args.rejudge else evaluate(args, guard))
+    import rejudge  # it imports this module (model_feedback's jobs and reports): loaded when used
+
+    return run_main(build_parser(), argv, lambda args: rejudge.rejudge_file(args) if args.rejudge else evaluate(args, guard))
 
 
 if __name__ == "__main__":

@@ -315,6 +315,7 @@ def verdicts_of(doc: dict[str, Any]) -> list[list[str]]:
 def test_rejudge_equals_a_fresh_run_and_executes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                          no_provider_env: None) -> None:
     import model_feedback
+    import rejudge
     import sandbox
 
     executions = {"n": 0}
@@ -346,7 +347,7 @@ def test_rejudge_equals_a_fresh_run_and_executes_nothing(tmp_path: Path, monkeyp
     assert executions["n"] == 0
     # the same from Python
     problem = fresh["exact"]["files"][0]["problems"][0]  # compact: the tests are put back from the file
-    results = model_feedback.with_tests(problem["results"], problem["code"], str(path), 0)
+    results = rejudge.with_tests(problem["results"], problem["code"], str(path), 0)
     assert [r["verdict"] for r in judges.rejudge(results, judges.get_judge("apps"))] == verdicts_of(fresh["apps"])[0]
 
 
