@@ -19,10 +19,12 @@ from typing import Any
 
 from records import Verdict
 
-VALUES_MAIN = '''
-def _lb_encoder():
+# The type-tagged encoder, shared with the split assert harness (``assert_split.py``).
+ENCODER = '''
+def _lb_encoder(other=None):
     """``encode(value)``: the value as type-tagged JSON data, read through the builtin types'
-    own methods (bound now, before the answer runs), so a subclass is encoded as what it is."""
+    own methods (bound now, before the answer runs), so a subclass is encoded as what it is.
+    ``other(value)``: the data for a value of no builtin type (else it is a ``TypeError``)."""
     kind, is_a, ident, fmt, length = type, isinstance, id, format, len
     int_text, float_text, str_text = int.__format__, float.__repr__, str.__str__
     list_iter, tuple_iter, set_iter, frozenset_iter, dict_items = (
@@ -65,9 +67,14 @@ def _lb_encoder():
                 return [tag, [encode(item, inner) for item in items(value)]]
         if is_a(value, dict):
             return ["dict", [[encode(k, inner), encode(v, inner)] for k, v in dict_items(value)]]
+        if other is not None:
+            return other(value)
         raise TypeError("not a builtin value the toolkit can compare")
 
     return encode
+'''
+
+VALUES_MAIN = ENCODER + '''
 
 
 def _lb_values(seed):

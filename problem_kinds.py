@@ -34,7 +34,11 @@ Python, even if a later left side crashes or times out. The literals never enter
 nothing there (a forked spy, a stateful ``__eq__``, patched builtins, a frame walk) can learn them;
 an object the encoder does not know is ``wrong_answer`` with the reason.
 
-Any other assert test runs *in process*. The answer runs as ``__main__``, then the test code in the
+Any other assert test runs *split* (``assert_split.py``): the test code in a process apart from the
+answer's, calls crossing as type-tagged values, with the same completion proof as below, made
+where the answer cannot read the secret. Only when a value of the test's own cannot cross (a
+lambda) or the harness cannot fork does its secret-derived fallback frame make ``run_kind_test``
+run the test again *in process*, as follows. The answer runs as ``__main__``, then the test code in the
 same namespace, then the harness proves that the test code ran to its end: it prints
 ``sha256(secret + ":" + sha256(test code))``. The secret is made by the toolkit per run
 (``secrets.token_hex``); it and the test code arrive on stdin (not in the source, which the answer
@@ -58,8 +62,7 @@ namespace after the answer ran. What the in-process way does not stop (the READM
 forked child whose object receives R in ``__eq__`` and pipes it to the parent, an ``__eq__`` true
 only on its first call, one that raises on the probes when R is None or not a builtin, ``==`` below
 the top of the assert, tolerance checks (the answer's own operators), a frame walk to the secret.
-An assert test in process cannot be defended against a hostile answer: compare with literals, or
-use call tests, when that matters.
+An assert test in process cannot be defended against a hostile answer, hence the split harness.
 """
 
 from __future__ import annotations
@@ -73,7 +76,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
 
-from literal_asserts import VALUES_MAIN, judge_values, literal_form, original_lines
+from assert_split import SPLIT_MAIN
+from literal_asserts import ENCODER, VALUES_MAIN, judge_values, literal_form, original_lines
 from records import StdioTest, TestResult, Verdict
 
 FRAME_PREFIX = "\x1eLB-RESULT "  # a record-separator byte: no ordinary program prints it
@@ -237,7 +241,9 @@ def _lb_target(module):
 _lb_call(dict(globals()))
 '''
 
-_ASSERT_MAIN = '''
+# The helpers of both assert harnesses (explained asserts, the equality heuristic); ``_ASSERT_RUN``
+# runs the test in the answer's process, ``assert_split.SPLIT_MAIN`` in a process of its own.
+_ASSERT_HELPERS = '''
 _LB_LEFT = "\\x1eLB-LEFT"
 _LB_LIAR = "\\x1eLB-LIAR"
 
@@ -345,6 +351,9 @@ def _lb_left_of(exc):
     return " returned " + (text if len(text) <= 2000 else text[:1000] + " ... " + text[-1000:])
 
 
+'''
+
+_ASSERT_RUN = '''
 def _lb_assert(seed):
     import ast, hashlib, linecache, os, sys
     # bound before the answer runs: it may replace builtins, sys.modules or sys hooks afterwards
@@ -421,18 +430,20 @@ class Lowered:
     stdio: StdioTest
     token: str = ""  # the call harness's run token, first word of its result line
     proof: str | None = None  # the value the assert harness must print
+    fallback: str | None = None  # the split harness's request for the in-process one
     expected: tuple[Any, ...] | None = None  # literal-form assert test: the right sides, in order
     messages: tuple[str | None, ...] = ()  # and the asserts' own messages
     places: tuple[tuple[int, str], ...] = ()  # and their (line, function) in the test code
 
 
-def lower(code: str, test: Any) -> Lowered:
-    """The harness program and stdin for one call or assert test."""
+def lower(code: str, test: Any, in_process: bool = False) -> Lowered:
+    """The harness program and stdin for one call or assert test (``in_process``: an assert test
+    not of the literal form runs in the answer's process, the split harness's fallback)."""
     if isinstance(test, str):
         test = assert_test(test)
     if test.get("kind") == "call":
         return _lower_call(code, test)
-    return _lower_assert(code, test)
+    return _lower_assert(code, test, in_process)
 
 
 def _lower_call(code: str, test: CallTest) -> Lowered:
@@ -449,19 +460,23 @@ def _lower_call(code: str, test: CallTest) -> Lowered:
     return Lowered(program, {"stdin": stdin, "stdout": ""}, token=token)
 
 
-def _lower_assert(code: str, test: AssertTest) -> Lowered:
+def _lower_assert(code: str, test: AssertTest, in_process: bool = False) -> Lowered:
+    """The literal form when the test has it; else the split harness (the test in a process apart
+    from the answer's), or with ``in_process`` the harness that runs both in one process."""
     form = literal_form(test["code"])
     if form is not None:
         return _lower_values(code, *form)
     secret = secrets.token_hex(16)
     digest = hashlib.sha256(test["code"].encode("utf-8")).hexdigest()
     proof = hashlib.sha256(f"{secret}:{digest}".encode("ascii")).hexdigest()
+    harness = [_ASSERT_HELPERS, _ASSERT_RUN] if in_process else [_ASSERT_HELPERS, ENCODER, SPLIT_MAIN]
     program = "\n".join([
         f"_LB_ANSWER = {code!r}",
         f"_LB_PROOF = {PROOF_PREFIX!r}",
-        _PRELUDE, _ASSERT_MAIN,
+        _PRELUDE, *harness,
     ])  # the test code is not in the program (the answer could read it): it comes on stdin
-    return Lowered(program, {"stdin": secret + "\n" + test["code"], "stdout": ""}, proof=proof)
+    fallback = None if in_process else hashlib.sha256(f"{secret}:in-process:{digest}".encode("ascii")).hexdigest()
+    return Lowered(program, {"stdin": secret + "\n" + test["code"], "stdout": ""}, proof=proof, fallback=fallback)
 
 
 def _lower_values(code: str, probe: str, expected: tuple[Any, ...], messages: tuple[str | None, ...],
@@ -645,7 +660,18 @@ async def run_kind_test(executor: Any, code: str, test: Any, timeout: float | No
     ``options`` (``memory_mb``) go to the executor's ``run_tests``."""
     lowered = lower(code, test)
     [raw] = await executor.run_tests(lowered.program, [lowered.stdio], timeout=timeout, **options)
+    if lowered.fallback is not None and _asks_for_in_process(raw, lowered.fallback):
+        lowered = lower(code, test, in_process=True)
+        [raw] = await executor.run_tests(lowered.program, [lowered.stdio], timeout=timeout, **options)
     return judge(code, test, lowered, raw)
+
+
+def _asks_for_in_process(raw: dict[str, Any], fallback: str) -> bool:
+    """The split harness asked for the in-process one: a value of the test's could not be sent to
+    the answer, or it could not fork. The frame holds a hash of the run's secret: only the part
+    of the harness the answer never reaches can write it."""
+    stdout = str(((raw.get("exec_output") or {}).get("run_output") or {}).get("stdout") or "")
+    return fallback in split_frames(stdout, PROOF_PREFIX)[1]
 
 
 # --------------------------------------------------------------------------------------------

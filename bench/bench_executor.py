@@ -7,7 +7,8 @@ Runs, in one process, on real LibraryBench data (o3-mini answers, first dashed b
   2. both executors on a sample of those tests (the baseline, ``run_one_fresh``, with the same
      parallelism), alternating in rounds so that both see the same machine load;
   3. a trivial program (``pass``) through both, to show the per-test overhead alone;
-  4. call-based and assert-style tests (``problem_kinds``' harness, made-up answers) through
+  4. call-based and assert-style tests (``problem_kinds``' harness, made-up answers; asserts against
+     literals, judged outside, and against computed values, run by the split harness) through
      ``librarybench_common.run_tests`` against the same harness programs in a fresh ``python3``
      per test, alternating in rounds as in 2.
 and prints tests/s for each, their ratio and the per-test overhead.
@@ -160,7 +161,9 @@ def kind_jobs(count: int) -> dict[str, list[tuple[str, object]]]:
                                                    [2 * x for x in range(i, i + 5)])) for i in range(count)]
     asserts = [(KIND_ANSWER, problem_kinds.assert_test(f"assert f(list(range({i}, {i + 50})), 2) == "
                                                       f"{[2 * x for x in range(i, i + 5)]}\n")) for i in range(count)]
-    return {"call": calls, "assert": asserts}
+    computed = [(KIND_ANSWER, problem_kinds.assert_test(f"assert f(list(range({i}, {i + 50})), 2) == "
+                                                        f"[2 * x for x in range({i}, {i + 5})]\n")) for i in range(count)]
+    return {"call": calls, "assert": asserts, "computed assert (split harness)": computed}
 
 
 def time_kind_warm(executor: LocalExecutor, jobs: list[tuple[str, object]],

@@ -170,20 +170,113 @@ def test_attacks_fail_on_in_process_asserts(lb_local_executor: Any, code: str) -
     assert run(lb_local_executor, HONEST, NOT_LITERAL)["verdict"] == "passed"
 
 
-# Holes that remain for tests NOT of the literal form (documented in the README): the answer runs in
-# the same process as the comparison, so a forked spy learns the expected value (H1) and a stateful
-# __eq__ tells the first comparison apart (H3); H4's probe gap stays for non-builtin expected types;
-# an == below the top of the assert is not checked (H5), nor are the answer's own operators.
-@pytest.mark.parametrize("code, test", [
+# Attacks on tests NOT of the literal form: the split harness runs the test code in a process apart
+# from the answer's, so none of these passes. The in-process harness (its fallback, for a test whose
+# own values cannot be sent) still lets them pass (documented in the README): a forked spy learns the
+# expected value (H1), a stateful __eq__ tells the first comparison apart (H3), H4's probe gap stays
+# for non-builtin expected types, an == below the top of the assert is not checked (H5), nor are the
+# answer's own operators.
+COMPUTED_HOLES = [
     (FORK_SPY, LOOP_TOLERANCE),
     (ONE_SHOT_LIAR, NOT_LITERAL),
     (RAISE_ON_OBJECT, "from fractions import Fraction\nassert f(1) == Fraction(1, 3)\n"),
     (RAISE_ON_OBJECT, "assert f(1) == 10 and f(2) == 17\n"),
     (OWN_SUB, LOOP_TOLERANCE),
-], ids=["H1 fork-spy, tolerance", "H3 one-shot liar", "H4 Fraction", "H5 == under and", "own operators"])
-def test_documented_holes_of_in_process_asserts(lb_local_executor: Any, code: str, test: str) -> None:
+]
+HOLE_IDS = ["H1 fork-spy, tolerance", "H3 one-shot liar", "H4 Fraction", "H5 == under and", "own operators"]
+
+
+def run_in_process(executor: Any, code: str, test_code: str) -> dict[str, Any]:
+    test = kinds.assert_test(test_code)
+    lowered = kinds.lower(code, test, in_process=True)
+    [raw] = asyncio.run(executor.run_tests(lowered.program, [lowered.stdio], timeout=10))
+    return kinds.judge(code, test, lowered, raw)
+
+
+@pytest.mark.parametrize("code, test", COMPUTED_HOLES, ids=HOLE_IDS)
+def test_the_split_harness_contains_what_the_in_process_one_cannot(lb_local_executor: Any, code: str,
+                                                                    test: str) -> None:
     assert kinds.literal_form(test) is None
-    assert run(lb_local_executor, code, test)["verdict"] == "passed"  # if this fails, update the README
+    assert run(lb_local_executor, code, test)["verdict"] != "passed"
+    assert run_in_process(lb_local_executor, code, test)["verdict"] == "passed"  # if this fails, update the README
+
+
+PLANT_MODULE = '''import os, sys
+open("colorsys.py", "w").write(
+    "import os, sys\\n"
+    "f = sys._getframe()\\n"
+    "while f is not None:\\n"
+    "    if 'proof' in f.f_locals:\\n"
+    "        os.write(1, ('\\\\n\\\\x1eLB-PROOF ' + f.f_locals['proof'] + '\\\\n').encode())\\n"
+    "        os._exit(0)\\n"
+    "    f = f.f_back\\n")
+def f(n):
+    return 0
+'''
+READ_PARENT = '''import os, re
+def f(n):
+    seen = ""
+    for path in ("fd/0", "environ", "cmdline", "mem"):
+        try:
+            seen += open(f"/proc/{os.getppid()}/{path}", "rb").read(1 << 16).decode("latin-1")
+        except OSError:
+            pass
+    try:
+        seen += os.read(0, 1 << 16).decode("latin-1")
+    except OSError:
+        pass
+    found = re.search(r"== int\\('(\\d+)'\\)", seen)
+    return int(found.group(1)) if found else 0
+'''
+SHADOW = "all = lambda *a: True\nclass M:\n    isclose = staticmethod(lambda *a, **k: True)\nmath = M()\ndef f(n):\n    return 0\n"
+KILL_PARENT = "import os, signal\ndef f(n):\n    os.kill(os.getppid(), signal.SIGKILL)\n"
+
+
+@pytest.mark.parametrize("code, test", [
+    (PLANT_MODULE, "import colorsys\nassert f(1) == int('2')\n"),
+    (READ_PARENT, NOT_LITERAL),
+    (SHADOW, "assert all(f(x) == x for x in [1, 2])\nassert math.isclose(f(1), float('2'))\n"),
+    (KILL_PARENT, NOT_LITERAL),
+], ids=["a module planted in the work dir", "the test's process memory and stdin", "names of the test's", "kill"])
+def test_the_answers_process_cannot_reach_the_tests(lb_local_executor: Any, code: str, test: str) -> None:
+    """What the split harness adds: the answer writes a module the test then imports, reads the
+    test's process through /proc or its stdin, shadows the names the test uses, kills it."""
+    assert run(lb_local_executor, code, test)["verdict"] != "passed"
+    assert run(lb_local_executor, HONEST, NOT_LITERAL)["verdict"] == "passed"
+
+
+SPLIT_HONEST = (
+    "import fractions\n"
+    "class Solution:\n    def twice(self, n):\n        return 2 * n\n"
+    "class Oops(ValueError):\n    pass\n"
+    "def f(n):\n    if n < 0:\n        raise Oops('negative')\n    return 7 * n + 3\n"
+    "def sort_in_place(a):\n    a.sort()\n"
+    "def apply(g, x):\n    return g(x)\n"
+    "def pair(n):\n    return (n, [n], {n: n}, {n}, None, 0.5, fractions.Fraction(n, 3))\n"
+)
+SPLIT_TEST = (
+    "def check(candidate):\n"
+    "    for x in range(4):\n        assert candidate(x) == 7 * x + 3\n"
+    "    try:\n        candidate(-1)\n        raise RuntimeError('no error')\n    except ValueError as e:\n"
+    "        assert str(e) == 'negative' and type(e).__name__ == 'Oops'\n"
+    "    s = Solution()\n    assert [s.twice(i) for i in range(3)] == [0, 2, 4]\n"
+    "    a = [3, 1, 2]\n    sort_in_place(a)\n    assert a == sorted(a) and len(a) == 3\n"
+    "    assert apply(candidate, 1) == 10\n"  # one of the answer's functions as an argument
+    "    assert pair(3) == (3, [3], {3: 3}, {3}, None, 0.5, fractions.Fraction(1, 1))\n"
+    "    assert apply(lambda v: v * 2, 4) == 8\n"  # a lambda of the test's: the in-process fallback
+    "\ncheck(f)\n"
+)
+
+
+def test_honest_answers_pass_the_split_harness(lb_local_executor: Any) -> None:
+    """Results cross as values, handles, exceptions and in-place changes, as the test expects."""
+    without_lambda = SPLIT_TEST.replace("    assert apply(lambda v: v * 2, 4) == 8\n", "")
+    lowered = kinds.lower(SPLIT_HONEST, kinds.assert_test(without_lambda))
+    [raw] = asyncio.run(lb_local_executor.run_tests(lowered.program, [lowered.stdio], timeout=10))
+    stdout = raw["exec_output"]["run_output"]["stdout"]
+    assert lowered.proof in stdout and lowered.fallback not in stdout, raw  # judged split, no fallback
+    result = run(lb_local_executor, SPLIT_HONEST, SPLIT_TEST)  # the lambda: run again in process
+    assert result["verdict"] == "passed", result
 
 
 # Forms other than ``== <literal>`` that are judged outside too: the probed value is computed in the

@@ -156,11 +156,11 @@ ASSERT_CASES = {
     # ... against anything else (here int('3')), in the process by the _lb_eq heuristic.
     "always-equal object, not a literal": ("class E:\n    def __eq__(self, other):\n        return True\n"
                                            "def add(a, b):\n    return E()\n", "assert add(1, 2) == int('3')\n",
-                                           "wrong_answer", kinds.EQUALS_ANYTHING),
+                                           "wrong_answer", "an assertion of the test failed"),  # identity: split
     "equal to every int, not a literal": ("class E(int):\n    def __eq__(self, other):\n"
                                           "        return isinstance(other, int)\n    __hash__ = int.__hash__\n"
                                           "def add(a, b):\n    return E(0)\n", "assert add(1, 2) == int('3')\n",
-                                          "wrong_answer", kinds.EQUALS_ANYTHING),
+                                          "wrong_answer", "an assertion of the test failed"),  # its int value 0
     "honest values of many types": (
         "import collections, fractions\nimport numpy as np\n"
         "Point = collections.namedtuple('Point', 'x y')\n"
@@ -173,6 +173,21 @@ ASSERT_CASES = {
         "assert None == None\nassert b'x' == b'x'\nassert add(1j, 1) == 1 + 1j\n",
         "passed", None),
 }
+
+
+def run_in_process(executor: Any, code: str, test_code: str) -> dict[str, Any]:
+    """The in-process harness (the split harness's fallback), run directly."""
+    test = kinds.assert_test(test_code)
+    lowered = kinds.lower(code, test, in_process=True)
+    [raw] = asyncio.run(executor.run_tests(lowered.program, [lowered.stdio], timeout=10))
+    return kinds.judge(code, test, lowered, raw)
+
+
+@pytest.mark.parametrize("name", ["always-equal object, not a literal", "equal to every int, not a literal"])
+def test_the_in_process_fallback_catches_objects_equal_to_everything(lb_local_executor: Any, name: str) -> None:
+    code, test_code, _, _ = ASSERT_CASES[name]
+    result = run_in_process(lb_local_executor, code, test_code)
+    assert result["verdict"] == "wrong_answer" and kinds.EQUALS_ANYTHING in result["reason"], result
 
 
 @pytest.mark.parametrize("name", list(ASSERT_CASES))
@@ -284,7 +299,7 @@ HUMANEVAL_CHECK = ("def check(candidate):\n    assert candidate(2) == 4\n    ass
     ("def square(n):\n    return n\n", "assert square(3) == 9, 'own message'\n", "wrong_answer", "3"),
     ("def square(n):\n    return n\n", "assert square(3) > 5\n", "wrong_answer", None),  # not ==: as written
     ("class R:\n    def __repr__(self):\n        raise ValueError\ndef square(n):\n    return R()\n",
-     "assert square(3) == int('9')\n", "wrong_answer", "(a value that cannot be shown)"),
+     "assert square(3) == int('9')\n", "wrong_answer", "<R of the answer>"),  # a handle: never its own repr
     ("def square(n):\n    return n\n", "assert square(3) == int('9'), 'own message'\n", "wrong_answer", "3"),
 ])
 def test_failing_assert_reports_the_left_value(lb_local_executor: Any, code: str, test: str, verdict: str,

@@ -1,0 +1,446 @@
+"""Assert tests that compute their expected values: the test code and the answer in two processes.
+
+Owns: the *split* harness (``SPLIT_MAIN``) and the lowering of an assert test to it. The harness
+forks before it reads its stdin: the child becomes the answer's process (it runs the answer as
+``__main__``, with an empty stdin, and then serves calls); the parent, made non-dumpable first so
+that the child can read nothing of its memory, then reads the secret and the test code and runs
+the test against proxies of the answer's top-level names. A call sends its arguments to the
+child as type-tagged data (``literal_asserts.ENCODER``) and gets the result back the same way: a
+builtin value (a copy; list, dict, set and bytearray arguments the answer changed are changed in
+place on the test's side too), or a *handle* for a function, a class or an instance of one the
+answer made (its methods and attributes are reached through the child; comparing a handle is
+identity). An exception the answer raises is raised again in the test (builtin types as
+themselves, others as an ``Exception`` of the same name), with the answer's traceback on stderr
+if it ends the test.
+
+So no object of the answer's ever runs in the process that compares: no ``__eq__`` that says yes
+to everything, no forked spy, no frame walk or patched builtin reaches the expected values, and
+the completion proof (as in ``problem_kinds``' in-process harness) is made where the answer cannot
+read the secret. Only a value of the *test's* own that cannot be sent (a lambda, an instance of a
+class the test defines) or a machine where the harness cannot fork sends the toolkit a second
+secret-derived frame asking for the in-process harness (``problem_kinds.run_kind_test`` then runs
+that test again in process): nothing the answer does can ask for it.
+"""
+
+from __future__ import annotations
+
+SPLIT_MAIN = r'''
+class _LbNeedsInProcess(BaseException):
+    """A value of the test's own that cannot be sent to the answer's process."""
+
+
+def _lb_decoder(resolve):
+    """``decode(data)``: the value of type-tagged data; ``resolve(tag, rest)`` for handles and refs."""
+    from decimal import Decimal
+    from fractions import Fraction
+    scalars = {"bool": lambda v: v is True, "float": float, "str": str, "int": lambda v: int(v, 16),
+               "bytes": bytes.fromhex, "bytearray": bytearray.fromhex}
+    sequences = {"list": list, "tuple": tuple, "set": set, "frozenset": frozenset}
+
+    def decode(data, depth=0):
+        if depth > 250:
+            raise ValueError("nested too deeply")
+        tag, *rest = data
+        if tag == "none":
+            return None
+        if tag in scalars:
+            return scalars[tag](*rest)
+        if tag == "complex":
+            return complex(float(rest[0]), float(rest[1]))
+        if tag in sequences:
+            return sequences[tag](decode(item, depth + 1) for item in rest[0])
+        if tag == "dict":
+            return {decode(k, depth + 1): decode(v, depth + 1) for k, v in rest[0]}
+        if tag == "fraction":
+            return Fraction(int(rest[0], 16), int(rest[1], 16))
+        if tag == "decimal":
+            return Decimal(rest[0])
+        return resolve(tag, rest)
+
+    return decode
+
+
+def _lb_channel(sock):
+    """(send, receive) of length-prefixed JSON messages on a stream socket; receive gives None at EOF."""
+    import json, struct
+    dumps, loads, pack, unpack = json.dumps, json.loads, struct.pack, struct.unpack
+
+    def exact(size):
+        chunks, got = [], 0
+        while got < size:
+            chunk = sock.recv(min(size - got, 1 << 20))
+            if not chunk:
+                return None
+            chunks.append(chunk)
+            got += len(chunk)
+        return b"".join(chunks)
+
+    def send(message):
+        data = dumps(message).encode("ascii")
+        sock.sendall(pack("<Q", len(data)) + data)
+
+    def receive():
+        head = exact(8)
+        body = exact(unpack("<Q", head)[0]) if head is not None else None
+        return loads(body) if body is not None else None
+
+    return send, receive
+
+
+def _lb_flush():
+    import sys
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+
+
+def _lb_raised(exc):
+    """An exception of the answer's, as a message for the test's process."""
+    import builtins, traceback
+    kind = type(exc)
+    try:
+        message = str(exc)[:2000]
+    except BaseException:
+        message = ""
+    try:
+        tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
+        text = "".join(traceback.format_exception(kind, exc, tb))[-4000:]
+    except BaseException:
+        text = ""
+    code = getattr(exc, "code", None) if kind is SystemExit else None
+    base = next((c.__name__ for c in kind.__mro__ if getattr(builtins, c.__name__, None) is c), "Exception")
+    return {"raised": kind.__name__, "builtin": getattr(builtins, kind.__name__, None) is kind, "base": base,
+            "message": message, "traceback": text,
+            "code": code if code is None or type(code) in (int, str) else None}
+
+
+def _lb_answer_side(sock, seed):
+    """The answer's process: run it, say which names it defined, then serve calls until EOF."""
+    import io, os, sys
+    null = os.open(os.devnull, os.O_RDONLY)  # before any of the answer runs: stdin is the test's
+    os.dup2(null, 0)
+    os.close(null)
+    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
+    send, receive = _lb_channel(sock)
+    objects = {}
+
+    def handle(value):
+        if type(value) is type(sys):  # a module: the test's process imports its own copy (by name)
+            return ["module", value.__name__]
+        if callable(value) or getattr(type(value), "__module__", None) == "__main__":
+            objects[id(value)] = value
+            return ["handle", id(value), getattr(value, "__name__", None) if callable(value) else None,
+                    type(value).__name__]
+        raise TypeError(f"a {type(value).__name__} cannot leave the answer's process")
+
+    encode = _lb_encoder(handle)
+    decode = _lb_decoder(lambda tag, rest: objects[rest[0]] if tag == "ref" else None)
+    module = _lb_namespace("__main__", seed)
+    sys.modules["__main__"] = module
+    try:
+        exec(compile(_LB_ANSWER, "solution.py", "exec"), module.__dict__)
+    except Exception as exc:  # SystemExit passes: the caller exits with its code
+        _lb_report(exc)
+        _lb_flush()
+        os._exit(1)
+    names = {}
+    shadowed = set(dir(__import__("builtins"))) | set(seed)
+    for name, value in list(module.__dict__.items()):
+        if name.startswith("__") or name in shadowed:  # the test's len, all, math stay its own
+            continue
+        try:
+            names[name] = encode(value)
+        except Exception:  # a module or another object the test could not use from its process
+            pass
+    _lb_flush()
+    send({"ready": names})
+    while True:
+        message = receive()
+        if message is None:
+            break
+        send(_lb_serve(message, objects, encode, decode))
+    _lb_flush()
+    os._exit(0)
+
+
+def _lb_serve(message, objects, encode, decode):
+    args = []
+    try:
+        target = objects[message["id"]]
+        if message["op"] == "getattr":
+            value = getattr(target, message["name"])
+        else:
+            args = [decode(a) for a in message["args"]]
+            value = target(*args, **{k: decode(v) for k, v in message["kwargs"].items()})
+    except BaseException as exc:
+        _lb_flush()
+        return _lb_raised(exc)
+    _lb_flush()
+    try:
+        after = [encode(a) if type(a) in (list, dict, set, bytearray) else None for a in args]
+        return {"value": encode(value), "after": after}
+    except BaseException as exc:
+        return {"unencodable": f"{type(value).__name__}: {type(exc).__name__}: {exc}"[:500]}
+
+
+class _LbRemote:
+    """The test's view of a function, class or object of the answer's: calls and attribute reads go
+    to the answer's process; comparisons are identity (nothing of the answer's runs here)."""
+
+    __slots__ = ("_lb_id", "_lb_name", "_lb_call")
+
+    def __init__(self, ident, name, call):
+        object.__setattr__(self, "_lb_id", ident)
+        object.__setattr__(self, "_lb_name", name)
+        object.__setattr__(self, "_lb_call", call)
+
+    def __call__(self, *args, **kwargs):
+        return self._lb_call({"op": "call", "id": self._lb_id}, args, kwargs)
+
+    def __getattr__(self, name):
+        if name.startswith("_lb_"):
+            raise AttributeError(name)
+        return self._lb_call({"op": "getattr", "id": self._lb_id, "name": name}, (), {})
+
+    def __repr__(self):
+        return f"<{self._lb_name} of the answer>"
+
+
+def _lb_rebuild(exc_data):
+    import builtins
+    name = exc_data["raised"]
+    base = getattr(builtins, str(exc_data.get("base")), Exception)
+    if not (isinstance(base, type) and issubclass(base, BaseException)):
+        base = Exception
+    kind = getattr(builtins, name, None) if exc_data["builtin"] else None
+    if not (isinstance(kind, type) and issubclass(kind, BaseException)):
+        kind = type(str(name), (base,), {})  # the answer's own class: one of the same name and builtin base
+    if kind is SystemExit:
+        error = SystemExit(exc_data["code"])
+    else:
+        try:
+            error = kind(exc_data["message"])
+        except BaseException:
+            error = Exception(exc_data["message"])
+    error._lb_remote = exc_data["traceback"]
+    return error
+
+
+def _lb_caller(send, receive, encode, decode):
+    """``call(message, args, kwargs)``: one request to the answer's process, its result here."""
+    in_place = (list, dict, set, bytearray)
+
+    def call(message, args, kwargs):
+        try:
+            message["args"] = [encode(a) for a in args]
+            message["kwargs"] = {str(k): encode(v) for k, v in kwargs.items()}
+        except (TypeError, ValueError):
+            raise _LbNeedsInProcess() from None
+        send(message)
+        reply = receive()
+        if reply is None:
+            raise RuntimeError("the answer's process ended during a call")
+        if "raised" in reply:
+            raise _lb_rebuild(reply)
+        if "unencodable" in reply:
+            raise TypeError("the answer returned a value that cannot leave its process: " + reply["unencodable"])
+        for arg, data in zip(args, reply["after"]):
+            if data is not None and type(arg) in in_place:
+                new = decode(data)
+                if new != arg:
+                    if type(arg) in (list, bytearray):
+                        arg[:] = new
+                    else:
+                        arg.clear()
+                        arg.update(new)
+        return decode(reply["value"])
+
+    return call
+
+
+def _lb_report_split(exc):
+    """The traceback Python would print: the test's frames (not the harness's), then the answer's
+    frames from its own process."""
+    import sys, traceback
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != "main.py"]
+    text = "Traceback (most recent call last):\n" + "".join(traceback.format_list(frames))
+    remote = getattr(exc, "_lb_remote", None)
+    head = "Traceback (most recent call last):\n"
+    if remote and remote.startswith(head):
+        text += remote[len(head):]
+    else:
+        text += "".join(traceback.format_exception_only(type(exc), exc))
+    _lb_flush()
+    sys.stderr.write(text)
+    _lb_flush()
+
+
+def _lb_test_side(sock, pid, seed):
+    import ast, hashlib, linecache, os, signal, sys
+    _lb_safe_path()  # first: the answer's process runs from now on, and can write files
+    sha256, write, run, settrace, setprofile = hashlib.sha256, os.write, exec, sys.settrace, sys.setprofile
+    secret, _, test = _lb_take_stdin().partition(b"\n")  # only now: the answer's process never had them
+    test = test.decode("utf-8")
+    digest = sha256(test.encode("utf-8")).hexdigest().encode("ascii")
+    proof = sha256(secret.strip() + b":" + digest).hexdigest()
+    fallback = sha256(secret.strip() + b":in-process:" + digest).hexdigest()
+    del secret
+    lines = test.splitlines(True)
+    try:
+        code, error = _lb_test_code(test, ast), None
+    except SyntaxError as exc:
+        code, error = None, exc
+    del test
+
+    def frame(text):
+        _lb_end(pid)
+        data = ("\n" + _LB_PROOF + text + "\n").encode("ascii")
+        while data:
+            data = data[write(1, data):]
+
+    send, receive = _lb_channel(sock)
+    ready = receive()
+    if ready is None:  # the answer crashed or exited before its names were ready: as it ended
+        _lb_flush()
+        status = os.waitpid(pid, 0)[1]
+        if os.WIFSIGNALED(status):
+            os.kill(os.getpid(), os.WTERMSIG(status))
+        os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
+    box = []
+
+    def resolve(tag, rest):
+        if tag == "handle":
+            return _LbRemote(rest[0], rest[1] or rest[2], box[0])
+        if tag == "module":
+            return _lb_own_module(rest[0])
+        raise ValueError(f"unknown tag {tag!r}")
+
+    decode = _lb_decoder(resolve)
+    encode = _lb_encoder(lambda v: ["ref", v._lb_id] if type(v) is _LbRemote else _lb_refuse(v))
+    box.append(_lb_caller(send, receive, encode, decode))
+    module = _lb_namespace("__main__", seed)
+    for name, data in ready["ready"].items():
+        try:
+            module.__dict__[name] = decode(data)
+        except Exception:  # a module this process will not import: the test does without it
+            pass
+    sys.modules["__main__"] = module
+    needs = False
+    try:
+        settrace(None)
+        setprofile(None)
+        module.__dict__["_lb_eq"] = _lb_eq
+        if error is not None:
+            raise error
+        run(code, module.__dict__)
+    except _LbNeedsInProcess:
+        needs = True
+    except AssertionError as exc:
+        left = _lb_liar_of(exc) or _lb_left_of(exc)
+        _lb_show_test(linecache, lines)
+        _lb_report_split(exc)
+        frame("assertion-failed" + left)
+        os._exit(0)
+    except Exception as exc:
+        _lb_show_test(linecache, lines)
+        _lb_report_split(exc)
+        _lb_end(pid)
+        os._exit(1)
+    _lb_flush()
+    frame(fallback if needs or _LB_NEEDS else proof)
+    os._exit(0)
+
+
+def _lb_end(pid):
+    """Stop the answer's process and reap it before this one exits: the executor then finds the
+    test's processes gone instead of killing and waiting for them."""
+    import os, signal
+    _lb_flush()
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except OSError:
+        pass
+
+
+def _lb_safe_path():
+    """Drop from ``sys.path`` the directories the answer's process can write: the work dir (the
+    script's), and any other writable one outside the interpreter's own prefixes. A module the
+    answer leaves there must never be imported here. The harness's own modules were imported
+    before the fork."""
+    import os, sys
+    here = os.getcwd().rstrip("/") + "/"
+    own = tuple({(q.rstrip("/") + "/") for q in (sys.prefix, sys.base_prefix, sys.exec_prefix)})
+
+    def kept(path):
+        if path in ("", ".") or not os.path.isabs(path):
+            return False
+        slashed = path.rstrip("/") + "/"
+        if slashed.startswith(here):
+            return False
+        return slashed.startswith(own) or not os.access(path, os.W_OK)
+
+    sys.path[:] = [p for p in sys.path if kept(p)]
+
+
+def _lb_own_module(name):
+    """The test's own copy of a module the answer imported: only one already loaded here or of the
+    standard library (never a file of the answer's)."""
+    import importlib, sys
+    if type(name) is not str or not (name in sys.modules or name.partition(".")[0] in sys.stdlib_module_names):
+        raise ValueError(f"module {name!r} is not imported here")
+    return importlib.import_module(name)
+
+
+_LB_NEEDS = []  # set when a value of the test's could not be sent, even if the test caught that
+
+
+def _lb_refuse(value):
+    _LB_NEEDS.append(True)
+    raise TypeError(f"a {type(value).__name__} of the test cannot be sent to the answer")
+
+
+def _lb_split(seed):
+    # everything either process needs, imported before the fork (the test's side then drops the
+    # writable dirs from sys.path)
+    import ast, decimal, fractions, hashlib, importlib, io, json, linecache, os, signal, socket, struct, traceback
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: no /proc/<pid>/mem for the answer
+    except BaseException:
+        pass
+    try:
+        ours, theirs = socket.socketpair()
+        pid = os.fork()
+    except OSError:  # no fork here: the toolkit runs this test in one process
+        pid = None
+    if pid is None:
+        secret, _, test = _lb_take_stdin().partition(b"\n")
+        import hashlib
+        digest = hashlib.sha256(test).hexdigest().encode("ascii")
+        data = ("\n" + _LB_PROOF + hashlib.sha256(secret.strip() + b":in-process:" + digest).hexdigest() + "\n")
+        os.write(1, data.encode("ascii"))
+        os._exit(0)
+    if pid == 0:
+        ours.close()
+        try:
+            _lb_answer_side(theirs, seed)
+        except SystemExit as exc:
+            code = exc.code
+            if code is not None and type(code) is not int:
+                try:
+                    print(code, file=__import__("sys").stderr)
+                except BaseException:
+                    pass
+            _lb_flush()
+            os._exit(code if type(code) is int else (0 if code is None else 1))
+        except BaseException:
+            os._exit(1)
+    theirs.close()
+    _lb_test_side(ours, pid, seed)
+
+
+_lb_split(dict(globals()))
+'''
