@@ -109,6 +109,18 @@ _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:inf|inf
 _INTEGER = re.compile(r"[+-]?\d+")
 
 
+def _same_integer(e: str, a: str) -> bool:
+    """Two integer tokens equal as numbers; past int()'s 4300-digit limit (a program's output can be
+    any length) as sign and digits without leading zeros."""
+    if len(e) <= 4000 and len(a) <= 4000:
+        return int(e) == int(a)
+
+    def key(token: str) -> str:
+        digits = token.lstrip("+-").lstrip("0")
+        return ("-" if token.startswith("-") and digits else "") + digits
+    return key(e) == key(a)
+
+
 def parse_number(token: str) -> float | None:
     """A plain decimal or scientific number (no underscores, no hex, no spaces), else None."""
     return float(token) if _NUMBER.fullmatch(token) else None
@@ -156,7 +168,7 @@ def make_float_compare(abs_tol: float, rel_tol: float) -> Compare:
         if e == a:
             return True
         if _INTEGER.fullmatch(e) and _INTEGER.fullmatch(a):
-            return int(e) == int(a)  # integers are exact (a relative tolerance would blur big counts)
+            return _same_integer(e, a)  # integers are exact (a relative tolerance would blur big counts)
         ev, av = parse_number(e), parse_number(a)
         return ev is not None and av is not None and numbers_close(ev, av, abs_tol, rel_tol)
 

@@ -505,7 +505,9 @@ def traceback_tail(stderr: str, lines: int = 8) -> str:
 # Lines of the import header both executors put before the program (the remote API with
 # ``fill_missing_imports=true``, the embedded sandbox by default): tracebacks count them.
 HEADER_LINES = 15
-_MAIN_LINE = re.compile(r'File "(?:[^"]*/)?main\.py", line (\d+)')
+# At most 9 digits: a traceback is the program's own text, and int() refuses more than 4300 digits
+# (a program printing such a line crashed the feedback of the whole run).
+_MAIN_LINE = re.compile(r'File "(?:[^"]*/)?main\.py", line (\d{1,9})(?!\d)')
 _ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{6,}\b")
 _TEMP_PATH = re.compile(r'File "(?:/tmp|/var/folders|/private/var)/[^"]*?/([^"/]+\.py)"')
 

@@ -419,7 +419,12 @@ def decode_tagged(data: Any) -> Any:
 
 
 def _shown(value: Any) -> str:
-    text = ascii(value)
+    try:
+        text = ascii(value)
+    except ValueError:  # an integer past int-to-str's digit limit, somewhere in it (the answer's value)
+        return "(a value too large to show: it holds an integer of more than 4300 digits)"
+    except RecursionError:
+        return "(a value nested too deeply to show)"
     return text if len(text) <= 2000 else text[:1000] + " ... " + text[-1000:]
 
 
@@ -454,8 +459,9 @@ def judge_values(payloads: list[str], token: str, expected: tuple[Any, ...]) -> 
         if index >= len(expected):
             return foreign
         if "unencodable" in message:
+            why = str(message["unencodable"])[:500]  # the harness's own is short; a forged one need not be
             return ValuesVerdict("wrong_answer", f"the left side of assert {index + 1} of {len(expected)} cannot "
-                                 f"be compared outside the program ({message['unencodable']})", decided=True)
+                                 f"be compared outside the program ({why})", decided=True)
         try:
             value = decode_tagged(message["value"])
         except (KeyError, TypeError, ValueError, RecursionError, ArithmeticError):
@@ -471,7 +477,8 @@ def judge_values(payloads: list[str], token: str, expected: tuple[Any, ...]) -> 
     return ValuesVerdict(None)
 
 
-_TEST_FRAME = re.compile(r'(  File "test\.py", line (\d+), in [^\n]*\n)([ \t]*)([^\n]*)\n(?:[ \t]*[~^]+[ \t]*\n)?')
+# (at most 9 digits: the line number is the program's text, and int() refuses over 4300 digits)
+_TEST_FRAME = re.compile(r'(  File "test\.py", line (\d{1,9}), in [^\n]*\n)([ \t]*)([^\n]*)\n(?:[ \t]*[~^]+[ \t]*\n)?')
 
 
 def original_lines(stderr: str, probe: str, code: str) -> str:

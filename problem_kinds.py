@@ -508,17 +508,34 @@ def decode_value(payload: str) -> Any:
     return json.loads(payload, parse_int=_parse_int)
 
 
+def _digits(value: Any) -> str | None:
+    """An integer's decimal text (``BigDigits`` as they are), None for anything else."""
+    if isinstance(value, BigDigits):
+        return str(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return str(value)
+        except ValueError:  # over 4300 digits: only a BigDigits can hold such a value here
+            return None
+    return None
+
+
 def values_match(actual: Any, expected: Any) -> bool:
     """Equality of JSON values: lists and tuples alike, bools strict, whole numbers exactly (a
     float that is a whole number against an integer: ``1e9`` is not ``999999937``), other floats
     within a tolerance (``sum([0.1] * 30)`` is 3)."""
     if isinstance(actual, BigDigits) or isinstance(expected, BigDigits):
-        return type(actual) is type(expected) and str(actual) == str(expected)
+        texts = (_digits(actual), _digits(expected))  # an expected int of 4001-4300 digits is an int
+        return None not in texts and texts[0] == texts[1]
     if isinstance(actual, bool) or isinstance(expected, bool):
         return isinstance(actual, bool) and isinstance(expected, bool) and actual == expected
     if isinstance(actual, (int, float)) and isinstance(expected, (int, float)):
         if isinstance(expected, int) and (isinstance(actual, int) or actual.is_integer()):
             return actual == expected  # a whole number is exact: 3.0 is 3, 1e9 is not 999999937
+        try:
+            actual, expected = float(actual), float(expected)
+        except OverflowError:  # an integer past the largest float (the answer's 10 ** 400): no float is near it
+            return False
         if math.isnan(actual) or math.isnan(expected):
             return math.isnan(actual) and math.isnan(expected)
         return math.isclose(actual, expected, rel_tol=FLOAT_REL_TOL, abs_tol=FLOAT_ABS_TOL)
@@ -648,7 +665,8 @@ def _judge_call(payloads: list[str], token: str, test: CallTest) -> tuple[Verdic
     if not isinstance(message, dict) or len(message) != 1 or not ({"value", "unserialisable"} & message.keys()):
         return "wrong_answer", "the result line is not the harness's (the program wrote its own)", None
     if "unserialisable" in message:
-        return "wrong_answer", f"the returned value cannot be serialised as JSON ({message['unserialisable']})", None
+        why = str(message["unserialisable"])[:500]  # the harness's own is short; a forged one need not be
+        return "wrong_answer", f"the returned value cannot be serialised as JSON ({why})", None
     text = body[len('{"value": '):-1]
     if call_passes(message["value"], test):
         return "passed", None, text
