@@ -216,6 +216,12 @@ class _WorkerFailure(Exception):
     """A worker died, hung or answered nonsense: an infrastructure failure, not a verdict."""
 
 
+class _MemoryKill(_WorkerFailure):
+    """The worker died with an OOM kill in its cgroup during the test: the test's processes
+    together went over the memory limit (memory that no process maps, such as memfds, makes the
+    kernel pick the worker itself). A verdict about the program, never retried."""
+
+
 
 
 def _wait_readable(fd: int, timeout: float) -> bool:
@@ -322,6 +328,8 @@ class _WorkerHandle:
         except (TimeoutError, OSError, ValueError) as error:
             raise _WorkerFailure(f"worker failed: {error}") from error
         if received is None:
+            if self.cgroup is not None and self.cgroup.new_memory_events()[0]:
+                raise _MemoryKill(f"worker killed by its memory controller ({self.diagnosis()})")
             raise _WorkerFailure(f"worker died ({self.diagnosis()})")
         answer, stray = received
         for fd in stray:
@@ -677,7 +685,9 @@ class LocalExecutor:
     def _run_on_worker(self, seat: _Seat, job: Job, files: _JobFiles, timeout: float) -> Answer:
         """Run the job, replacing a worker that dies; a program that kills two is its fault.
 
-        A worker that dies while a test runs is replaced and the test retried once. If the
+        A worker killed by its cgroup's memory controller is a ``memory_limit`` at once (the
+        test's memory killed it). Another worker that dies while a test runs is replaced and the
+        test retried once. If the
         fresh worker dies on the same test too, a trivial health check on a third worker
         decides: healthy means the program is to blame (``runtime_error`` with an explanation),
         unhealthy means the infrastructure is broken (``ExecutionError``). On any exception the
@@ -692,6 +702,9 @@ class LocalExecutor:
                     if attempt:
                         files.rewind()  # the failed run may have read stdin or written output
                     return seat.handle.run(job, files, timeout + _ANSWER_GRACE)  # type: ignore[union-attr]
+                except _MemoryKill:
+                    self._vacate(seat)  # the next job on this seat starts a fresh worker
+                    return _memory_killed_answer()
                 except _WorkerFailure:
                     self._respawn(seat)
             health: Job = {**job, "timeout": 10.0, "cpu_time": 11}
@@ -722,6 +735,15 @@ class LocalExecutor:
             run["exit_code"], run["stderr"], answer["max_rss_bytes"], (memory_mb or self.limits.memory_mb) * 1024 * 1024,
             limit_hit)
         return make_result(full, test, run, classify(run, test, answer["output_capped"], memory))
+
+
+def _memory_killed_answer() -> Answer:
+    answer = {"exit_code": -signal.SIGKILL, "timeout_expired": False, "elapsed_time": 0.0,
+              "cpu_seconds": 0.0, "output_capped": False, "max_rss_bytes": 0, "oom_killed": True,
+              "stderr": "sandbox: the memory controller killed the program's executor process: the "
+                        "test's processes together (shared memory and memfds included) went over "
+                        "the memory limit\n"}
+    return cast(Answer, answer)
 
 
 def _killed_worker_answer() -> Answer:

@@ -362,6 +362,10 @@ def _run_job(worker: _Worker, job: Job, fds: list[int]) -> Answer:
         _, status, usage = os.wait4(pid, 0)
         _reap_orphans()
         _wait_until_alone(worker)
+        # A SIGXFSZ counts only with a file past the cap (before /dev/shm is emptied): a program
+        # can have the kernel send it one cheaply (a timer's or a clone's exit signal).
+        file_over_cap = _killed_by(status, signal.SIGXFSZ) and _holds_file_over(
+            _writable_places(worker, workdir), job["output_bytes"])
         if worker.config.user_namespace:
             _wipe_directory(tempfile.gettempdir(), keep=worker.kept_in_tmp | {workdir})
             for directory in worker.bind_holders_in_tmp:  # made to hold a bind (project in /tmp)
@@ -374,7 +378,7 @@ def _run_job(worker: _Worker, job: Job, fds: list[int]) -> Answer:
             raise RuntimeError("the test process failed before the program started: "
                                + _read_capped(stderr_fd, 2000)[0].strip())
         return _job_report(job, status, usage, [stdout_fd, stderr_fd], elapsed, timed_out,
-                           watch.refused)
+                           watch.refused, file_over_cap)
     finally:
         for fd in own:
             os.close(fd)
@@ -601,17 +605,61 @@ def _reap_orphans() -> None:
             return
 
 
+def _killed_by(status: int, signum: int) -> bool:
+    return os.WIFSIGNALED(status) and os.WTERMSIG(status) == signum
+
+
+def _writable_places(worker: _Worker, workdir: str) -> list[str]:
+    """Where a test's program can leave files: its workdir, under bwrap also ``/dev/shm`` and, in
+    a user namespace, the rest of the private ``/tmp`` (not the toolkit's own binds there). The
+    fallback's ``/dev/shm`` is the host's: other files there are no evidence of this test's."""
+    places = [workdir, "/dev/shm"] if worker.config.private_shm else [workdir]
+    if worker.config.user_namespace:
+        kept = worker.kept_in_tmp | set(worker.bind_holders_in_tmp) | {workdir}
+        places += [entry.path for entry in os.scandir(worker.tmp) if entry.path not in kept]
+    return places
+
+
+def _holds_file_over(directories: list[str], cap: int, most: int = 10_000) -> bool:
+    """Is a regular file of more than ``cap`` bytes in these trees (at most ``most`` entries
+    looked at: a program that dies of SIGXFSZ cannot make the worker walk a huge tree)?"""
+    seen = 0
+    for top in directories:
+        if not os.path.isdir(top) and _size(top) > cap:  # a file at the top of /tmp
+            return True
+        for root, dirs, files in os.walk(top):
+            for name in files:
+                seen += 1
+                if _size(os.path.join(root, name)) > cap:
+                    return True
+            seen += len(dirs)
+            if seen > most:
+                return False
+    return False
+
+
+def _size(path: str) -> int:
+    try:
+        return os.lstat(path).st_size
+    except OSError:
+        return -1
+
+
 def _job_report(job: Job, status: int, usage: Any, outputs: list[int], elapsed: float,
-                timed_out: bool, refused: bool) -> Answer:
+                timed_out: bool, refused: bool, file_over_cap: bool = False) -> Answer:
     """How the test ended, measured here: a verdict of timeout needs the wall-clock limit to have
     passed or the CPU limit to have been used up (a ``SIGXCPU`` the program sent itself is just a
-    signal), and output over the cap is read from the files' sizes, not their content."""
+    signal), and output over the cap is read from the files' sizes, not their content: stdout and
+    stderr, or, for a ``SIGXFSZ``, a file the program wrote (``file_over_cap``). A file past the
+    cap that the program deleted or never named (a memfd, ``tempfile.TemporaryFile``) leaves no
+    trace: that ``SIGXFSZ`` is a runtime error."""
     cap = job["output_bytes"]
     signum = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
     exit_code = -signum if signum else os.WEXITSTATUS(status)
     cpu_seconds = usage.ru_utime + usage.ru_stime
-    # SIGXCPU and SIGXFSZ come only from the kernel: the per-test filter stops a program from
-    # sending them or changing RLIMIT_CPU / RLIMIT_FSIZE (the CPU check stays as a second line).
+    # The per-test filter stops a program from sending SIGXCPU or SIGXFSZ or changing RLIMIT_CPU /
+    # RLIMIT_FSIZE, but the kernel still delivers either one for it as a timer's signal or a
+    # clone's exit signal: hence the CPU check and, for SIGXFSZ, a file past the cap.
     cpu_exhausted = signum == signal.SIGXCPU and cpu_seconds >= 0.8 * job["cpu_time"]
     oversized = any(os.fstat(fd).st_size > cap for fd in outputs)
     return {
@@ -619,7 +667,7 @@ def _job_report(job: Job, status: int, usage: Any, outputs: list[int], elapsed: 
         "timeout_expired": timed_out or cpu_exhausted,
         "elapsed_time": elapsed,
         "cpu_seconds": cpu_seconds,
-        "output_capped": oversized or signum == signal.SIGXFSZ,
+        "output_capped": oversized or (signum == signal.SIGXFSZ and file_over_cap),
         "max_rss_bytes": usage.ru_maxrss * 1024,
         "address_space_refused": refused,
     }
