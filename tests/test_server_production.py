@@ -1,7 +1,8 @@
 """execution_server.py as a shared production service: real uvicorn servers on 127.0.0.1 in
 subprocesses, real programs, the toolkit's own client.
 
-Token (401 runs nothing), admission control (429 + Retry-After, the client still finishes),
+Token (401 runs nothing), admission control (429 + Retry-After, the client still finishes; the
+client's window keeps its requests to what the server admits),
 caps (413, 400), a client that goes away (its tests never run), /health and /metrics, the batch
 extension (equal to the local executor test for test, stop_on_first_failure), SIGTERM during a
 batch, and the timeout-heavy case of issue 14 (150 looping tests at timeout 2 on 2 workers).
