@@ -5,6 +5,7 @@
 - ``get_executor``: the one place that decides local, remote or ray (``ray_executor.py``, imported
   only when asked for);
 - ``RemoteExecutor``: one connection pool per event loop, made in that loop and closed there;
+  its requests in flight bounded by an AIMD window (``request_window.py``);
 - ``gather_all``, ``close_executor``, ``stop_executor``: running and releasing them;
 - ``run_batched``: ``librarybench_common.run_tests`` on an executor that takes batches.
 
@@ -29,6 +30,7 @@ import httpx
 
 from errors import ConfigError, ExecutionError, LibraryBenchError
 from records import VERDICTS, Test, TestResult, Verdict
+from request_window import DEFAULT_START, BusyClock, Outcome, RequestWindow, WindowWaitExpired
 
 log = logging.getLogger("librarybench")
 
@@ -115,6 +117,13 @@ class RemoteExecutor:
     all per request. When retries are used up an ``ExecutionError`` naming the URL is raised: an
     error of the run, never a failed test.
 
+    ``window`` (default on): an AIMD window (``request_window.py``) bounds the requests in
+    flight to what the server has been admitting, starting at its advertised
+    ``capacity.max_in_flight``; the others wait locally instead of drawing 429s. It only decides
+    when a request is sent, never its result; the local wait counts towards ``busy_timeout``.
+    ``window=False``: every request the execution semaphore allows is sent at once (as before).
+    ``busy_answers``: the 429s this executor received.
+
     ``token`` (``CYBER_TOKEN`` through ``get_executor``) is sent as ``Authorization: Bearer``.
     ``batch``: ``None`` asks ``/health`` once, ``False`` always sends one request per test;
     ``batch_tests``: most tests per batch (also at most the server's ``max_tests``), small enough
@@ -132,7 +141,7 @@ class RemoteExecutor:
     def __init__(self, url: str, *, retries: int = DEFAULT_RETRIES, backoff: float = DEFAULT_RETRY_BACKOFF, max_backoff: float = 8.0,
                  request_timeout_margin: float = 30.0, connections: int | None = None, token: str | None = None,
                  batch: bool | None = None, batch_tests: int = DEFAULT_BATCH_TESTS,
-                 busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
+                 busy_timeout: float = DEFAULT_BUSY_TIMEOUT, window: bool = True) -> None:
         url = (url or "").strip()
         if not url:
             raise ConfigError("CYBER_URL is not set: set it to the execution API's URL or use --executor local")
@@ -150,6 +159,9 @@ class RemoteExecutor:
         self.batch = batch
         self.batch_tests = batch_tests
         self.busy_timeout = busy_timeout
+        self.window = window
+        self.busy_answers = 0  # 429s received (with or without the window)
+        self._window: RequestWindow | None = None
         self._health: dict[str, Any] | None = None  # what /health advertised ({} when nothing usable)
         self._health_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self._health_retry_at = 0.0  # after an unreachable /health, not asked again before this
@@ -340,27 +352,32 @@ class RemoteExecutor:
         """POST ``body`` with the retry rules above; ``accept(json)`` says what is wrong with an answer;
         ``extra``: query parameters of an advertised extension (``memory_mb``)."""
         client = self._get_client()
+        window = await self._request_window()
         params, headers = {**self._params(timeout), **(extra or {})}, self._headers()
         problem = ""
         attempt = 0
-        busy_until: float | None = None
+        clock = BusyClock(self.busy_timeout)
         pause = 0.0
+        sent = False
         while attempt <= self.retries:
             if pause:
                 await asyncio.sleep(pause)
             try:
-                response = await client.post(self.url, params=params, json=body, headers=headers, timeout=request_timeout)
+                response = await self._send(client, window, clock, sent, params=params, json=body, headers=headers,
+                                            timeout=request_timeout)
             except httpx.HTTPError as exc:
                 problem = _describe_http_error(exc)
                 log.debug("execution API attempt %d: %s", attempt + 1, problem)
                 attempt += 1
                 pause = self._pause(attempt)
+                sent = True
                 continue
+            sent = True
             if response.status_code == 429:
                 problem = "HTTP 429"
                 wait = _retry_after(response)
                 now = asyncio.get_running_loop().time()
-                busy_until = busy_until if busy_until is not None else now + self.busy_timeout
+                busy_until = clock.until()
                 if wait is not None and now + wait <= busy_until:
                     pause = wait * (1 + 0.5 * random.random())  # as the server asks; not a failed attempt
                     continue
@@ -393,11 +410,50 @@ class RemoteExecutor:
             pause = self._pause(attempt)
         raise ExecutionError(f"execution API at {self.url} failed after {attempt} attempts: {problem}")
 
+    async def _request_window(self) -> RequestWindow | None:
+        """The executor's window (``None`` with ``window=False``), made once, sized from ``/health``
+        (asked now if not yet: the advertised admission limit is the natural start)."""
+        if not self.window:
+            return None
+        cap = self.connections or _exec_limit()
+        if self._window is None:
+            capacity = (await self.health()).get("capacity")
+            start = capacity.get("max_in_flight") if isinstance(capacity, dict) else None
+            valid = isinstance(start, int) and not isinstance(start, bool) and start > 0
+            self._window = RequestWindow(start if valid else DEFAULT_START, cap)  # type: ignore[arg-type]
+        self._window.cap = max(1, cap)  # the semaphore may have been resized since
+        return self._window
+
+    async def _send(self, client: httpx.AsyncClient, window: RequestWindow | None, clock: BusyClock, retry: bool,
+                    **request: Any) -> httpx.Response:
+        """One POST, inside the window when there is one: it waits there for room (at most until
+        ``clock``'s deadline), and leaves with what the answer says of the server's admission."""
+        if window is None:
+            response = await client.post(self.url, **request)
+            self.busy_answers += response.status_code == 429
+            return response
+        try:
+            ticket = await window.enter(clock, retry=retry)
+        except WindowWaitExpired:
+            raise ExecutionError(f"execution API at {self.url} stayed busy (this client's window of {window.permits} "
+                                 f"requests in flight full) for more than {self.busy_timeout:g} s") from None
+        outcome: Outcome = "unknown"
+        try:
+            response = await client.post(self.url, **request)
+            if response.status_code == 429:
+                self.busy_answers += 1
+                outcome = "busy"
+            elif response.status_code < 500:
+                outcome = "admitted"
+            return response
+        finally:
+            window.leave(ticket, outcome)
+
     async def run_test(self, code: str, test: Test, *, timeout: float | None = None,
                        memory_mb: int | None = None) -> TestResult:
         timeout = timeout or DEFAULT_TIMEOUT
-        if self._health is None and self.batch is not False:
-            await self.health()  # the capacity sets the request timeout
+        if self._health is None and (self.batch is not False or self.window):
+            await self.health()  # the capacity sets the request timeout (and the window's start)
         extra = await self._memory_params(memory_mb)
         result = await self._post({"code": code, "test": test}, timeout, self._request_timeout(1, timeout), _not_a_result,
                                   extra)

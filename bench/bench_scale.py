@@ -3,16 +3,22 @@
 One run times the same work through each *path*, an executor the toolkit can be given:
   - ``local``: the embedded executor in this process (the baseline);
   - ``server, one request per test``: ``execution_server.py`` on this machine (same number of
-    workers), the client forced to the original contract (``RemoteExecutor(batch=False)``);
+    workers), the client forced to the original contract (``RemoteExecutor(batch=False)``), its
+    requests in flight bounded by its AIMD window (``request_window.py``);
+  - ``server, per test, no window``: the same without the window (``window=False``): every
+    request the execution semaphore allows is sent, the ones beyond the server's admission
+    limit drawing 429s (the baseline of the window);
   - ``server, batched``: the same server, the client using the batch extension it advertises.
 A path is one entry of ``PATHS`` (a name and an async context manager yielding an executor), so
 a Ray path is one more entry. The work: every program of a fixed subset of the shared data with
 all its tests, all programs at once through ``librarybench_common.run_tests`` (the CLIs' path,
 under the global execution semaphore), repeated in ``--rounds`` rounds whose path order
 alternates, so every path sees the same machine load. It checks that every path gives the local
-verdicts test for test, and prints tests/s per path and each path's time relative to local.
+verdicts test for test, and prints tests/s per path, each path's time relative to local and, for
+the server paths, the 429 answers the client received (all rounds).
 
     uv run python bench/bench_scale.py [--files o3mini_search_solutions.json,...] [--rounds 2] [--workers N]
+                                       [--paths local,per-test,per-test-no-window,batched,ray]
 """
 
 from __future__ import annotations
@@ -50,7 +56,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="sandbox workers of the local executor and of the server (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=10.0, help="per-test timeout in seconds (default: %(default)s)")
-    parser.add_argument("--paths", help="comma-separated path names to run (default: all)")
+    parser.add_argument("--paths", help="comma-separated path keys to run: " + ",".join(p.key for p in PATHS)
+                        + " (default: all)")
     return parser.parse_args(argv)
 
 
@@ -112,11 +119,11 @@ class ServerProcess:
             cls.proc, cls.url = None, None
 
 
-def server_path(batch: bool) -> Callable[[argparse.Namespace], Any]:
+def server_path(batch: bool, window: bool = True) -> Callable[[argparse.Namespace], Any]:
     @asynccontextmanager
     async def path(args: argparse.Namespace) -> AsyncIterator[Any]:
         url = await asyncio.to_thread(ServerProcess.start, args.workers)
-        executor = common.RemoteExecutor(url, batch=None if batch else False)
+        executor = common.RemoteExecutor(url, batch=None if batch else False, window=window)
         await executor.health()
         try:
             yield executor
@@ -160,15 +167,17 @@ def ray_available() -> bool:
 
 @dataclass(frozen=True)
 class BenchPath:
+    key: str  # what --paths names
     name: str
     executor: Callable[[argparse.Namespace], Any]  # args -> async context manager yielding an executor
 
 
 PATHS = [
-    BenchPath("local", local_path),
-    BenchPath("server, one request per test", server_path(batch=False)),
-    BenchPath("server, batched", server_path(batch=True)),
-    BenchPath("ray (local cluster)", ray_path),  # needs the optional group: uv run --group ray
+    BenchPath("local", "local", local_path),
+    BenchPath("per-test", "server, one request per test", server_path(batch=False)),
+    BenchPath("per-test-no-window", "server, per test, no window", server_path(batch=False, window=False)),
+    BenchPath("batched", "server, batched", server_path(batch=True)),
+    BenchPath("ray", "ray (local cluster)", ray_path),  # needs the optional group: uv run --group ray
 ]
 
 
@@ -188,7 +197,12 @@ async def main_async(args: argparse.Namespace) -> int:
     if missing:
         print(f"error: shared data not found: {', '.join(missing)}", file=sys.stderr)
         return 2
-    paths = PATHS if not args.paths else [p for p in PATHS if p.name in {n.strip() for n in args.paths.split(",")}]
+    wanted = {n.strip() for n in (args.paths or "").split(",") if n.strip()}
+    unknown = wanted - {p.key for p in PATHS}
+    if unknown:
+        print(f"error: unknown path {', '.join(sorted(unknown))}: use {', '.join(p.key for p in PATHS)}", file=sys.stderr)
+        return 2
+    paths = [p for p in PATHS if not wanted or p.key in wanted]
     if not ray_available() and any(p.executor is ray_path for p in paths):
         print("note: ray is not installed (uv sync --group ray): the ray path is left out", file=sys.stderr)
         paths = [p for p in paths if p.executor is not ray_path]
@@ -198,6 +212,7 @@ async def main_async(args: argparse.Namespace) -> int:
           f"cpus={os.cpu_count()} exec_semaphore={common.semaphore_limit('exec')} rounds={args.rounds} "
           f"load average before: {os.getloadavg()[0]:.1f}")
     seconds = {p.name: 0.0 for p in paths}
+    busy: dict[str, int] = {}  # path -> 429 answers its client received, all rounds
     reference: list[list[str]] | None = None
     try:
         for round_index in range(args.rounds):
@@ -206,20 +221,25 @@ async def main_async(args: argparse.Namespace) -> int:
                 async with path.executor(args) as executor:
                     took, verdicts = await run_all(executor, programs, args.timeout)
                 seconds[path.name] += took
+                refused = ""
+                if hasattr(executor, "busy_answers"):
+                    busy[path.name] = busy.get(path.name, 0) + executor.busy_answers
+                    refused = f" ({executor.busy_answers} answers 429)"
                 if reference is None:
                     reference = verdicts
                 elif verdicts != reference:
                     diffs = sum(a != b for x, y in zip(verdicts, reference) for a, b in zip(x, y))
                     print(f"MISMATCH: {path.name} differs from {paths[0].name} on {diffs} tests")
-                print(f"  round {round_index + 1}: {path.name}: {took:.2f} s", flush=True)
+                print(f"  round {round_index + 1}: {path.name}: {took:.2f} s{refused}", flush=True)
     finally:
         ServerProcess.stop()
         RayCluster.stop()
     base = seconds[paths[0].name]
     total = n_tests * args.rounds
-    print(f"{'path':<32} {'tests/s':>8} {'time vs ' + paths[0].name:>14}")
+    print(f"{'path':<32} {'tests/s':>8} {'time vs ' + paths[0].name:>14} {'429s':>7}")
     for path in paths:
-        print(f"{path.name:<32} {total / seconds[path.name]:>8.1f} {seconds[path.name] / base:>13.2f}x")
+        refused = f"{busy[path.name]:>7}" if path.name in busy else f"{'':>7}"
+        print(f"{path.name:<32} {total / seconds[path.name]:>8.1f} {seconds[path.name] / base:>13.2f}x {refused}".rstrip())
     counts = common.count_verdicts({"verdict": v} for vs in (reference or []) for v in vs)
     print(f"verdicts (same on every path): {counts}")
     return 0

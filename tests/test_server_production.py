@@ -1,7 +1,8 @@
 """execution_server.py as a shared production service: real uvicorn servers on 127.0.0.1 in
 subprocesses, real programs, the toolkit's own client.
 
-Token (401 runs nothing), admission control (429 + Retry-After, the client still finishes),
+Token (401 runs nothing), admission control (429 + Retry-After, the client still finishes; the
+client's window keeps its requests to what the server admits),
 caps (413, 400), a client that goes away (its tests never run), /health and /metrics, the batch
 extension (equal to the local executor test for test, stop_on_first_failure), SIGTERM during a
 batch, and the timeout-heavy case of issue 14 (150 looping tests at timeout 2 on 2 workers).
@@ -373,6 +374,56 @@ async def test_looping_tests_one_request_each_get_timeouts_not_errors(default: S
         await remote.aclose()
     assert [r["verdict"] for r in results] == ["timeout"] * 16
     assert quick["verdict"] == "passed"
+
+
+def busy_refusals(server: Server, headers: dict[str, str] | None = None) -> float:
+    return server.metrics(headers).get('librarybench_rejected_total{reason="busy"}', 0)
+
+
+async def test_the_window_keeps_per_test_requests_to_what_the_server_admits(default: Server) -> None:
+    """40 per-test requests at once (the semaphore allows 50) against 2 workers admitting 4:
+    without the window 36 or more are refused at once and retried after Retry-After; with it the
+    others wait in the client and only its probes beyond 4 draw a 429. Same verdicts both ways."""
+    code = "import time\ntime.sleep(0.05)\n" + SUM
+    tests = [{"stdin": f"{i} {i}\n", "stdout": f"{2 * i if i % 5 else -1}\n"} for i in range(40)]
+    want = ["wrong_answer" if i % 5 == 0 else "passed" for i in range(40)]
+
+    async def run(window: bool) -> tuple[list[str], float, int]:
+        before = busy_refusals(default)
+        remote = common.RemoteExecutor(default.url, batch=False, window=window)
+        try:
+            results = await common.run_tests(code, tests, timeout=5, executor=remote)
+        finally:
+            await remote.aclose()
+        return [r["verdict"] for r in results], busy_refusals(default) - before, remote.busy_answers
+
+    plain_verdicts, plain_429, plain_seen = await run(window=False)
+    verdicts, windowed_429, seen = await run(window=True)
+    print(f"429s: {plain_429:g} without the window, {windowed_429:g} with it")
+    assert plain_verdicts == verdicts == want
+    assert (plain_seen, seen) == (plain_429, windowed_429)  # the client counts what the server refused
+    assert plain_429 >= 30  # the case is real: most requests beyond the 4 admitted are refused
+    assert windowed_429 * 3 < plain_429
+
+
+async def test_the_busy_timeout_covers_the_wait_in_the_window(small: Server) -> None:
+    """The server admits 1: the window holds a second request locally while the first runs; past
+    busy_timeout that wait is an error of the run naming the URL, never a test's verdict."""
+    remote = common.RemoteExecutor(small.url, token=TOKEN, batch=False, busy_timeout=1.0)
+    slow = common.run_tests("import time\ntime.sleep(3)\nprint(1)", [{"stdin": "", "stdout": "1\n"}], timeout=10,
+                            executor=remote)
+    before = busy_refusals(small, AUTH)
+    try:
+        first = asyncio.ensure_future(slow)
+        await asyncio.sleep(0.5)
+        with pytest.raises(ExecutionError, match=r"at http://127.*stayed busy \(this client's window of 1 requests "
+                                                 r"in flight full\) for more than 1 s"):
+            await common.run_tests(SUM, [{"stdin": "1 2\n", "stdout": "3\n"}], timeout=5, executor=remote)
+        [result] = await first
+    finally:
+        await remote.aclose()
+    assert result["verdict"] == "passed"
+    assert busy_refusals(small, AUTH) == before  # the second request was never sent
 
 
 async def test_batches_stay_within_the_global_execution_semaphore(default: Server) -> None:
