@@ -380,9 +380,15 @@ def _lb_caller(send, receive, encode, decode):
     Only a value of the test's own that cannot be sent (``_lb_refuse``) asks for the in-process
     harness; anything the answer could have made (a list nested too deeply, an exception of its
     own) fails the call here instead, so the answer can never choose the fallback."""
+    import threading
     in_place = (list, dict, set, bytearray)
+    lock = threading.RLock()  # a test calling from threads: one request and its reply at a time
 
     def call(message, args, kwargs):
+        with lock:
+            return exchange(message, args, kwargs)
+
+    def exchange(message, args, kwargs):
         asked = len(_LB_NEEDS)
         try:
             message["args"] = [encode(a) for a in args]
@@ -601,7 +607,8 @@ def _lb_refuse(value):
 def _lb_split(seed):
     # everything either process needs, imported before the fork (the test's side then drops the
     # writable dirs from sys.path)
-    import ast, decimal, fractions, hashlib, importlib, io, json, linecache, os, signal, socket, struct, traceback
+    import ast, decimal, fractions, hashlib, importlib, io, json, linecache, operator, os, signal, socket, struct, threading
+    import copy, traceback
     try:
         import ctypes
         ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: no /proc/<pid>/mem for the answer
