@@ -24,7 +24,173 @@ that test again in process): nothing the answer does can ask for it.
 
 from __future__ import annotations
 
-SPLIT_MAIN = r'''
+# The harness's rarely needed parts, compiled only when a run needs them (``_lb_rare``): exceptions,
+# failures, protocol operations of handles, modules, values sent back.
+_RARE = r'''
+def _lb_raised(exc, encode=None):
+    """An exception of the answer's, as a message for the test's process (its args as values when
+    they can cross: ``KeyError('k')`` stays ``'k'``, ``ValueError(1, 2)`` keeps both)."""
+    import builtins, traceback
+    kind = type(exc)
+    try:
+        message = str(exc)[:2000]
+    except BaseException:
+        message = ""
+    try:
+        tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
+        text = "".join(traceback.format_exception(kind, exc, tb))[-4000:]
+    except BaseException:
+        text = ""
+    code = getattr(exc, "code", None) if kind is SystemExit else None
+    base = next((c.__name__ for c in kind.__mro__ if getattr(builtins, c.__name__, None) is c), "Exception")
+    try:
+        args = encode(tuple(exc.args)) if encode is not None else None
+    except BaseException:
+        args = None
+    try:  # the attributes it set (``self.code = code``)
+        own = {k: v for k, v in vars(exc).items() if type(k) is str and not k.startswith("_") and k != "args"}
+        attrs = encode(own) if encode is not None and own else None
+    except BaseException:
+        attrs = None
+    return {"args": args, "attrs": attrs, "class": id(kind), "raised": kind.__name__, "builtin": getattr(builtins, kind.__name__, None) is kind, "base": base,
+            "message": message, "traceback": text,
+            "code": code if code is None or type(code) in (int, str) else None}
+
+def _lb_answer_resolve(objects, tag, rest):
+    """A handle the test sends back, or a module or builtin of the test's, here in the answer's process."""
+    import builtins, importlib
+    if tag == "ref":
+        return objects[rest[0]]
+    if tag == "module":
+        return importlib.import_module(rest[0])
+    if tag == "builtin":
+        return getattr(builtins, rest[0])
+    raise ValueError(f"unknown tag {tag!r}")
+
+def _lb_operate(target, op, name, args):
+    """What a handle's protocol method asks of the answer's object (``_LbRemote``)."""
+    import operator
+    if op == "setattr":
+        return setattr(target, name, args[0])
+    if op == "compare":  # two of the answer's objects: its own == or < decides, as in Python
+        return getattr(operator, name)(target, args[0])
+    if op == "getitem":
+        return target[args[0]]
+    if op == "isinstance":
+        return isinstance(args[0], target)
+    if op == "issubclass":
+        return issubclass(args[0], target)
+    import copy
+    unary = {"iter": iter, "next": next, "len": len, "bool": bool, "copy": copy.copy, "deepcopy": copy.deepcopy}
+    return unary[op](target)
+
+def _lb_exception_class(ident, name, base):
+    """The test's stand-in for an exception class of the answer's: same name, nearest builtin base
+    (``except Oops:`` in the test catches the answer's ``Oops``; not its own hierarchy)."""
+    import builtins
+    base = getattr(builtins, str(base), Exception)
+    if not (isinstance(base, type) and issubclass(base, BaseException)):
+        base = Exception
+    made = _LB_CLASSES.get(ident) if type(ident) is int else None
+    if made is None:
+        made = type(str(name), (base,), {"__module__": "__main__", "_lb_answers": True})
+        if type(ident) is int:
+            _LB_CLASSES[ident] = made
+    return made
+
+def _lb_rebuild(exc_data, decode):
+    import builtins
+    name = exc_data["raised"]
+    kind = getattr(builtins, name, None) if exc_data["builtin"] else None
+    if not (isinstance(kind, type) and issubclass(kind, BaseException)):
+        kind = _lb_exception_class(exc_data.get("class"), name, exc_data.get("base"))
+    if kind is SystemExit:
+        error = SystemExit(exc_data["code"])
+    else:
+        try:
+            args = decode(exc_data["args"]) if exc_data.get("args") is not None else (exc_data["message"],)
+            error = kind(*args) if type(args) is tuple else kind(exc_data["message"])
+        except BaseException:
+            try:
+                error = kind(exc_data["message"])
+            except BaseException:
+                error = Exception(exc_data["message"])
+    try:
+        attrs = decode(exc_data["attrs"]) if exc_data.get("attrs") is not None else {}
+        for key, value in attrs.items():
+            if type(key) is str and not key.startswith("_") and key != "args":
+                setattr(error, key, value)
+    except Exception:
+        pass
+    error._lb_remote = exc_data["traceback"]
+    return error
+
+def _lb_report_split(exc):
+    """The traceback Python would print: the test's frames (not the harness's), then the answer's
+    frames from its own process."""
+    import sys, traceback
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != "main.py"]
+    text = "Traceback (most recent call last):\n" + "".join(traceback.format_list(frames))
+    remote = getattr(exc, "_lb_remote", None)
+    head = "Traceback (most recent call last):\n"
+    if remote and remote.startswith(head):
+        text += remote[len(head):]
+    else:
+        text += "".join(traceback.format_exception_only(type(exc), exc))
+    _lb_flush()
+    sys.stderr.write(text)
+    _lb_flush()
+
+def _lb_own_module(name):
+    """The test's own copy of a module the answer imported: one already loaded here, or a top-level
+    module of the standard library. Never a submodule not yet loaded (importing
+    ``unittest.__main__`` would discover and run test files of the answer's work dir) nor one whose
+    import acts (``this``, ``antigravity``), never ``__main__``."""
+    import importlib, sys
+    if type(name) is not str or "__main__" in name.split("."):
+        raise ValueError(f"module {name!r} is not imported here")
+    if name in sys.modules:
+        return sys.modules[name]
+    if "." in name or name not in sys.stdlib_module_names or name in ("this", "antigravity", "__hello__", "__phello__"):
+        raise ValueError(f"module {name!r} is not imported here")
+    import importlib.util, sysconfig
+    spec = importlib.util.find_spec(name)  # a top-level name: finding it runs nothing
+    where = tuple(sysconfig.get_paths()[k].rstrip("/") + "/" for k in ("stdlib", "platstdlib"))
+    origin = getattr(spec, "origin", None)
+    if spec is None or not (origin in ("built-in", "frozen") or (type(origin) is str and origin.startswith(where))):
+        raise ValueError(f"module {name!r} is not the standard library's here")  # a file some writable dir holds
+    return importlib.import_module(name)
+
+def _lb_test_other(value):
+    """The data for a value of the test's of no builtin type: a handle goes back as itself, a
+    module or builtin by name; an exception or exception class cannot cross (it may be the answer's:
+    no fallback); anything else is the test's own (``_lb_refuse``)."""
+    import builtins
+    if type(value) is _LbRemote:
+        return ["ref", value._lb_id]
+    if type(value) is type(builtins):
+        return ["module", value.__name__]
+    if type(value) is range:
+        return ["range", *(format(v, "x") for v in (value.start, value.stop, value.step))]
+    name = getattr(value, "__name__", None)
+    if type(name) is str and getattr(builtins, name, None) is value:
+        return ["builtin", name]
+    if isinstance(value, BaseException) or (isinstance(value, type) and issubclass(value, BaseException)):
+        # the answer's (raised again here) or the harness's (its process ended): not the test's own
+        raise TypeError(f"an exception ({getattr(value, '__name__', type(value).__name__)}) cannot be sent to the answer")
+    return _lb_refuse(value)
+'''
+
+SPLIT_MAIN = "\n_LB_RARE = " + repr(_RARE) + "\n" + r'''
+def _lb_rare(name):
+    """A function of ``_LB_RARE``, compiled on first use: every test compiles the program, and most
+    never raise, fail, import or send a handle back."""
+    space = globals()
+    if name not in space:
+        exec(compile(_LB_RARE, "main.py", "exec"), space)
+    return space[name]
+
+
 class _LbNeedsInProcess(BaseException):
     """A value of the test's own that cannot be sent to the answer's process."""
 
@@ -98,35 +264,6 @@ def _lb_flush():
             pass
 
 
-def _lb_raised(exc, encode=None):
-    """An exception of the answer's, as a message for the test's process (its args as values when
-    they can cross: ``KeyError('k')`` stays ``'k'``, ``ValueError(1, 2)`` keeps both)."""
-    import builtins, traceback
-    kind = type(exc)
-    try:
-        message = str(exc)[:2000]
-    except BaseException:
-        message = ""
-    try:
-        tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
-        text = "".join(traceback.format_exception(kind, exc, tb))[-4000:]
-    except BaseException:
-        text = ""
-    code = getattr(exc, "code", None) if kind is SystemExit else None
-    base = next((c.__name__ for c in kind.__mro__ if getattr(builtins, c.__name__, None) is c), "Exception")
-    try:
-        args = encode(tuple(exc.args)) if encode is not None else None
-    except BaseException:
-        args = None
-    try:  # the attributes it set (``self.code = code``)
-        own = {k: v for k, v in vars(exc).items() if type(k) is str and not k.startswith("_") and k != "args"}
-        attrs = encode(own) if encode is not None and own else None
-    except BaseException:
-        attrs = None
-    return {"args": args, "attrs": attrs, "class": id(kind), "raised": kind.__name__, "builtin": getattr(builtins, kind.__name__, None) is kind, "base": base,
-            "message": message, "traceback": text,
-            "code": code if code is None or type(code) in (int, str) else None}
-
 
 def _lb_answer_side(sock, seed):
     """The answer's process: run it, say which names it defined, then serve calls until EOF."""
@@ -155,7 +292,7 @@ def _lb_answer_side(sock, seed):
         raise TypeError(f"a {type(value).__name__} cannot leave the answer's process")
 
     encode = _lb_encoder(handle)
-    decode = _lb_decoder(lambda tag, rest: _lb_answer_resolve(objects, tag, rest))
+    decode = _lb_decoder(lambda tag, rest: _lb_rare("_lb_answer_resolve")(objects, tag, rest))
     module = _lb_namespace("__main__", seed)
     sys.modules["__main__"] = module
     try:
@@ -184,17 +321,6 @@ def _lb_answer_side(sock, seed):
     os._exit(0)
 
 
-def _lb_answer_resolve(objects, tag, rest):
-    """A handle the test sends back, or a module or builtin of the test's, here in the answer's process."""
-    import builtins, importlib
-    if tag == "ref":
-        return objects[rest[0]]
-    if tag == "module":
-        return importlib.import_module(rest[0])
-    if tag == "builtin":
-        return getattr(builtins, rest[0])
-    raise ValueError(f"unknown tag {tag!r}")
-
 
 def _lb_serve(message, objects, encode, decode):
     args = []
@@ -207,10 +333,10 @@ def _lb_serve(message, objects, encode, decode):
             if op == "call":
                 value = target(*args, **{k: decode(v) for k, v in message["kwargs"].items()})
             else:
-                value = _lb_operate(target, op, message.get("name"), args)
+                value = _lb_rare("_lb_operate")(target, op, message.get("name"), args)
     except BaseException as exc:
         _lb_flush()
-        return _lb_raised(exc, encode)
+        return _lb_rare("_lb_raised")(exc, encode)
     _lb_flush()
     try:
         after = [encode(a) if type(a) in (list, dict, set, bytearray) else None for a in args]
@@ -218,23 +344,6 @@ def _lb_serve(message, objects, encode, decode):
     except BaseException as exc:
         return {"unencodable": f"{type(value).__name__}: {type(exc).__name__}: {exc}"[:500]}
 
-
-def _lb_operate(target, op, name, args):
-    """What a handle's protocol method asks of the answer's object (``_LbRemote``)."""
-    import operator
-    if op == "setattr":
-        return setattr(target, name, args[0])
-    if op == "compare":  # two of the answer's objects: its own == or < decides, as in Python
-        return getattr(operator, name)(target, args[0])
-    if op == "getitem":
-        return target[args[0]]
-    if op == "isinstance":
-        return isinstance(args[0], target)
-    if op == "issubclass":
-        return issubclass(args[0], target)
-    import copy
-    unary = {"iter": iter, "next": next, "len": len, "bool": bool, "copy": copy.copy, "deepcopy": copy.deepcopy}
-    return unary[op](target)
 
 
 class _LbRemote:
@@ -331,48 +440,6 @@ _LB_FORWARDED = frozenset({"__name__", "__qualname__", "__doc__", "__module__", 
 _LB_CLASSES = {}  # the answer's exception classes, here: one per class of the answer's (by its id there)
 
 
-def _lb_exception_class(ident, name, base):
-    """The test's stand-in for an exception class of the answer's: same name, nearest builtin base
-    (``except Oops:`` in the test catches the answer's ``Oops``; not its own hierarchy)."""
-    import builtins
-    base = getattr(builtins, str(base), Exception)
-    if not (isinstance(base, type) and issubclass(base, BaseException)):
-        base = Exception
-    made = _LB_CLASSES.get(ident) if type(ident) is int else None
-    if made is None:
-        made = type(str(name), (base,), {"__module__": "__main__", "_lb_answers": True})
-        if type(ident) is int:
-            _LB_CLASSES[ident] = made
-    return made
-
-
-def _lb_rebuild(exc_data, decode):
-    import builtins
-    name = exc_data["raised"]
-    kind = getattr(builtins, name, None) if exc_data["builtin"] else None
-    if not (isinstance(kind, type) and issubclass(kind, BaseException)):
-        kind = _lb_exception_class(exc_data.get("class"), name, exc_data.get("base"))
-    if kind is SystemExit:
-        error = SystemExit(exc_data["code"])
-    else:
-        try:
-            args = decode(exc_data["args"]) if exc_data.get("args") is not None else (exc_data["message"],)
-            error = kind(*args) if type(args) is tuple else kind(exc_data["message"])
-        except BaseException:
-            try:
-                error = kind(exc_data["message"])
-            except BaseException:
-                error = Exception(exc_data["message"])
-    try:
-        attrs = decode(exc_data["attrs"]) if exc_data.get("attrs") is not None else {}
-        for key, value in attrs.items():
-            if type(key) is str and not key.startswith("_") and key != "args":
-                setattr(error, key, value)
-    except Exception:
-        pass
-    error._lb_remote = exc_data["traceback"]
-    return error
-
 
 def _lb_caller(send, receive, encode, decode):
     """``call(message, args, kwargs)``: one request to the answer's process, its result here.
@@ -402,7 +469,7 @@ def _lb_caller(send, receive, encode, decode):
         if reply is None:
             raise RuntimeError("the answer's process ended during a call")
         if "raised" in reply:
-            raise _lb_rebuild(reply, decode)
+            raise _lb_rare("_lb_rebuild")(reply, decode)
         if "unencodable" in reply:
             raise TypeError("the answer returned a value that cannot leave its process: " + reply["unencodable"])
         for arg, data in zip(args, reply["after"]):
@@ -418,22 +485,6 @@ def _lb_caller(send, receive, encode, decode):
 
     return call
 
-
-def _lb_report_split(exc):
-    """The traceback Python would print: the test's frames (not the harness's), then the answer's
-    frames from its own process."""
-    import sys, traceback
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != "main.py"]
-    text = "Traceback (most recent call last):\n" + "".join(traceback.format_list(frames))
-    remote = getattr(exc, "_lb_remote", None)
-    head = "Traceback (most recent call last):\n"
-    if remote and remote.startswith(head):
-        text += remote[len(head):]
-    else:
-        text += "".join(traceback.format_exception_only(type(exc), exc))
-    _lb_flush()
-    sys.stderr.write(text)
-    _lb_flush()
 
 
 def _lb_test_side(sock, pid, seed):
@@ -473,9 +524,9 @@ def _lb_test_side(sock, pid, seed):
         if tag == "handle":
             return _LbRemote(rest[0], rest[1] or rest[2], box[0])
         if tag == "module":
-            return _lb_own_module(rest[0])
+            return _lb_rare("_lb_own_module")(rest[0])
         if tag == "exception-class":
-            return _lb_exception_class(rest[0], rest[1], rest[2])
+            return _lb_rare("_lb_exception_class")(rest[0], rest[1], rest[2])
         if tag == "builtin":  # only a builtin exception class (never ``eval`` or ``open``)
             kind = getattr(__import__("builtins"), str(rest[0]), None)
             if isinstance(kind, type) and issubclass(kind, BaseException):
@@ -483,7 +534,7 @@ def _lb_test_side(sock, pid, seed):
         raise ValueError(f"unknown tag {tag!r}")
 
     decode = _lb_decoder(resolve)
-    encode = _lb_encoder(_lb_test_other)
+    encode = _lb_encoder(lambda value: _lb_rare("_lb_test_other")(value))
     box.append(_lb_caller(send, receive, encode, decode))
     module = _lb_namespace("__main__", seed)
     # the answer's process may send any names: never one that shadows a builtin or a name of the
@@ -510,12 +561,12 @@ def _lb_test_side(sock, pid, seed):
     except AssertionError as exc:
         left = _lb_liar_of(exc) or _lb_left_of(exc)
         _lb_show_test(linecache, lines)
-        _lb_report_split(exc)
+        _lb_rare("_lb_report_split")(exc)
         frame("assertion-failed" + left)
         os._exit(0)
     except Exception as exc:
         _lb_show_test(linecache, lines)
-        _lb_report_split(exc)
+        _lb_rare("_lb_report_split")(exc)
         _lb_end(pid)
         os._exit(1)
     _lb_flush()
@@ -554,46 +605,6 @@ def _lb_safe_path():
 
     sys.path[:] = [p for p in sys.path if kept(p)]
 
-
-def _lb_own_module(name):
-    """The test's own copy of a module the answer imported: one already loaded here, or a top-level
-    module of the standard library. Never a submodule not yet loaded (importing
-    ``unittest.__main__`` would discover and run test files of the answer's work dir) nor one whose
-    import acts (``this``, ``antigravity``), never ``__main__``."""
-    import importlib, sys
-    if type(name) is not str or "__main__" in name.split("."):
-        raise ValueError(f"module {name!r} is not imported here")
-    if name in sys.modules:
-        return sys.modules[name]
-    if "." in name or name not in sys.stdlib_module_names or name in ("this", "antigravity", "__hello__", "__phello__"):
-        raise ValueError(f"module {name!r} is not imported here")
-    import importlib.util, sysconfig
-    spec = importlib.util.find_spec(name)  # a top-level name: finding it runs nothing
-    where = tuple(sysconfig.get_paths()[k].rstrip("/") + "/" for k in ("stdlib", "platstdlib"))
-    origin = getattr(spec, "origin", None)
-    if spec is None or not (origin in ("built-in", "frozen") or (type(origin) is str and origin.startswith(where))):
-        raise ValueError(f"module {name!r} is not the standard library's here")  # a file some writable dir holds
-    return importlib.import_module(name)
-
-
-def _lb_test_other(value):
-    """The data for a value of the test's of no builtin type: a handle goes back as itself, a
-    module or builtin by name; an exception or exception class cannot cross (it may be the answer's:
-    no fallback); anything else is the test's own (``_lb_refuse``)."""
-    import builtins
-    if type(value) is _LbRemote:
-        return ["ref", value._lb_id]
-    if type(value) is type(builtins):
-        return ["module", value.__name__]
-    if type(value) is range:
-        return ["range", *(format(v, "x") for v in (value.start, value.stop, value.step))]
-    name = getattr(value, "__name__", None)
-    if type(name) is str and getattr(builtins, name, None) is value:
-        return ["builtin", name]
-    if isinstance(value, BaseException) or (isinstance(value, type) and issubclass(value, BaseException)):
-        # the answer's (raised again here) or the harness's (its process ended): not the test's own
-        raise TypeError(f"an exception ({getattr(value, '__name__', type(value).__name__)}) cannot be sent to the answer")
-    return _lb_refuse(value)
 
 
 _LB_NEEDS = []  # set when a value of the test's could not be sent, even if the test caught that
