@@ -7,19 +7,26 @@ that the child can read nothing of its memory, then reads the secret and the tes
 the test against proxies of the answer's top-level names. A call sends its arguments to the
 child as type-tagged data (``literal_asserts.ENCODER``) and gets the result back the same way: a
 builtin value (a copy; list, dict, set and bytearray arguments the answer changed are changed in
-place on the test's side too), or a *handle* for a function, a class or an instance of one the
-answer made (its methods and attributes are reached through the child; comparing a handle is
-identity). An exception the answer raises is raised again in the test (builtin types as
-themselves, others as an ``Exception`` of the same name), with the answer's traceback on stderr
-if it ends the test.
+place on the test's side too), or a *handle* for a function, a class, an iterator or an object
+the answer made (calls, attributes, iteration, ``len``, truth, subscripts, ``isinstance`` are
+served by the child; a comparison is the answer's only between two handles, identity against a
+value of the test's). An exception the answer raises is raised again in the test (builtin types
+as themselves, others as a per-class stand-in of the same name and nearest builtin base), with
+its args and attributes and the answer's traceback on stderr if it ends the test.
 
-So no object of the answer's ever runs in the process that compares: no ``__eq__`` that says yes
-to everything, no forked spy, no frame walk or patched builtin reaches the expected values, and
-the completion proof (as in ``problem_kinds``' in-process harness) is made where the answer cannot
-read the secret. Only a value of the *test's* own that cannot be sent (a lambda, an instance of a
-class the test defines) or a machine where the harness cannot fork sends the toolkit a second
+The child runs the answer, so every message it sends may be forged: the parent filters the names
+itself (none shadowing a builtin or a header name), imports no module it names beyond loaded ones
+and top-level ones of the standard library's directory, asks no protocol attribute of a handle
+(``__array__``, ``__deepcopy__``), and decodes nothing it could not send back. So no object of the
+answer's ever runs in the process that compares: no ``__eq__`` that says yes to everything, no
+forked spy, no frame walk or patched builtin reaches the expected values, and the completion proof
+(as in ``problem_kinds``' in-process harness) is made where the answer cannot read the secret.
+Only a value of the *test's* own that cannot be sent (a lambda, an instance of a class the test
+defines; ``_lb_refuse``) or a machine where the harness cannot fork sends the toolkit a second
 secret-derived frame asking for the in-process harness (``problem_kinds.run_kind_test`` then runs
-that test again in process): nothing the answer does can ask for it.
+that test again in process): anything the answer made (a module, a list nested too deeply, an
+exception) fails the call instead, so nothing the answer sends can ask for it. The rarely needed
+parts (``_RARE``) are compiled on first use: every test compiles the whole program.
 """
 
 from __future__ import annotations

@@ -57,6 +57,25 @@ if _frame is not None:
 def encode(s):
     return "DEEP"
 '''
+# The answer adds a name its own process would filter (``__builtins__``) to the names being sent.
+FORGED_BUILTINS = '''
+import sys
+_frame = sys._getframe()
+while _frame is not None and "_lb_flush" not in _frame.f_globals:
+    _frame = _frame.f_back
+if _frame is not None:
+    _real_flush = _frame.f_globals["_lb_flush"]
+    def _inject():
+        names = sys._getframe(1).f_locals.get("names")
+        if isinstance(names, dict) and "empty" in names:
+            names["__builtins__"] = ["dict", [[["str", "range"], names["empty"]]]]
+        _real_flush()
+    _frame.f_globals["_lb_flush"] = _inject
+def empty(*a):
+    return []
+def f(n):
+    return 0
+'''
 PLANT_TEST_FILE = '''import types
 open("test_zz.py", "w").write(
     "import os, sys\\n"
@@ -86,7 +105,9 @@ def split_stdout(executor: Any, code: str, test: str) -> tuple[kinds.Lowered, st
 @pytest.mark.parametrize("code, test", [
     ("import builtins\ndel builtins.range\ndef range(*a):\n    return []\ndef f(n):\n    return 0\n", LOOP),
     ("import builtins\ndel builtins.all\ndef all(*a):\n    return True\ndef f(n):\n    return 0\n", ALL),
-], ids=["range: the loop never runs", "all: a generator of the test's asks for the fallback"])
+    (FORGED_BUILTINS, LOOP),
+], ids=["range: the loop never runs", "all: a generator of the test's asks for the fallback",
+        "__builtins__ put into the names sent"])
 def test_the_answer_cannot_bind_the_tests_builtins(lb_local_executor: Any, code: str, test: str) -> None:
     """The answer's process filtered its names after the answer ran (it can remove ``range`` from
     builtins first); the test's process filters them itself."""
