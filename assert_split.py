@@ -7,24 +7,197 @@ that the child can read nothing of its memory, then reads the secret and the tes
 the test against proxies of the answer's top-level names. A call sends its arguments to the
 child as type-tagged data (``literal_asserts.ENCODER``) and gets the result back the same way: a
 builtin value (a copy; list, dict, set and bytearray arguments the answer changed are changed in
-place on the test's side too), or a *handle* for a function, a class or an instance of one the
-answer made (its methods and attributes are reached through the child; comparing a handle is
-identity). An exception the answer raises is raised again in the test (builtin types as
-themselves, others as an ``Exception`` of the same name), with the answer's traceback on stderr
-if it ends the test.
+place on the test's side too), or a *handle* for a function, a class, an iterator or an object
+the answer made (calls, attributes, iteration, ``len``, truth, subscripts, ``isinstance`` are
+served by the child; a comparison is the answer's only between two handles, identity against a
+value of the test's). An exception the answer raises is raised again in the test (builtin types
+as themselves, others as a per-class stand-in of the same name and nearest builtin base), with
+its args and attributes and the answer's traceback on stderr if it ends the test.
 
-So no object of the answer's ever runs in the process that compares: no ``__eq__`` that says yes
-to everything, no forked spy, no frame walk or patched builtin reaches the expected values, and
-the completion proof (as in ``problem_kinds``' in-process harness) is made where the answer cannot
-read the secret. Only a value of the *test's* own that cannot be sent (a lambda, an instance of a
-class the test defines) or a machine where the harness cannot fork sends the toolkit a second
+The child runs the answer, so every message it sends may be forged: the parent filters the names
+itself (none shadowing a builtin or a header name), imports no module it names beyond loaded ones
+and top-level ones of the standard library's directory, asks no protocol attribute of a handle
+(``__array__``, ``__deepcopy__``), and decodes nothing it could not send back. So no object of the
+answer's ever runs in the process that compares: no ``__eq__`` that says yes to everything, no
+forked spy, no frame walk or patched builtin reaches the expected values, and the completion proof
+(as in ``problem_kinds``' in-process harness) is made where the answer cannot read the secret.
+Only a value of the *test's* own that cannot be sent (a lambda, an instance of a class the test
+defines; ``_lb_refuse``) or a machine where the harness cannot fork sends the toolkit a second
 secret-derived frame asking for the in-process harness (``problem_kinds.run_kind_test`` then runs
-that test again in process): nothing the answer does can ask for it.
+that test again in process): anything the answer made (a module, a list nested too deeply, an
+exception) fails the call instead, so nothing the answer sends can ask for it. The rarely needed
+parts (``_RARE``) are compiled on first use: every test compiles the whole program.
 """
 
 from __future__ import annotations
 
-SPLIT_MAIN = r'''
+# The harness's rarely needed parts, compiled only when a run needs them (``_lb_rare``): exceptions,
+# failures, protocol operations of handles, modules, values sent back.
+_RARE = r'''
+def _lb_raised(exc, encode=None):
+    """An exception of the answer's, as a message for the test's process (its args as values when
+    they can cross: ``KeyError('k')`` stays ``'k'``, ``ValueError(1, 2)`` keeps both)."""
+    import builtins, traceback
+    kind = type(exc)
+    try:
+        message = str(exc)[:2000]
+    except BaseException:
+        message = ""
+    try:
+        tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
+        text = "".join(traceback.format_exception(kind, exc, tb))[-4000:]
+    except BaseException:
+        text = ""
+    code = getattr(exc, "code", None) if kind is SystemExit else None
+    base = next((c.__name__ for c in kind.__mro__ if getattr(builtins, c.__name__, None) is c), "Exception")
+    try:
+        args = encode(tuple(exc.args)) if encode is not None else None
+    except BaseException:
+        args = None
+    try:  # the attributes it set (``self.code = code``)
+        own = {k: v for k, v in vars(exc).items() if type(k) is str and not k.startswith("_") and k != "args"}
+        attrs = encode(own) if encode is not None and own else None
+    except BaseException:
+        attrs = None
+    return {"args": args, "attrs": attrs, "class": id(kind), "raised": kind.__name__, "builtin": getattr(builtins, kind.__name__, None) is kind, "base": base,
+            "message": message, "traceback": text,
+            "code": code if code is None or type(code) in (int, str) else None}
+
+def _lb_answer_resolve(objects, tag, rest):
+    """A handle the test sends back, or a module or builtin of the test's, here in the answer's process."""
+    import builtins, importlib
+    if tag == "ref":
+        return objects[rest[0]]
+    if tag == "module":
+        return importlib.import_module(rest[0])
+    if tag == "builtin":
+        return getattr(builtins, rest[0])
+    raise ValueError(f"unknown tag {tag!r}")
+
+def _lb_operate(target, op, name, args):
+    """What a handle's protocol method asks of the answer's object (``_LbRemote``)."""
+    import operator
+    if op == "setattr":
+        return setattr(target, name, args[0])
+    if op == "compare":  # two of the answer's objects: its own == or < decides, as in Python
+        return getattr(operator, name)(target, args[0])
+    if op == "getitem":
+        return target[args[0]]
+    if op == "isinstance":
+        return isinstance(args[0], target)
+    if op == "issubclass":
+        return issubclass(args[0], target)
+    import copy
+    unary = {"iter": iter, "next": next, "len": len, "bool": bool, "copy": copy.copy, "deepcopy": copy.deepcopy}
+    return unary[op](target)
+
+def _lb_exception_class(ident, name, base):
+    """The test's stand-in for an exception class of the answer's: same name, nearest builtin base
+    (``except Oops:`` in the test catches the answer's ``Oops``; not its own hierarchy)."""
+    import builtins
+    base = getattr(builtins, str(base), Exception)
+    if not (isinstance(base, type) and issubclass(base, BaseException)):
+        base = Exception
+    made = _LB_CLASSES.get(ident) if type(ident) is int else None
+    if made is None:
+        made = type(str(name), (base,), {"__module__": "__main__", "_lb_answers": True})
+        if type(ident) is int:
+            _LB_CLASSES[ident] = made
+    return made
+
+def _lb_rebuild(exc_data, decode):
+    import builtins
+    name = exc_data["raised"]
+    kind = getattr(builtins, name, None) if exc_data["builtin"] else None
+    if not (isinstance(kind, type) and issubclass(kind, BaseException)):
+        kind = _lb_exception_class(exc_data.get("class"), name, exc_data.get("base"))
+    if kind is SystemExit:
+        error = SystemExit(exc_data["code"])
+    else:
+        try:
+            args = decode(exc_data["args"]) if exc_data.get("args") is not None else (exc_data["message"],)
+            error = kind(*args) if type(args) is tuple else kind(exc_data["message"])
+        except BaseException:
+            try:
+                error = kind(exc_data["message"])
+            except BaseException:
+                error = Exception(exc_data["message"])
+    try:
+        attrs = decode(exc_data["attrs"]) if exc_data.get("attrs") is not None else {}
+        for key, value in attrs.items():
+            if type(key) is str and not key.startswith("_") and key != "args":
+                setattr(error, key, value)
+    except Exception:
+        pass
+    error._lb_remote = exc_data["traceback"]
+    return error
+
+def _lb_report_split(exc):
+    """The traceback Python would print: the test's frames (not the harness's), then the answer's
+    frames from its own process."""
+    import sys, traceback
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != "main.py"]
+    text = "Traceback (most recent call last):\n" + "".join(traceback.format_list(frames))
+    remote = getattr(exc, "_lb_remote", None)
+    head = "Traceback (most recent call last):\n"
+    if remote and remote.startswith(head):
+        text += remote[len(head):]
+    else:
+        text += "".join(traceback.format_exception_only(type(exc), exc))
+    _lb_flush()
+    sys.stderr.write(text)
+    _lb_flush()
+
+def _lb_own_module(name):
+    """The test's own copy of a module the answer imported: one already loaded here, or a top-level
+    module of the standard library. Never a submodule not yet loaded (importing
+    ``unittest.__main__`` would discover and run test files of the answer's work dir) nor one whose
+    import acts (``this``, ``antigravity``), never ``__main__``."""
+    import importlib, sys
+    if type(name) is not str or "__main__" in name.split("."):
+        raise ValueError(f"module {name!r} is not imported here")
+    if name in sys.modules:
+        return sys.modules[name]
+    if "." in name or name not in sys.stdlib_module_names or name in ("this", "antigravity", "__hello__", "__phello__"):
+        raise ValueError(f"module {name!r} is not imported here")
+    import importlib.util, sysconfig
+    spec = importlib.util.find_spec(name)  # a top-level name: finding it runs nothing
+    where = tuple(sysconfig.get_paths()[k].rstrip("/") + "/" for k in ("stdlib", "platstdlib"))
+    origin = getattr(spec, "origin", None)
+    if spec is None or not (origin in ("built-in", "frozen") or (type(origin) is str and origin.startswith(where))):
+        raise ValueError(f"module {name!r} is not the standard library's here")  # a file some writable dir holds
+    return importlib.import_module(name)
+
+def _lb_test_other(value):
+    """The data for a value of the test's of no builtin type: a handle goes back as itself, a
+    module or builtin by name; an exception or exception class cannot cross (it may be the answer's:
+    no fallback); anything else is the test's own (``_lb_refuse``)."""
+    import builtins
+    if type(value) is _LbRemote:
+        return ["ref", value._lb_id]
+    if type(value) is type(builtins):
+        return ["module", value.__name__]
+    if type(value) is range:
+        return ["range", *(format(v, "x") for v in (value.start, value.stop, value.step))]
+    name = getattr(value, "__name__", None)
+    if type(name) is str and getattr(builtins, name, None) is value:
+        return ["builtin", name]
+    if isinstance(value, BaseException) or (isinstance(value, type) and issubclass(value, BaseException)):
+        # the answer's (raised again here) or the harness's (its process ended): not the test's own
+        raise TypeError(f"an exception ({getattr(value, '__name__', type(value).__name__)}) cannot be sent to the answer")
+    return _lb_refuse(value)
+'''
+
+SPLIT_MAIN = "\n_LB_RARE = " + repr(_RARE) + "\n" + r'''
+def _lb_rare(name):
+    """A function of ``_LB_RARE``, compiled on first use: every test compiles the program, and most
+    never raise, fail, import or send a handle back."""
+    space = globals()
+    if name not in space:
+        exec(compile(_LB_RARE, "main.py", "exec"), space)
+    return space[name]
+
+
 class _LbNeedsInProcess(BaseException):
     """A value of the test's own that cannot be sent to the answer's process."""
 
@@ -55,6 +228,8 @@ def _lb_decoder(resolve):
             return Fraction(int(rest[0], 16), int(rest[1], 16))
         if tag == "decimal":
             return Decimal(rest[0])
+        if tag == "range":  # only the test sends one (the answer's ranges are handles)
+            return range(*(int(v, 16) for v in rest))
         return resolve(tag, rest)
 
     return decode
@@ -96,29 +271,10 @@ def _lb_flush():
             pass
 
 
-def _lb_raised(exc):
-    """An exception of the answer's, as a message for the test's process."""
-    import builtins, traceback
-    kind = type(exc)
-    try:
-        message = str(exc)[:2000]
-    except BaseException:
-        message = ""
-    try:
-        tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
-        text = "".join(traceback.format_exception(kind, exc, tb))[-4000:]
-    except BaseException:
-        text = ""
-    code = getattr(exc, "code", None) if kind is SystemExit else None
-    base = next((c.__name__ for c in kind.__mro__ if getattr(builtins, c.__name__, None) is c), "Exception")
-    return {"raised": kind.__name__, "builtin": getattr(builtins, kind.__name__, None) is kind, "base": base,
-            "message": message, "traceback": text,
-            "code": code if code is None or type(code) in (int, str) else None}
-
 
 def _lb_answer_side(sock, seed):
     """The answer's process: run it, say which names it defined, then serve calls until EOF."""
-    import io, os, sys
+    import builtins, io, os, sys
     null = os.open(os.devnull, os.O_RDONLY)  # before any of the answer runs: stdin is the test's
     os.dup2(null, 0)
     os.close(null)
@@ -129,14 +285,21 @@ def _lb_answer_side(sock, seed):
     def handle(value):
         if type(value) is type(sys):  # a module: the test's process imports its own copy (by name)
             return ["module", value.__name__]
-        if callable(value) or getattr(type(value), "__module__", None) == "__main__":
+        if isinstance(value, type) and issubclass(value, BaseException):  # a stand-in there (_lb_exception_class)
+            if getattr(builtins, value.__name__, None) is value:
+                return ["builtin", value.__name__]
+            base = next((c.__name__ for c in value.__mro__ if getattr(builtins, c.__name__, None) is c), "Exception")
+            return ["exception-class", id(value), value.__name__, base]
+        kind = type(value)
+        if callable(value) or getattr(kind, "__module__", None) == "__main__" or hasattr(kind, "__next__") \
+                or hasattr(kind, "__iter__"):  # a generator, a range, a deque, a numpy array: iterated there
             objects[id(value)] = value
             return ["handle", id(value), getattr(value, "__name__", None) if callable(value) else None,
                     type(value).__name__]
         raise TypeError(f"a {type(value).__name__} cannot leave the answer's process")
 
     encode = _lb_encoder(handle)
-    decode = _lb_decoder(lambda tag, rest: objects[rest[0]] if tag == "ref" else None)
+    decode = _lb_decoder(lambda tag, rest: _lb_rare("_lb_answer_resolve")(objects, tag, rest))
     module = _lb_namespace("__main__", seed)
     sys.modules["__main__"] = module
     try:
@@ -165,18 +328,22 @@ def _lb_answer_side(sock, seed):
     os._exit(0)
 
 
+
 def _lb_serve(message, objects, encode, decode):
     args = []
     try:
-        target = objects[message["id"]]
-        if message["op"] == "getattr":
+        target, op = objects[message["id"]], message["op"]
+        if op == "getattr":
             value = getattr(target, message["name"])
         else:
             args = [decode(a) for a in message["args"]]
-            value = target(*args, **{k: decode(v) for k, v in message["kwargs"].items()})
+            if op == "call":
+                value = target(*args, **{k: decode(v) for k, v in message["kwargs"].items()})
+            else:
+                value = _lb_rare("_lb_operate")(target, op, message.get("name"), args)
     except BaseException as exc:
         _lb_flush()
-        return _lb_raised(exc)
+        return _lb_rare("_lb_raised")(exc, encode)
     _lb_flush()
     try:
         after = [encode(a) if type(a) in (list, dict, set, bytearray) else None for a in args]
@@ -185,9 +352,12 @@ def _lb_serve(message, objects, encode, decode):
         return {"unencodable": f"{type(value).__name__}: {type(exc).__name__}: {exc}"[:500]}
 
 
+
 class _LbRemote:
-    """The test's view of a function, class or object of the answer's: calls and attribute reads go
-    to the answer's process; comparisons are identity (nothing of the answer's runs here)."""
+    """The test's view of a function, class, iterator or object of the answer's: calls, attribute
+    reads and writes, iteration, ``len``, truth, subscripts and ``isinstance`` go to the answer's
+    process. A comparison is the answer's only between two of its own objects: against a value of
+    the test's it is identity (nothing of the answer's decides it, and the value is not sent)."""
 
     __slots__ = ("_lb_id", "_lb_name", "_lb_call")
 
@@ -199,8 +369,70 @@ class _LbRemote:
     def __call__(self, *args, **kwargs):
         return self._lb_call({"op": "call", "id": self._lb_id}, args, kwargs)
 
+    def _lb_op(self, op, *args, name=None):
+        return self._lb_call({"op": op, "id": self._lb_id, "name": name}, args, {})
+
+    def __setattr__(self, name, value):
+        self._lb_op("setattr", value, name=str(name))
+
+    def __iter__(self):
+        return self._lb_op("iter")
+
+    def __next__(self):
+        return self._lb_op("next")
+
+    def __len__(self):
+        return self._lb_op("len")
+
+    def __bool__(self):
+        return self._lb_op("bool")
+
+    def __getitem__(self, key):
+        return self._lb_op("getitem", key)
+
+    def __copy__(self):
+        return self._lb_op("copy")
+
+    def __deepcopy__(self, memo):
+        return self._lb_op("deepcopy")
+
+    def __instancecheck__(self, value):  # no object of the test's is an instance of the answer's class
+        return type(value) is _LbRemote and self._lb_op("isinstance", value) is True
+
+    def __subclasscheck__(self, value):
+        return type(value) is _LbRemote and self._lb_op("issubclass", value) is True
+
+    def _lb_compare(self, name, other):
+        if type(other) is not _LbRemote:
+            return NotImplemented
+        return self._lb_op("compare", other, name=name)
+
+    def __eq__(self, other):
+        return self._lb_compare("eq", other)
+
+    def __ne__(self, other):
+        return self._lb_compare("ne", other)
+
+    def __lt__(self, other):
+        return self._lb_compare("lt", other)
+
+    def __le__(self, other):
+        return self._lb_compare("le", other)
+
+    def __gt__(self, other):
+        return self._lb_compare("gt", other)
+
+    def __ge__(self, other):
+        return self._lb_compare("ge", other)
+
+    def __hash__(self):
+        return hash(("_lb", self._lb_id))
+
     def __getattr__(self, name):
-        if name.startswith("_lb_"):
+        # Not the protocol attributes that libraries look up on any object (``__deepcopy__``,
+        # ``__setstate__``, numpy's ``__array_interface__``...): the answer's process would then
+        # decide how this process builds values, or be handed values of the test's.
+        if name.startswith("_lb_") or (name.startswith("__") and name not in _LB_FORWARDED):
             raise AttributeError(name)
         return self._lb_call({"op": "getattr", "id": self._lb_id, "name": name}, (), {})
 
@@ -208,42 +440,43 @@ class _LbRemote:
         return f"<{self._lb_name} of the answer>"
 
 
-def _lb_rebuild(exc_data):
-    import builtins
-    name = exc_data["raised"]
-    base = getattr(builtins, str(exc_data.get("base")), Exception)
-    if not (isinstance(base, type) and issubclass(base, BaseException)):
-        base = Exception
-    kind = getattr(builtins, name, None) if exc_data["builtin"] else None
-    if not (isinstance(kind, type) and issubclass(kind, BaseException)):
-        kind = type(str(name), (base,), {})  # the answer's own class: one of the same name and builtin base
-    if kind is SystemExit:
-        error = SystemExit(exc_data["code"])
-    else:
-        try:
-            error = kind(exc_data["message"])
-        except BaseException:
-            error = Exception(exc_data["message"])
-    error._lb_remote = exc_data["traceback"]
-    return error
+_LB_FORWARDED = frozenset({"__name__", "__qualname__", "__doc__", "__module__", "__dict__", "__defaults__",
+                           "__kwdefaults__", "__annotations__"})
+
+
+_LB_CLASSES = {}  # the answer's exception classes, here: one per class of the answer's (by its id there)
+
 
 
 def _lb_caller(send, receive, encode, decode):
-    """``call(message, args, kwargs)``: one request to the answer's process, its result here."""
+    """``call(message, args, kwargs)``: one request to the answer's process, its result here.
+
+    Only a value of the test's own that cannot be sent (``_lb_refuse``) asks for the in-process
+    harness; anything the answer could have made (a list nested too deeply, an exception of its
+    own) fails the call here instead, so the answer can never choose the fallback."""
+    import threading
     in_place = (list, dict, set, bytearray)
+    lock = threading.RLock()  # a test calling from threads: one request and its reply at a time
 
     def call(message, args, kwargs):
+        with lock:
+            return exchange(message, args, kwargs)
+
+    def exchange(message, args, kwargs):
+        asked = len(_LB_NEEDS)
         try:
             message["args"] = [encode(a) for a in args]
             message["kwargs"] = {str(k): encode(v) for k, v in kwargs.items()}
-        except (TypeError, ValueError):
-            raise _LbNeedsInProcess() from None
+        except (TypeError, ValueError) as exc:
+            if len(_LB_NEEDS) > asked:
+                raise _LbNeedsInProcess() from None
+            raise TypeError(f"an argument cannot be sent to the answer: {exc}") from None
         send(message)
         reply = receive()
         if reply is None:
             raise RuntimeError("the answer's process ended during a call")
         if "raised" in reply:
-            raise _lb_rebuild(reply)
+            raise _lb_rare("_lb_rebuild")(reply, decode)
         if "unencodable" in reply:
             raise TypeError("the answer returned a value that cannot leave its process: " + reply["unencodable"])
         for arg, data in zip(args, reply["after"]):
@@ -259,22 +492,6 @@ def _lb_caller(send, receive, encode, decode):
 
     return call
 
-
-def _lb_report_split(exc):
-    """The traceback Python would print: the test's frames (not the harness's), then the answer's
-    frames from its own process."""
-    import sys, traceback
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != "main.py"]
-    text = "Traceback (most recent call last):\n" + "".join(traceback.format_list(frames))
-    remote = getattr(exc, "_lb_remote", None)
-    head = "Traceback (most recent call last):\n"
-    if remote and remote.startswith(head):
-        text += remote[len(head):]
-    else:
-        text += "".join(traceback.format_exception_only(type(exc), exc))
-    _lb_flush()
-    sys.stderr.write(text)
-    _lb_flush()
 
 
 def _lb_test_side(sock, pid, seed):
@@ -314,14 +531,25 @@ def _lb_test_side(sock, pid, seed):
         if tag == "handle":
             return _LbRemote(rest[0], rest[1] or rest[2], box[0])
         if tag == "module":
-            return _lb_own_module(rest[0])
+            return _lb_rare("_lb_own_module")(rest[0])
+        if tag == "exception-class":
+            return _lb_rare("_lb_exception_class")(rest[0], rest[1], rest[2])
+        if tag == "builtin":  # only a builtin exception class (never ``eval`` or ``open``)
+            kind = getattr(__import__("builtins"), str(rest[0]), None)
+            if isinstance(kind, type) and issubclass(kind, BaseException):
+                return kind
         raise ValueError(f"unknown tag {tag!r}")
 
     decode = _lb_decoder(resolve)
-    encode = _lb_encoder(lambda v: ["ref", v._lb_id] if type(v) is _LbRemote else _lb_refuse(v))
+    encode = _lb_encoder(lambda value: _lb_rare("_lb_test_other")(value))
     box.append(_lb_caller(send, receive, encode, decode))
     module = _lb_namespace("__main__", seed)
+    # the answer's process may send any names: never one that shadows a builtin or a name of the
+    # import header (``range``, ``all``, ``__builtins__``, ``math``), whatever it says
+    shadowed = set(dir(__import__("builtins"))) | set(seed)
     for name, data in ready["ready"].items():
+        if type(name) is not str or name.startswith("__") or name in shadowed:
+            continue
         try:
             module.__dict__[name] = decode(data)
         except Exception:  # a module this process will not import: the test does without it
@@ -340,12 +568,12 @@ def _lb_test_side(sock, pid, seed):
     except AssertionError as exc:
         left = _lb_liar_of(exc) or _lb_left_of(exc)
         _lb_show_test(linecache, lines)
-        _lb_report_split(exc)
+        _lb_rare("_lb_report_split")(exc)
         frame("assertion-failed" + left)
         os._exit(0)
     except Exception as exc:
         _lb_show_test(linecache, lines)
-        _lb_report_split(exc)
+        _lb_rare("_lb_report_split")(exc)
         _lb_end(pid)
         os._exit(1)
     _lb_flush()
@@ -375,8 +603,8 @@ def _lb_safe_path():
     own = tuple({(q.rstrip("/") + "/") for q in (sys.prefix, sys.base_prefix, sys.exec_prefix)})
 
     def kept(path):
-        if path in ("", ".") or not os.path.isabs(path):
-            return False
+        if path in ("", ".") or not os.path.isabs(path) or not os.path.exists(path):
+            return False  # a missing dir could be made by the answer after this check
         slashed = path.rstrip("/") + "/"
         if slashed.startswith(here):
             return False
@@ -384,14 +612,6 @@ def _lb_safe_path():
 
     sys.path[:] = [p for p in sys.path if kept(p)]
 
-
-def _lb_own_module(name):
-    """The test's own copy of a module the answer imported: only one already loaded here or of the
-    standard library (never a file of the answer's)."""
-    import importlib, sys
-    if type(name) is not str or not (name in sys.modules or name.partition(".")[0] in sys.stdlib_module_names):
-        raise ValueError(f"module {name!r} is not imported here")
-    return importlib.import_module(name)
 
 
 _LB_NEEDS = []  # set when a value of the test's could not be sent, even if the test caught that
@@ -405,7 +625,8 @@ def _lb_refuse(value):
 def _lb_split(seed):
     # everything either process needs, imported before the fork (the test's side then drops the
     # writable dirs from sys.path)
-    import ast, decimal, fractions, hashlib, importlib, io, json, linecache, os, signal, socket, struct, traceback
+    import ast, decimal, fractions, hashlib, importlib, io, json, linecache, operator, os, signal, socket, struct, threading
+    import copy, traceback
     try:
         import ctypes
         ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: no /proc/<pid>/mem for the answer
