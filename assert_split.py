@@ -136,7 +136,7 @@ def _lb_report_split(exc):
     """The traceback Python would print: the test's frames (not the harness's), then the answer's
     frames from its own process."""
     import sys, traceback
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != "main.py"]
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename not in ("main.py", "<harness>")]
     text = "Traceback (most recent call last):\n" + "".join(traceback.format_list(frames))
     remote = getattr(exc, "_lb_remote", None)
     head = "Traceback (most recent call last):\n"
@@ -194,7 +194,7 @@ def _lb_rare(name):
     never raise, fail, import or send a handle back."""
     space = globals()
     if name not in space:
-        exec(compile(_LB_RARE, "main.py", "exec"), space)
+        exec(compile(_LB_RARE, "<harness>", "exec"), space)
     return space[name]
 
 

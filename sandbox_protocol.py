@@ -107,7 +107,7 @@ WORKER_ENV = {
 }
 # Modules the worker imports once so that programs find them in sys.modules. Only speed
 # depends on this list; a program importing something else just imports it itself.
-PRELOAD = ("bisect", "random", "array", "operator", "io", "threading", "linecache")
+PRELOAD = ("bisect", "random", "array", "operator", "io", "threading", "linecache", "binascii", "traceback")
 WORKER_BOOTSTRAP = (
     "import sys; sys.path.insert(0, sys.argv[1]); import sandbox_worker; sandbox_worker.worker_main(sys.argv[2])"
 )

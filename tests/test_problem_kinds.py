@@ -4,6 +4,7 @@ every verdict the issue names, the expected value kept out of the program, early
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 from typing import Any
@@ -312,3 +313,18 @@ def test_failing_assert_reports_the_left_value(lb_local_executor: Any, code: str
     assert "LB-LEFT" not in text
     if "own message" in test:  # the test's own message is still in the traceback (made outside for literals)
         assert "AssertionError: own message" in text
+
+
+def test_a_harness_from_another_interpreter_version_runs_from_its_source(lb_local_executor: Any) -> None:
+    """The harness travels marshalled, with its source for an interpreter of another version (a
+    remote server): with the tag changed, the source path must judge the same."""
+    import sys as _sys
+    test = kinds.assert_test("for x in range(3):\n    assert add(x, 1) == x + int('1')\n")
+    for answer, verdict in ((ASSERT_ANSWER, "passed"), ("def add(a, b):\n    return a - b\n", "wrong_answer")):
+        lowered = kinds.lower(answer, test)
+        tag = f"{_sys.implementation.cache_tag}:{_sys.version_info[0]}.{_sys.version_info[1]}"
+        assert f"_LB_PACKED = ('{tag}'," in lowered.program
+        other = dataclasses.replace(lowered, program=lowered.program.replace(f"('{tag}',", "('other-interpreter:0.0',"))
+        for variant in (lowered, other):
+            [raw] = asyncio.run(lb_local_executor.run_tests(variant.program, [variant.stdio], timeout=10))
+            assert kinds.judge(answer, test, variant, raw)["verdict"] == verdict
