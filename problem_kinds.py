@@ -655,6 +655,9 @@ def judge(code: str, test: Any, lowered: Lowered, raw: dict[str, Any]) -> TestRe
         "verdict": verdict,
         "reason": reason,
     }
+    if test_kind(test) == "assert":  # which harness judged it: only "in_process" is a heuristic verdict
+        result["harness"] = "literal" if lowered.expected is not None else (
+            "split" if lowered.fallback is not None else "in_process")
     if lowered.proof is None:
         result["returned"] = returned  # a literal-form assert test: the failing left side, ascii()
     elif verdict == "wrong_answer" and payloads[0].startswith(ASSERTION_FAILED + " returned "):

@@ -422,3 +422,13 @@ def test_humaneval_check_of_the_literal_form_reports_the_returned_value(lb_local
 ])
 def test_which_tests_are_of_the_literal_form(test: str, literal: bool) -> None:
     assert (kinds.literal_form(test) is not None) is literal
+
+
+def test_each_assert_result_names_the_harness_that_judged_it(lb_local_executor: Any) -> None:
+    """``harness``: literal (compared outside), split (test apart from the answer), in_process
+    (the fallback, a heuristic verdict): users can tell which verdicts are sound."""
+    assert run(lb_local_executor, HONEST, MBPP[0])["harness"] == "literal"
+    assert run(lb_local_executor, HONEST, NOT_LITERAL)["harness"] == "split"
+    lambda_test = "assert apply(lambda v: v * 2, 4) == int('8')\n"  # a lambda of the test's, sent to the answer
+    result = run(lb_local_executor, SPLIT_HONEST, lambda_test)
+    assert result["verdict"] == "passed" and result["harness"] == "in_process"  # a lambda of the test's
