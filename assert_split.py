@@ -158,7 +158,7 @@ def _lb_own_module(name):
         raise ValueError(f"module {name!r} is not imported here")
     if name in sys.modules:
         return sys.modules[name]
-    if "." in name or name not in sys.stdlib_module_names or name in ("this", "antigravity", "__hello__", "__phello__"):
+    if "." in name or name not in getattr(sys, "stdlib_module_names", ()) or name in ("this", "antigravity", "__hello__", "__phello__"):
         raise ValueError(f"module {name!r} is not imported here")
     import importlib.util, sysconfig
     spec = importlib.util.find_spec(name)  # a top-level name: finding it runs nothing
@@ -290,13 +290,12 @@ def _lb_answer_side(sock, seed):
                 return ["builtin", value.__name__]
             base = next((c.__name__ for c in value.__mro__ if getattr(builtins, c.__name__, None) is c), "Exception")
             return ["exception-class", id(value), value.__name__, base]
-        kind = type(value)
-        if callable(value) or getattr(kind, "__module__", None) == "__main__" or hasattr(kind, "__next__") \
-                or hasattr(kind, "__iter__"):  # a generator, a range, a deque, a numpy array: iterated there
-            objects[id(value)] = value
-            return ["handle", id(value), getattr(value, "__name__", None) if callable(value) else None,
-                    type(value).__name__]
-        raise TypeError(f"a {type(value).__name__} cannot leave the answer's process")
+        # anything else stays in the answer's process and crosses as a handle: a generator, a range,
+        # a deque, a numpy array (iterated there), a re.Match, a date, a Path (their methods and
+        # attributes are reached there; compared with a value of the test's, a handle is never equal)
+        objects[id(value)] = value
+        return ["handle", id(value), getattr(value, "__name__", None) if callable(value) else None,
+                type(value).__name__]
 
     encode = _lb_encoder(handle)
     decode = _lb_decoder(lambda tag, rest: _lb_rare("_lb_answer_resolve")(objects, tag, rest))
@@ -566,12 +565,18 @@ def _lb_test_side(sock, pid, seed):
     except _LbNeedsInProcess:
         needs = True
     except AssertionError as exc:
+        if _LB_NEEDS:  # the test caught the refusal of a value of its own and then failed: run it in one process
+            frame(fallback)
+            os._exit(0)
         left = _lb_liar_of(exc) or _lb_left_of(exc)
         _lb_show_test(linecache, lines)
         _lb_rare("_lb_report_split")(exc)
         frame("assertion-failed" + left)
         os._exit(0)
     except Exception as exc:
+        if _LB_NEEDS:
+            frame(fallback)
+            os._exit(0)
         _lb_show_test(linecache, lines)
         _lb_rare("_lb_report_split")(exc)
         _lb_end(pid)

@@ -420,7 +420,8 @@ class RemoteExecutor:
             capacity = (await self.health()).get("capacity")
             start = capacity.get("max_in_flight") if isinstance(capacity, dict) else None
             valid = isinstance(start, int) and not isinstance(start, bool) and start > 0
-            self._window = RequestWindow(start if valid else DEFAULT_START, cap)  # type: ignore[arg-type]
+            if self._window is None:  # another first request may have made it during the await
+                self._window = RequestWindow(start if valid else DEFAULT_START, cap)  # type: ignore[arg-type]
         self._window.cap = max(1, cap)  # the semaphore may have been resized since
         return self._window
 

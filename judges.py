@@ -374,7 +374,10 @@ def _make_checker(*, path: str | None = None, source: str | None = None, timeout
             raise ConfigError(f"cannot read checker {full}: {exc.strerror if isinstance(exc, OSError) else exc}") from None
         params.append(("path", str(path)))
     assert source is not None
-    limit = DEFAULT_CHECKER_TIMEOUT if timeout is None else float(timeout)
+    try:
+        limit = DEFAULT_CHECKER_TIMEOUT if timeout is None else float(timeout)
+    except (TypeError, ValueError):
+        raise ConfigError(f"judge 'checker': timeout must be a number of seconds, got {timeout!r}") from None
     if not limit > 0:
         raise ConfigError(f"judge 'checker': timeout must be > 0, got {timeout!r}")
     params += [("source_sha256", sha256(source.encode()).hexdigest()[:16]), ("timeout", limit)]

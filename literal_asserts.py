@@ -79,7 +79,7 @@ VALUES_MAIN = ENCODER + '''
 
 def _lb_values(seed):
     import json, linecache, os, sys
-    dumps, write, run, name_of = json.dumps, os.write, exec, type
+    dumps, write, run, name_of, truth = json.dumps, os.write, exec, type, bool  # before the answer runs
     token, _, probe = _lb_take_stdin().partition(b"\\n")
     frame = _LB_FRAME + token.decode("ascii").strip() + " "
     probe = probe.decode("utf-8")
@@ -112,6 +112,7 @@ def _lb_values(seed):
         _lb_report(exc)
         sys.exit(1)
     module.__dict__["_lb_put"] = put
+    module.__dict__["_lb_truth"] = truth
     try:
         run(code, module.__dict__)
     except Exception as exc:
@@ -370,8 +371,11 @@ def literal_form(code: str) -> tuple[str, tuple[Any, ...], tuple[str | None, ...
         probed, literal = _literal_assert(node)  # type: ignore[misc]
         a, b = offset(node.lineno, node.col_offset), offset(node.end_lineno or 0, node.end_col_offset or 0)
         c, d = offset(probed.lineno, probed.col_offset), offset(probed.end_lineno or 0, probed.end_col_offset or 0)
-        pieces += [raw[at:a], b"_lb_put(" + b"\n" * raw[a:c].count(b"\n"), raw[c:d],
-                   b"\n" * raw[d:b].count(b"\n") + b")"]
+        # truth is taken in the program's process (bool() of a re.Match, a generator): a bool crosses
+        truth = isinstance(literal, Check) and literal.op in ("truthy", "falsy")
+        opening, closing = (b"_lb_put(_lb_truth(", b"))") if truth else (b"_lb_put(", b")")
+        pieces += [raw[at:a], opening + b"\n" * raw[a:c].count(b"\n"), raw[c:d],
+                   b"\n" * raw[d:b].count(b"\n") + closing]
         at = b
         expected.append(literal)
         messages.append(None if node.msg is None else str(ast.literal_eval(node.msg)))

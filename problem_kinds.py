@@ -70,6 +70,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import importlib.util
 import json
 import marshal
 import math
@@ -456,7 +457,12 @@ _UNPACK = '''
 def _lb_unpack():
     import binascii, marshal, sys, zlib
     tag, blob, source = _LB_PACKED
-    if tag == sys.implementation.cache_tag + ":" + ".".join(map(str, sys.version_info[:2])):
+    try:  # the bytecode's magic number too: it changes between pre-releases of one version
+        import _frozen_importlib_external
+        magic = _frozen_importlib_external.MAGIC_NUMBER.hex()
+    except Exception:
+        magic = None
+    if magic is not None and tag == str(sys.implementation.cache_tag) + ":" + magic:
         try:
             return marshal.loads(zlib.decompress(binascii.a2b_base64(blob)))
         except Exception:
@@ -478,7 +484,7 @@ def _packed(blocks: tuple[str, ...]) -> str:
     def pack(data: bytes) -> str:
         return base64.b64encode(zlib.compress(data, 6)).decode("ascii")
 
-    tag = f"{sys.implementation.cache_tag}:{sys.version_info[0]}.{sys.version_info[1]}"
+    tag = f"{sys.implementation.cache_tag}:{importlib.util.MAGIC_NUMBER.hex()}"
     return f"_LB_PACKED = {(tag, pack(marshal.dumps(code)), pack(source.encode('utf-8')))!r}\n"
 
 

@@ -432,3 +432,17 @@ def test_each_assert_result_names_the_harness_that_judged_it(lb_local_executor: 
     lambda_test = "assert apply(lambda v: v * 2, 4) == int('8')\n"  # a lambda of the test's, sent to the answer
     result = run(lb_local_executor, SPLIT_HONEST, lambda_test)
     assert result["verdict"] == "passed" and result["harness"] == "in_process"  # a lambda of the test's
+
+
+@pytest.mark.parametrize("code, test, harness", [
+    ("import re\ndef m(s):\n    return re.match('b', s)\n", "assert m('baa')\nassert not m('abc')\n", "literal"),
+    ("def g(n):\n    return (i for i in range(n))\n", "assert g(2)\n", "literal"),  # truth taken in process
+    ("import datetime\ndef d():\n    return datetime.date(2020, 1, 2)\n",
+     "x = d()\nassert x.year == 2020 and x.isoformat() == '2020-01-02'\n", "split"),  # a handle's attributes
+    ("import re\ndef m(s):\n    return re.match('b+', s)\n", "for s in ['bb', 'b']:\n    assert m(s).group(0) == s\n", "split"),
+    ("def f(g):\n    return 1\n", "ok = True\ntry:\n    f(lambda: 1)\nexcept Exception:\n    ok = False\nassert ok\n",
+     "in_process"),  # the test caught the refusal of its lambda, then failed: it runs again in one process
+])
+def test_honest_objects_of_no_builtin_type_pass(lb_local_executor: Any, code: str, test: str, harness: str) -> None:
+    result = run(lb_local_executor, code, test)
+    assert result["verdict"] == "passed" and result["harness"] == harness, result

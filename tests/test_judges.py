@@ -449,3 +449,11 @@ def test_rejudge_with_a_checker_runs_only_the_checker(tmp_path: Path) -> None:
                    "--output", str(out))
     problem = json.loads(out.read_text())["files"][0]["problems"][0]
     assert proc.returncode == 1 and problem["status"] == "error" and "RuntimeError: checker bug" in problem["error"]
+
+
+def test_a_checker_timeout_that_is_no_number_is_a_config_error() -> None:
+    """A record's checker with ``"timeout": "abc"`` must be that problem's error, never a crash of the
+    run's fingerprint (``record_checker_specs`` catches ConfigError only)."""
+    with pytest.raises(ConfigError, match="timeout must be a number"):
+        judges.get_judge("checker", source="print('ok')\n", timeout="abc")
+    assert judges.record_checker_specs([{"judge": {"name": "checker", "path": "c.py", "timeout": "abc"}}], "/nonexistent") == []

@@ -322,7 +322,8 @@ def test_a_harness_from_another_interpreter_version_runs_from_its_source(lb_loca
     test = kinds.assert_test("for x in range(3):\n    assert add(x, 1) == x + int('1')\n")
     for answer, verdict in ((ASSERT_ANSWER, "passed"), ("def add(a, b):\n    return a - b\n", "wrong_answer")):
         lowered = kinds.lower(answer, test)
-        tag = f"{_sys.implementation.cache_tag}:{_sys.version_info[0]}.{_sys.version_info[1]}"
+        import importlib.util
+        tag = f"{_sys.implementation.cache_tag}:{importlib.util.MAGIC_NUMBER.hex()}"
         assert f"_LB_PACKED = ('{tag}'," in lowered.program
         other = dataclasses.replace(lowered, program=lowered.program.replace(f"('{tag}',", "('other-interpreter:0.0',"))
         for variant in (lowered, other):
