@@ -209,13 +209,14 @@ def test_honest_answers_of_many_kinds_pass_split(lb_local_executor: Any) -> None
     assert lowered.proof in stdout and lowered.fallback not in stdout, stdout
 
 
-@pytest.mark.parametrize("code, test", [
+@pytest.mark.parametrize("code, test, verdict", [
     ("import collections\nP = collections.namedtuple('P', 'x y')\ndef f(n):\n    return P(n, n)\n",
-     "assert f(2).x == int('2')\n"),  # a namedtuple crosses as a tuple
+     "assert f(2).x == int('2')\n", "runtime_error"),  # a namedtuple crosses as a tuple: AttributeError
     ("count = 0\ndef f(n):\n    global count\n    count += 1\n    return n\n",
-     "f(1)\nassert count == int('1')\n"),  # the answer's globals are a copy taken when it loaded
+     "f(1)\nassert count == int('1')\n", "wrong_answer"),  # the answer's globals are a copy taken when it loaded
 ], ids=["namedtuple field", "global read after a call"])
-def test_documented_differences_from_one_process(lb_local_executor: Any, code: str, test: str) -> None:
+def test_documented_differences_from_one_process(lb_local_executor: Any, code: str, test: str, verdict: str) -> None:
     """The README's "Differences from running the test in the answer's namespace" (update it if
-    one of these starts to pass)."""
-    assert run(lb_local_executor, code, test)["verdict"] != "passed"
+    one of these starts to pass): judged split, as the difference, not as a crash of the harness."""
+    result = run(lb_local_executor, code, test)
+    assert result["verdict"] == verdict and result["harness"] == "split", result
