@@ -72,6 +72,11 @@ def _lb_answer_resolve(objects, tag, rest):
         return importlib.import_module(rest[0])
     if tag == "builtin":
         return getattr(builtins, rest[0])
+    if tag == "global":  # a class or function of a module, sent by name
+        target = importlib.import_module(rest[0])
+        for part in str(rest[1]).split("."):
+            target = getattr(target, part)
+        return target
     raise ValueError(f"unknown tag {tag!r}")
 
 def _lb_operate(target, op, name, args):
@@ -185,7 +190,23 @@ def _lb_test_other(value):
     if isinstance(value, BaseException) or (isinstance(value, type) and issubclass(value, BaseException)):
         # the answer's (raised again here) or the harness's (its process ended): not the test's own
         raise TypeError(f"an exception ({getattr(value, '__name__', type(value).__name__)}) cannot be sent to the answer")
+    found = _lb_global_name(value)
+    if found is not None:  # a class or function of a module (``collections.OrderedDict``): by name
+        return ["global", *found]
     return _lb_refuse(value)
+
+def _lb_global_name(value):
+    """(module, qualified name) of a class or function that a loaded module (not ``__main__``)
+    holds under that name, so the answer's process can import the same one; else None. Such values
+    may come from a module the answer returned: sending them by name keeps them off the fallback."""
+    import sys
+    module, qualname = getattr(value, "__module__", None), getattr(value, "__qualname__", None)
+    if type(module) is not str or type(qualname) is not str or module == "__main__" or module not in sys.modules:
+        return None
+    target = sys.modules[module]
+    for part in qualname.split("."):
+        target = getattr(target, part, None)
+    return (module, qualname) if target is value else None
 '''
 
 SPLIT_MAIN = "\n_LB_RARE = " + repr(_RARE) + "\n" + r'''

@@ -220,3 +220,24 @@ def test_documented_differences_from_one_process(lb_local_executor: Any, code: s
     one of these starts to pass): judged split, as the difference, not as a crash of the harness."""
     result = run(lb_local_executor, code, test)
     assert result["verdict"] == verdict and result["harness"] == "split", result
+
+
+STEER_BY_MODULE = '''import collections
+class Liar:
+    calls = 0
+    def __eq__(self, other):
+        Liar.calls += 1
+        return Liar.calls == 1
+    __hash__ = object.__hash__
+def f(x):
+    return collections if x == 1 else Liar()
+'''
+
+
+def test_a_module_the_answer_returns_cannot_steer_the_test_into_one_process(lb_local_executor: Any) -> None:
+    """The answer returns a module; the test hands one of its classes back (HumanEval 38's
+    ``candidate(encode(s))`` shape). Sent by name, it needs no fallback, so the one-shot liar that
+    passes in one process is compared split, and fails."""
+    test = "m = f(1)\nassert f(m.OrderedDict) == int('0')\n"
+    result = run(lb_local_executor, STEER_BY_MODULE, test)
+    assert result["verdict"] == "wrong_answer" and result["harness"] == "split", result
