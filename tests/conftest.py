@@ -59,6 +59,43 @@ def require_chromium() -> str:
     return found
 
 
+# A module that walks the stack of whoever imports it to the harness's ``proof`` and prints it: an
+# answer that can make the test's process import a file of its own passes every test with it.
+PROOF_THIEF = (
+    "import os, sys\n"
+    "f = sys._getframe()\n"
+    "while f is not None:\n"
+    "    if 'proof' in f.f_locals:\n"
+    "        os.write(1, ('\\n\\x1eLB-PROOF ' + f.f_locals['proof'] + '\\n').encode())\n"
+    "        os._exit(0)\n"
+    "    f = f.f_back\n"
+)
+
+
+def planting(file_name: str, rest: str = "") -> str:
+    """An answer that writes ``PROOF_THIEF`` as ``file_name`` in its work dir, then ``rest``."""
+    return f"open({file_name!r}, 'w').write({PROOF_THIEF!r})\n{rest}def f(n):\n    return 0\n"
+
+
+def bwrap_or_skip() -> None:
+    """Skip (with the reason) where no bubblewrap can run: the tests that need its isolation."""
+    import sandbox_policy
+
+    candidates, missing = sandbox_policy.bubblewrap_candidates()
+    if not candidates:
+        pytest.skip(f"no bubblewrap can run here ({'; '.join(missing)})")
+
+
+@pytest.fixture(scope="module")
+def one_worker() -> Iterator[Any]:
+    """One bubblewrap worker of its own (a module's hostile programs never share the session's)."""
+    from sandbox import LocalExecutor, SandboxLimits
+
+    bwrap_or_skip()
+    with LocalExecutor(workers=1, isolation="bwrap", limits=SandboxLimits(timeout=20)) as executor:
+        yield executor
+
+
 @pytest.fixture(scope="session")
 def lb_local_executor() -> Any:
     """The process-wide embedded executor, as the toolkit uses it."""

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from conftest import planting
+
 import librarybench_common as common
 import problem_kinds as kinds
 
@@ -201,18 +203,7 @@ def test_the_split_harness_contains_what_the_in_process_one_cannot(lb_local_exec
     assert run_in_process(lb_local_executor, code, test)["verdict"] == "passed"  # if this fails, update the README
 
 
-PLANT_MODULE = '''import os, sys
-open("colorsys.py", "w").write(
-    "import os, sys\\n"
-    "f = sys._getframe()\\n"
-    "while f is not None:\\n"
-    "    if 'proof' in f.f_locals:\\n"
-    "        os.write(1, ('\\\\n\\\\x1eLB-PROOF ' + f.f_locals['proof'] + '\\\\n').encode())\\n"
-    "        os._exit(0)\\n"
-    "    f = f.f_back\\n")
-def f(n):
-    return 0
-'''
+PLANT_MODULE = planting("colorsys.py")
 READ_PARENT = '''import os, re
 def f(n):
     seen = ""

@@ -26,25 +26,13 @@ import literal_asserts
 import librarybench_common as common
 import problem_kinds as kinds
 import sandbox_cgroups
-import sandbox_policy
-from sandbox import LocalExecutor, SandboxLimits
+from conftest import bwrap_or_skip
 
 ECHO = "print(input())"
 SANITY = {"stdin": "ping\n", "stdout": "ping"}
 HUGE = "9" * 5000  # past int()'s 4300-digit limit for decimal text
 
 
-def bwrap_or_skip() -> None:
-    candidates, missing = sandbox_policy.bubblewrap_candidates()
-    if not candidates:
-        pytest.skip(f"no bubblewrap can run here ({'; '.join(missing)})")
-
-
-@pytest.fixture(scope="module")
-def one_worker():
-    bwrap_or_skip()
-    with LocalExecutor(workers=1, isolation="bwrap", limits=SandboxLimits(timeout=20)) as executor:
-        yield executor
 
 
 def run(executor: Any, code: str, test: Any, **options: Any) -> dict[str, Any]:

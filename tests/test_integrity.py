@@ -12,23 +12,13 @@ import pytest
 
 import sandbox_cgroups
 import sandbox_policy
+from conftest import bwrap_or_skip
 from sandbox import LocalExecutor, SandboxLimits
 
 ECHO = "print(input())"
 SANITY = {"stdin": "ping\n", "stdout": "ping"}
 
 
-def bwrap_or_skip() -> None:
-    candidates, missing = sandbox_policy.bubblewrap_candidates()
-    if not candidates:
-        pytest.skip(f"no bubblewrap can run here ({'; '.join(missing)})")
-
-
-@pytest.fixture(scope="module")
-def one_worker():
-    bwrap_or_skip()
-    with LocalExecutor(workers=1, isolation="bwrap", limits=SandboxLimits(timeout=20)) as executor:
-        yield executor
 
 
 def stdout_of(result) -> str:

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from conftest import planting
+
 import librarybench_common as common
 import problem_kinds as kinds
 
@@ -76,19 +78,8 @@ def empty(*a):
 def f(n):
     return 0
 '''
-PLANT_TEST_FILE = '''import types
-open("test_zz.py", "w").write(
-    "import os, sys\\n"
-    "f = sys._getframe()\\n"
-    "while f is not None:\\n"
-    "    if 'proof' in f.f_locals:\\n"
-    "        os.write(1, ('\\\\n\\\\x1eLB-PROOF ' + f.f_locals['proof'] + '\\\\n').encode())\\n"
-    "        os._exit(0)\\n"
-    "    f = f.f_back\\n")
-tool = types.ModuleType("unittest.__main__")  # sent as a module: importing it discovers test_*.py
-def f(n):
-    return 0
-'''
+PLANT_TEST_FILE = planting("test_zz.py", "import types\n"
+                                         "tool = types.ModuleType('unittest.__main__')\n")  # importing it discovers test_*.py
 
 
 def run(executor: Any, code: str, test: str, timeout: float = 10) -> dict[str, Any]:
@@ -222,16 +213,7 @@ def test_documented_differences_from_one_process(lb_local_executor: Any, code: s
     assert result["verdict"] == verdict and result["harness"] == "split", result
 
 
-STEER_BY_MODULE = '''import collections
-class Liar:
-    calls = 0
-    def __eq__(self, other):
-        Liar.calls += 1
-        return Liar.calls == 1
-    __hash__ = object.__hash__
-def f(x):
-    return collections if x == 1 else Liar()
-'''
+STEER_BY_MODULE = "import collections\n" + LIAR.split("def decode")[0] + "def f(x):\n    return collections if x == 1 else Liar()\n"
 
 
 def test_a_module_the_answer_returns_cannot_steer_the_test_into_one_process(lb_local_executor: Any) -> None:
