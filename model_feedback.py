@@ -505,6 +505,18 @@ def format_table(jobs: list[Job], summary: dict[str, Any]) -> str:
     return "\n".join(line.rstrip() for line in lines) + "\n" + footer + "\n"
 
 
+def harness_counts(jobs: list[Job], results_log: ResultsLog) -> dict[str, int]:
+    """Assert tests per harness that judged them (``literal``, ``split``, ``in_process``): only the
+    last is a heuristic verdict."""
+    counts: dict[str, int] = {}
+    for job in jobs:
+        for result in entry_of(job, results_log).get("results") or [] if job.status == "ok" else []:
+            harness = result.get("harness")
+            if isinstance(harness, str):
+                counts[harness] = counts.get(harness, 0) + 1
+    return counts
+
+
 def entry_of(job: Job, results_log: ResultsLog) -> dict[str, Any]:
     return results_log.read(job.recorded) if job.status == "ok" and job.recorded else error_entry(job)
 
@@ -638,7 +650,14 @@ def evaluate(args: argparse.Namespace, guard: InterruptGuard) -> int:
             summary["special_judges"] = special_judges.summary_block(evaluations, specials)
         if plan is not None:
             summary.update(dataset_jobs.scores(jobs, plan, args))
+        harnesses = harness_counts(jobs, results_log)
+        if harnesses:
+            summary["assert_harnesses"] = harnesses
         print(format_table(jobs, summary), end="", flush=True)
+        if harnesses.get("in_process"):
+            common.report_warning_line(
+                f"{harnesses['in_process']} assert test(s) judged by the in-process fallback (a value of the test's own "
+                f"could not reach the answer's process): heuristic verdicts, see each result's 'harness'")
         if args.recheck_timeouts:
             print(flip_rate_line(summary["flip_rate"]), flush=True)
         if specials is not None:

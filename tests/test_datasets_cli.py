@@ -93,6 +93,28 @@ def test_humaneval_check_styles_and_early_exits(tmp_path: Path) -> None:
         (1, "runtime_error", None),  # ZeroDivisionError inside check
     ]
     assert doc["summary"]["pass_at_k"] == pytest.approx({"1": 1 / 3, "2": 2 / 3, "3": 1.0})
+    # problem 0's check compares with literals (judged outside); problem 1's loop runs split
+    assert doc["summary"]["assert_harnesses"] == {"literal": 3, "split": 3}
+    assert "in-process fallback" not in proc.stderr
+
+
+def test_verdicts_of_the_in_process_fallback_are_counted_and_named(tmp_path: Path) -> None:
+    """A test that hands the answer a lambda of its own runs in one process (a heuristic verdict):
+    the summary counts it and one warning line says so."""
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text(json.dumps({
+        "task_id": "T/0", "entry_point": "apply", "prompt": "def apply(g, x):\n",
+        "canonical_solution": "    return g(x)\n",
+        "test": "def check(candidate):\n    assert candidate(lambda v: v * 2, 4) == int('8')\n"}) + "\n")
+    out = tmp_path / "out.json"
+    proc = run_cli("--problems", str(problems), "--quiet", "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(out.read_text())
+    assert doc["summary"]["assert_harnesses"] == {"in_process": 1}
+    assert doc["files"][0]["problems"][0]["results"][0]["harness"] == "in_process"
+    assert proc.stderr.strip() == ("warning: 1 assert test(s) judged by the in-process fallback (a value of the "
+                                   "test's own could not reach the answer's process): heuristic verdicts, see each "
+                                   "result's 'harness'")
 
 
 def test_mbpp_through_the_cli(tmp_path: Path) -> None:
